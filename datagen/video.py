@@ -1,0 +1,217 @@
+"""H.264 video I/O: encode RGB frames through ffmpeg while rendering, probe and decode with PyAV.
+
+Encoding pipes raw ``rgb24`` frames to the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel
+(no download at run time). The output is libx264, yuv420p, constant frame rate, with a fixed
+thread count and bitexact flags (the same frames give the same bytes on any machine), as a
+fragmented MP4 with a keyframe about every second, so a file cut short by a crash still decodes
+up to its last complete fragment. ffmpeg runs as its own process, so encoding overlaps rendering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import imageio_ffmpeg
+import numpy as np
+
+STDERR_TAIL = 2000  # characters of ffmpeg's stderr quoted in a VideoError
+
+
+class VideoError(RuntimeError):
+    """ffmpeg failed (bad settings, disk full, process died) or a video cannot be decoded."""
+
+
+def ffmpeg_command(
+    path: Path, width: int, height: int, fps: float, crf: int, preset: str, threads: int
+) -> list[str]:
+    """The ffmpeg command line :class:`H264Writer` runs (raw RGB on stdin, MP4 at ``path``)."""
+    rate = str(Fraction(fps).limit_denominator(1001))
+    return [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate,
+        "-i", "pipe:0",
+        "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+        "-threads", str(threads), "-g", str(max(1, round(fps))), "-fps_mode", "cfr",
+        "-flags", "+bitexact", "-fflags", "+bitexact", "-map_metadata", "-1",
+        "-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-flush_packets", "1",
+        "-f", "mp4", str(path),
+    ]
+
+
+class H264Writer:
+    """Encode uint8 RGB frames ``[H, W, 3]`` (row 0 = top) to an H.264 MP4 at ``path``.
+
+    Use as a context manager: a clean exit calls :meth:`close`, an exception :meth:`kill`.
+    ``write`` blocks only while the pipe to ffmpeg is full (ffmpeg is behind); ffmpeg's stderr
+    goes to an anonymous temporary file, so it can never fill a pipe and stall the encoder.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        fps: float,
+        crf: int = 18,
+        preset: str = "veryfast",
+        threads: int = 2,
+    ) -> None:
+        for name, value in (("width", width), ("height", height)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % 2:
+                raise ValueError(f"{name} must be an even integer >= 2 (yuv420p), got {value!r}")
+        if not isinstance(fps, (int, float)) or isinstance(fps, bool) or not 0 < fps < 1000:
+            raise ValueError(f"fps must be a positive number below 1000, got {fps!r}")
+        if not isinstance(crf, int) or isinstance(crf, bool) or not 0 <= crf <= 51:
+            raise ValueError(f"crf must be an integer in 0..51, got {crf!r}")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        self.path = Path(path)
+        self.width, self.height, self.fps = width, height, fps
+        self.frames = 0
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close/kill)
+        cmd = ffmpeg_command(self.path, width, height, fps, crf, preset, threads)
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        except OSError as exc:
+            self._stderr.close()
+            raise VideoError(f"cannot start ffmpeg ({cmd[0]}): {exc}") from exc
+        self._closed = False
+
+    def __enter__(self) -> H264Writer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()
+
+    def write(self, frame: np.ndarray) -> None:
+        """Queue one frame for encoding; raises ValueError for a frame of the wrong shape/dtype."""
+        if self._closed:
+            raise VideoError(f"write to {self.path} after close() or kill()")
+        expected = (self.height, self.width, 3)
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
+            got = (f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray)
+                   else type(frame).__name__)
+            raise ValueError(f"frame must be a uint8 array of shape {expected} (RGB, row 0 = "
+                             f"top), got {got}")
+        if self._proc.poll() is not None:
+            raise self._failure(f"ffmpeg exited early (code {self._proc.returncode})")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except (BrokenPipeError, OSError) as exc:
+            self._proc.wait()
+            raise self._failure(f"ffmpeg stopped reading frames ({exc})") from exc
+        self.frames += 1
+
+    def close(self) -> int:
+        """Finish the file; returns the number of frames written. Raises VideoError on failure."""
+        if self._closed:
+            return self.frames
+        self._closed = True
+        with contextlib.suppress(OSError):  # ffmpeg already gone: its exit code says why
+            self._proc.stdin.close()
+        code = self._proc.wait()
+        if code != 0:
+            raise self._failure(f"ffmpeg failed with exit code {code}")
+        self._stderr.close()
+        return self.frames
+
+    def kill(self) -> None:
+        """Abort: stop ffmpeg at once without finalising the file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._proc.kill()
+        self._proc.wait()
+        with contextlib.suppress(OSError):  # the reader is dead; nothing left to flush
+            self._proc.stdin.close()
+        self._stderr.close()
+
+    def _failure(self, what: str) -> VideoError:
+        self._closed = True
+        self._stderr.seek(0)
+        tail = self._stderr.read().decode(errors="replace").strip()[-STDERR_TAIL:]
+        self._stderr.close()
+        return VideoError(f"{what} while writing {self.path}"
+                          + (f"; ffmpeg said:\n{tail}" if tail else ""))
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe` learns about a video's first video stream."""
+
+    codec: str
+    pix_fmt: str
+    width: int
+    height: int
+    fps: float
+    frames: int | None  # decoded frame count; None when probe(count=False)
+    damage: str = ""  # why decoding stopped early (truncated or corrupt file); "" when intact
+
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    if not Path(path).is_file():
+        raise VideoError(f"no such video file: {path}")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot open video {path}: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path} has no video stream")
+    return container
+
+
+def probe(path: str | Path, count: bool = True) -> VideoInfo:
+    """Codec, pixel format, size and frame rate of ``path``; with ``count``, decodes every frame
+    (without converting it) to count them. Frames after a corrupt or truncated tail are not
+    counted: decoding stops at the first error."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate
+        frames, damage = None, ""
+        if count:
+            stream.thread_type = "AUTO"
+            frames = 0
+            try:
+                for _ in container.decode(stream):
+                    frames += 1
+            except av.FFmpegError as exc:
+                damage = f"decoding stopped after {frames} frames: {exc}"
+        return VideoInfo(
+            codec=ctx.name, pix_fmt=ctx.format.name if ctx.format else "", width=ctx.width,
+            height=ctx.height, fps=float(rate) if rate else 0.0, frames=frames, damage=damage)
+
+
+def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
+    """Decode ``path`` to uint8 RGB frames ``[H, W, 3]`` (row 0 = top), in order.
+
+    A truncated or corrupt file yields the frames before the damage, then raises VideoError;
+    with ``strict=False`` it just stops there (salvaging a crashed recording on purpose).
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = 0
+        try:
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+                frames += 1
+        except av.FFmpegError as exc:
+            if strict:
+                raise VideoError(f"{path}: decoding stopped after {frames} frames: {exc}") from exc
