@@ -1,0 +1,313 @@
+"""Behaviour layer: an endless, seeded sequence of things to do (walk somewhere, pause, look).
+
+Engine-agnostic by design: the planner talks to navigation only through the two calls of
+:class:`datagen.navigation.Navigator` (``find_path`` and ``random_point``), so the Unreal Engine
+recorder runs it unchanged on top of Unreal's own NavMesh. Everything it draws comes from one
+``numpy`` generator, so a seed fixes the whole sequence of activities, down to the bytes.
+
+Activities are plain frozen dataclasses; a controller (``datagen.controller`` for the built-in
+engine) turns them into keyboard state and mouse deltas tick by tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from datagen.navigation import Navigator, Unreachable
+
+GAITS = ("walk", "sprint", "crouch")
+MODES = ("forward", "backward", "strafe_left", "strafe_right")
+
+
+@dataclass(frozen=True)
+class BehaviourProfile:
+    """The configurable action mix: how the agent chooses what to do and how it moves.
+
+    Probabilities are per decision (per leg or per interlude); times are seconds, distances
+    metres, speeds m/s, angles degrees. The planner reads the behaviour fields, the controller the
+    mouse and key fields, the built-in kinematics the speed and body fields.
+    """
+
+    name: str = "explore"
+    # --- between legs: after each walk, one interlude is drawn with these probabilities
+    p_pause: float = 0.15  # stand still for a while
+    p_turn_in_place: float = 0.10  # rotate on the spot, mouse only
+    p_look_around: float = 0.15  # a few glances (yaw and pitch), mouse only
+    pause_s: tuple[float, float] = (0.5, 2.5)
+    turn_in_place_deg: tuple[float, float] = (45.0, 200.0)
+    glances: tuple[int, int] = (2, 4)  # glances per look-around
+    glance_yaw_deg: float = 100.0  # largest yaw offset of a glance from the start heading
+    glance_pitch_deg: float = 30.0  # largest pitch of a glance
+    glance_dwell_s: tuple[float, float] = (0.3, 1.2)
+    # --- goals
+    p_near_goal: float = 0.35  # goal within near_goal_m of the agent
+    p_revisit: float = 0.10  # go back to an earlier goal
+    near_goal_m: float = 8.0
+    # --- waypoint jitter: the path is resampled every jitter_spacing_m and inner points moved
+    # sideways by a normal offset (sigma jitter_m); a jittered point that find_path cannot reach
+    # (or reaches only by a detour) keeps its original position
+    jitter_m: float = 0.6
+    jitter_spacing_m: float = 6.0
+    # --- gait and direction of a leg
+    p_sprint: float = 0.20
+    p_crouch: float = 0.07
+    short_leg_m: float = 6.0  # legs shorter than this may be walked sideways or backwards
+    p_strafe: float = 0.25  # of short legs
+    p_backward: float = 0.15  # of short legs
+    jumps_per_100m: float = 3.0  # Poisson rate of jumps along a leg (where the world allows)
+    p_jump_in_pause: float = 0.10
+    # --- mouse (controller)
+    max_turn_rate: float = 220.0  # deg/s
+    turn_accel: float = 900.0  # deg/s^2: how fast the turn rate itself may change (smoothness)
+    turn_gain: float = 5.0  # 1/s: turn rate = gain * heading error, before limits (easing)
+    mouse_noise: float = 6.0  # deg/s of jitter on the turn rate while the hand moves the mouse
+    p_overshoot: float = 0.3  # chance a large turn overshoots its target, then corrects
+    overshoot_frac: float = 0.12
+    pitch_wander_deg: float = 6.0  # spread of the idle pitch while walking
+    pitch_wander_s: float = 3.0  # mean time between new idle pitch targets
+    pitch_limit: float = 80.0
+    # --- keys (controller)
+    min_hold_s: float = 0.2  # a movement key combination is held at least this long
+    jump_tap_s: float = 0.1  # how long space is held for a jump
+    # --- speeds and body (built-in kinematics)
+    walk_speed: float = 2.0
+    sprint_speed: float = 4.5
+    crouch_speed: float = 1.0
+    backward_factor: float = 0.7  # speed factor when S is held
+    strafe_factor: float = 0.85  # speed factor for pure A or D
+    accel: float = 10.0  # m/s^2 towards a faster desired velocity
+    decel: float = 14.0  # m/s^2 when slowing down or changing direction
+    air_control: float = 0.25  # fraction of accel available in the air
+    jump_speed: float = 4.0  # initial vertical speed of a jump
+    gravity: float = 9.81
+    crouch_eye_ratio: float = 0.6  # crouched eye height over standing eye height
+    eye_rate: float = 2.5  # m/s the eye moves when crouching or standing up
+    slope_slowdown: float = 1.2  # speed factor 1 - slowdown * grade (grade = rise over run)
+    slope_factor_range: tuple[float, float] = (0.5, 1.1)
+    # --- getting unstuck
+    stuck_s: float = 1.5  # no progress for this long in a walk -> re-plan
+    stuck_min_m: float = 0.25
+
+    def __post_init__(self) -> None:
+        probs = {k: v for k, v in asdict(self).items() if k.startswith("p_")}
+        bad = [f"{k}={v}" for k, v in probs.items() if not 0.0 <= v <= 1.0]
+        if bad:
+            raise ValueError(f"profile {self.name!r}: probabilities must lie in [0, 1]: {bad}")
+        if self.p_pause + self.p_turn_in_place + self.p_look_around > 1.0:
+            raise ValueError(f"profile {self.name!r}: p_pause + p_turn_in_place + p_look_around "
+                             "must not exceed 1")
+        if self.p_near_goal + self.p_revisit > 1.0 or self.p_sprint + self.p_crouch > 1.0 \
+                or self.p_strafe + self.p_backward > 1.0:
+            raise ValueError(f"profile {self.name!r}: p_near_goal + p_revisit, p_sprint + p_crouch "
+                             "and p_strafe + p_backward must each not exceed 1")
+        positive = ("walk_speed", "sprint_speed", "crouch_speed", "accel", "decel", "gravity",
+                    "max_turn_rate", "turn_accel", "turn_gain", "eye_rate", "stuck_s")
+        bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) <= 0]
+        if bad:
+            raise ValueError(f"profile {self.name!r}: these must be positive: {bad}")
+        if not 0.0 < self.pitch_limit < 90.0:
+            raise ValueError(f"profile {self.name!r}: pitch_limit must lie in (0, 90), "
+                             f"got {self.pitch_limit}")
+
+
+PROFILES: dict[str, BehaviourProfile] = {
+    "explore": BehaviourProfile(),
+    # every key and mouse direction shows up often: short legs, many side steps, crouch, jumps
+    "balanced": BehaviourProfile(
+        name="balanced", p_pause=0.1, p_turn_in_place=0.15, p_look_around=0.25,
+        p_near_goal=0.75, near_goal_m=9.0, p_sprint=0.3, p_crouch=0.15, short_leg_m=12.0,
+        p_strafe=0.45, p_backward=0.35, jumps_per_100m=25.0, p_jump_in_pause=0.5,
+        pitch_wander_deg=10.0, pitch_wander_s=1.5),
+    # slow walks, long pauses, gentle mouse
+    "calm": BehaviourProfile(
+        name="calm", p_pause=0.3, p_turn_in_place=0.05, p_look_around=0.2, pause_s=(1.5, 4.0),
+        p_sprint=0.0, p_crouch=0.0, p_strafe=0.05, p_backward=0.02, jumps_per_100m=0.0,
+        p_jump_in_pause=0.0, max_turn_rate=90.0, turn_accel=300.0, turn_gain=3.0,
+        mouse_noise=2.0, p_overshoot=0.1, pitch_wander_deg=3.0),
+}
+
+
+@dataclass(frozen=True)
+class Move:
+    """Follow ``path`` ``[K, 2]`` with one gait; ``mode`` says which way the camera faces."""
+
+    path: np.ndarray
+    gait: str  # one of GAITS
+    mode: str  # one of MODES: forward, backward (S), strafe_left (A), strafe_right (D)
+    jumps: tuple[float, ...] = ()  # distances along the path where space is tapped
+
+    def length(self) -> float:
+        return _length(self.path)
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Stand still, hands off; optionally tap space half-way."""
+
+    duration: float
+    jump: bool = False
+
+
+@dataclass(frozen=True)
+class TurnInPlace:
+    """Turn on the spot by ``angle`` degrees (positive = left), mouse only."""
+
+    angle: float
+
+
+@dataclass(frozen=True)
+class LookAround:
+    """Glances ``(yaw offset from the start heading, pitch, dwell seconds)``, mouse only."""
+
+    glances: tuple[tuple[float, float, float], ...]
+
+
+Activity = Move | Pause | TurnInPlace | LookAround
+
+
+class Planner:
+    """Draws activities one at a time; deterministic for the generator it is given."""
+
+    def __init__(self, navigator: Navigator, rng: np.random.Generator,
+                 profile: BehaviourProfile, allow_jump: bool = True) -> None:
+        self.navigator = navigator
+        self.rng = rng
+        self.profile = profile
+        self.allow_jump = allow_jump
+        self.goals: list[np.ndarray] = []  # goals of the legs planned so far (for revisits)
+        self._moved_last = False
+
+    def next(self, position: np.ndarray) -> Activity:
+        """The activity to start at ``position`` ``[2]``: a leg, or an interlude after a leg."""
+        if self._moved_last:
+            p, u = self.profile, self.rng.random()
+            self._moved_last = False
+            if u < p.p_pause:
+                jump = self.allow_jump and self.rng.random() < p.p_jump_in_pause
+                return Pause(float(self.rng.uniform(*p.pause_s)), jump)
+            if u < p.p_pause + p.p_turn_in_place:
+                angle = self.rng.uniform(*p.turn_in_place_deg)
+                return TurnInPlace(float(angle if self.rng.random() < 0.5 else -angle))
+            if u < p.p_pause + p.p_turn_in_place + p.p_look_around:
+                return self._look_around()
+        return self.leg(position)
+
+    def leg(self, position: np.ndarray) -> Activity:
+        """A walk from ``position`` to a fresh goal (also what a re-plan asks for).
+
+        Falls back to a short pause when no goal can be reached from ``position``.
+        """
+        start = np.asarray(position, dtype=np.float64)
+        for _ in range(20):
+            goal = self._goal(start)
+            try:
+                path = self.navigator.find_path(start, goal)
+            except Unreachable:
+                continue
+            if len(path) < 2 or np.hypot(*(path[-1] - path[0])) < 0.5:
+                continue
+            self.goals.append(np.asarray(path[-1], dtype=np.float64))
+            self._moved_last = True
+            return self._dress(self.jitter(path))
+        return Pause(0.5)
+
+    def jitter(self, path: np.ndarray) -> np.ndarray:
+        """Resample ``path`` every ``jitter_spacing_m``, move inner points sideways, re-path.
+
+        Uses only ``find_path``: a jittered point it cannot reach, or reaches only by a detour
+        (more than 1.5 times the direct distance plus a metre), keeps its original position.
+        """
+        p = self.profile
+        points = _resample(np.asarray(path, dtype=np.float64), p.jitter_spacing_m)
+        if p.jitter_m <= 0 or len(points) < 3:
+            return points
+        pieces = [points[:1]]
+        current = points[0]
+        for k in range(1, len(points)):
+            original = points[k]
+            candidates = [original]
+            if k < len(points) - 1:
+                tangent = points[k + 1] - points[k - 1]
+                norm = np.hypot(*tangent)
+                if norm > 1e-9:
+                    normal = np.array([-tangent[1], tangent[0]]) / norm
+                    offset = float(np.clip(self.rng.normal(0.0, p.jitter_m), -2 * p.jitter_m,
+                                           2 * p.jitter_m))
+                    candidates.insert(0, original + offset * normal)
+            for target in candidates:
+                try:
+                    piece = self.navigator.find_path(current, target)
+                except Unreachable:
+                    continue
+                direct = np.hypot(*(target - current))
+                if target is not original and _length(piece) > 1.5 * direct + 1.0:
+                    continue
+                pieces.append(piece[1:])
+                current = piece[-1]
+                break
+        return np.vstack(pieces)
+
+    def _goal(self, start: np.ndarray) -> np.ndarray:
+        p, u = self.profile, self.rng.random()
+        if u < p.p_revisit and len(self.goals) > 1:
+            return self.goals[int(self.rng.integers(len(self.goals) - 1))]
+        if u < p.p_revisit + p.p_near_goal:
+            best = None
+            for _ in range(12):
+                q = np.asarray(self.navigator.random_point(self.rng), dtype=np.float64)
+                d = np.hypot(*(q - start))
+                if 1.0 < d < p.near_goal_m:
+                    return q
+                if best is None or d < np.hypot(*(best - start)):
+                    best = q
+            return best
+        # far: the farther of two uniform points spreads the walks over the whole map
+        a, b = (np.asarray(self.navigator.random_point(self.rng), dtype=np.float64)
+                for _ in range(2))
+        return a if np.hypot(*(a - start)) >= np.hypot(*(b - start)) else b
+
+    def _dress(self, path: np.ndarray) -> Move:
+        """Choose gait, facing mode and jump spots for a leg along ``path``."""
+        p = self.profile
+        length = _length(path)
+        u = self.rng.random()
+        gait = "sprint" if u < p.p_sprint else "crouch" if u < p.p_sprint + p.p_crouch else "walk"
+        mode = "forward"
+        if length < p.short_leg_m and gait != "sprint":
+            u = self.rng.random()
+            if u < p.p_strafe:
+                mode = "strafe_left" if self.rng.random() < 0.5 else "strafe_right"
+            elif u < p.p_strafe + p.p_backward:
+                mode = "backward"
+        jumps: tuple[float, ...] = ()
+        if self.allow_jump and gait != "crouch" and p.jumps_per_100m > 0:
+            count = int(self.rng.poisson(p.jumps_per_100m * length / 100.0))
+            jumps = tuple(sorted(float(s) for s in self.rng.uniform(0.5, max(length - 0.5, 0.6),
+                                                                    count)))
+        return Move(path=path, gait=gait, mode=mode, jumps=jumps)
+
+    def _look_around(self) -> LookAround:
+        p = self.profile
+        n = int(self.rng.integers(p.glances[0], p.glances[1] + 1))
+        glances = tuple(
+            (float(self.rng.uniform(-p.glance_yaw_deg, p.glance_yaw_deg)),
+             float(self.rng.uniform(-p.glance_pitch_deg, p.glance_pitch_deg)),
+             float(self.rng.uniform(*p.glance_dwell_s)))
+            for _ in range(n))
+        return LookAround(glances + ((0.0, 0.0, float(self.rng.uniform(*p.glance_dwell_s))),))
+
+
+def _length(path: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(path, axis=0).T).sum()) if len(path) > 1 else 0.0
+
+
+def _resample(path: np.ndarray, spacing: float) -> np.ndarray:
+    """Insert points on every segment longer than ``spacing`` so none is longer."""
+    out = [path[:1]]
+    for a, b in zip(path[:-1], path[1:], strict=True):
+        n = max(1, int(np.ceil(np.hypot(*(b - a)) / spacing)))
+        t = np.arange(1, n + 1)[:, None] / n
+        out.append(a + t * (b - a))
+    return np.vstack(out)

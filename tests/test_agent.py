@@ -1,0 +1,334 @@
+"""Agent kinematics, controller and facade on small worlds with the real navigation mesh."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+
+from datagen.action_mix import MOUSE_BINS, action_mix
+from datagen.agent import HEAD_CLEARANCE, KEYS, Body, max_speed
+from datagen.controller import PROFILES, Agent, Controller, MouseHand, Tick
+from datagen.navmesh import NavMesh
+from datagen.planner import BehaviourProfile, Move, Planner
+from datagen.rotation import quat_from_ypr, wrap_deg
+from datagen.world import Atmosphere, Box, Terrain, World
+
+ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
+                        sun_color=(1.0, 1.0, 1.0), ambient_color=(0.3, 0.3, 0.3),
+                        sky_zenith=(0.2, 0.4, 0.8), sky_horizon=(0.7, 0.8, 0.9),
+                        fog_color=(0.7, 0.8, 0.9), fog_density=0.0)
+WALL = dict(material="brick", color=(0.6, 0.3, 0.2))
+COLUMNS = ["key_w", "key_s", "key_a", "key_d", "key_space", "key_shift", "key_ctrl",
+           "mouse_dx", "mouse_dy", "pos_x", "pos_y", "pos_z", "qw", "qx", "qy", "qz",
+           "yaw", "pitch", "roll", "vel_x", "vel_y", "vel_z", "fov"]
+
+
+def walled_world(allow_jump: bool = True) -> World:
+    """Two 10 x 10 m rooms joined by a 2 m doorway in a wall at x = 10, plus a pillar."""
+    walls = [Box((10.0, 2.0, 0.0), (0.3, 4.0, 3.0), **WALL),
+             Box((10.0, 8.0, 0.0), (0.3, 4.0, 3.0), **WALL),
+             Box((15.0, 5.0, 0.0), (1.0, 1.0, 3.0), **WALL)]
+    return World("walled", 0, (0, 0, 20, 10), box(0, 0, 20, 10), "floor", (0.5, 0.5, 0.5),
+                 ATMOSPHERE, primitives=walls, allow_jump=allow_jump)
+
+
+def hill_world() -> World:
+    """A 30 x 30 m field with a 4 m high round hill in the middle."""
+    xs = np.arange(31.0)
+    gx, gy = np.meshgrid(xs, xs)
+    heights = 4.0 * np.exp(-((gx - 15.0) ** 2 + (gy - 15.0) ** 2) / 40.0)
+    terrain = Terrain((0.0, 0.0), 1.0, heights, "grass", (0.2, 0.6, 0.2))
+    return World("hills", 0, (0, 0, 30, 30), box(0, 0, 30, 30), "grass", (0.2, 0.6, 0.2),
+                 ATMOSPHERE, terrain=terrain)
+
+
+@pytest.fixture(scope="module")
+def walled() -> tuple[World, NavMesh]:
+    world = walled_world()
+    return world, NavMesh.from_world(world)
+
+
+def run(world: World, navmesh: NavMesh, seed: int, ticks: int, profile: str = "explore",
+        fps: int = 30) -> list[Tick]:
+    agent = Agent(world, navmesh, seed=seed, fps=fps, profile=PROFILES[profile])
+    return [agent.first()] + [agent.step() for _ in range(ticks - 1)]
+
+
+def table(ticks: list[Tick]) -> np.ndarray:
+    return np.array([list(t.row().values()) for t in ticks], dtype=np.float64)
+
+
+def test_row_has_the_contract_columns_in_order(walled):
+    tick = run(*walled, seed=1, ticks=2)[1]
+    row = tick.row()
+    assert list(row) == COLUMNS
+    assert all(isinstance(row[f"key_{k}"], int) for k in KEYS)
+    assert all(isinstance(row[c], float) for c in COLUMNS[7:])
+
+
+def test_same_seed_same_rows_and_different_seed_differs(walled):
+    a = table(run(*walled, seed=11, ticks=600))
+    b = table(run(*walled, seed=11, ticks=600))
+    c = table(run(*walled, seed=12, ticks=600))
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, c)
+
+
+def test_first_frame_has_zero_inputs_and_rest_pose(walled):
+    world, navmesh = walled
+    tick = run(world, navmesh, seed=5, ticks=1)[0]
+    assert tick.keys == (0,) * 7 and tick.mouse_dx == 0.0 and tick.mouse_dy == 0.0
+    assert np.array_equal(tick.velocity, np.zeros(3))
+    assert navmesh.contains(tick.position[:2])
+    assert tick.position[2] == pytest.approx(world.eye_height)
+
+
+def test_mouse_identities_hold_over_ten_thousand_ticks(walled):
+    rows = table(run(*walled, seed=3, ticks=10_000, profile="balanced"))
+    c = {name: i for i, name in enumerate(COLUMNS)}
+    dx, dy = rows[1:, c["mouse_dx"]], rows[1:, c["mouse_dy"]]
+    yaw, pitch = rows[:, c["yaw"]], rows[:, c["pitch"]]
+    assert rows[0, c["mouse_dx"]] == 0.0 and rows[0, c["mouse_dy"]] == 0.0
+    assert np.abs(dx + wrap_deg(np.diff(yaw))).max() < 1e-9
+    assert np.abs(dy - wrap_deg(np.diff(pitch))).max() < 1e-9
+    assert np.abs(yaw).max() > 90.0  # the run really turned around
+    assert np.abs(pitch).max() <= PROFILES["balanced"].pitch_limit
+
+
+def test_pitch_is_clamped_at_the_limit_and_identities_still_hold(walled):
+    profile = BehaviourProfile(mouse_noise=300.0)  # a shaky hand that pushes past the limit
+    body = Body(*walled, profile, np.array([3.0, 5.0]), 0.0, fps=30)
+    hand = MouseHand(profile, np.random.default_rng(0), fps=30)
+    yaw_u, clamped = body.yaw, 0
+    for k in range(600):
+        hand.set_aim(yaw_u + 40.0 * np.sin(k / 20.0), 89.0 if (k // 100) % 2 == 0 else -89.0)
+        dyaw, dpitch = hand.move(yaw_u, body.pitch)
+        before = (body.yaw, body.pitch)
+        body.apply((0,) * 7, -dyaw, dpitch)
+        yaw_u += dyaw
+        assert abs(body.pitch) <= profile.pitch_limit + 1e-9
+        assert abs(wrap_deg(body.yaw - before[0]) - dyaw) < 1e-9
+        assert abs(body.pitch - before[1] - dpitch) < 1e-9
+        clamped += abs(abs(body.pitch) - profile.pitch_limit) < 1e-9
+    assert clamped > 10
+
+
+def test_quaternion_is_unit_and_matches_the_angles(walled):
+    ticks = run(*walled, seed=4, ticks=2000, profile="balanced")
+    q = np.array([t.quat for t in ticks])
+    ypr = np.array([(t.yaw, t.pitch, t.roll) for t in ticks])
+    assert np.abs(np.linalg.norm(q, axis=1) - 1.0).max() < 1e-12
+    assert np.abs(ypr[:, 2]).max() < 1e-9  # the mouse never rolls the camera
+    rebuilt = quat_from_ypr(ypr[:, 0], ypr[:, 1], ypr[:, 2])
+    assert np.abs(rebuilt - q).max() < 1e-9
+
+
+def test_agent_stays_on_the_mesh_and_clear_of_walls(walled):
+    world, navmesh = walled
+    ticks = run(world, navmesh, seed=7, ticks=6000, profile="balanced")
+    feet = np.array([t.position[:2] for t in ticks])
+    assert all(navmesh.contains(p) for p in feet)
+    walls = shapely.unary_union(world.obstacles())
+    clearance = shapely.distance(walls, shapely.points(feet))
+    assert clearance.min() >= navmesh.agent_radius - 1e-6
+    assert (feet[:, 0] < 9.0).any() and (feet[:, 0] > 11.0).any()  # used the doorway
+
+
+def test_horizontal_speed_never_exceeds_the_gait_maximum(walled):
+    profile = PROFILES["balanced"]
+    ticks = run(*walled, seed=8, ticks=4000, profile="balanced")
+    speed = np.array([math.hypot(*t.velocity[:2]) for t in ticks])
+    for i in range(1, len(ticks)):
+        # above the new gait's limit only while slowing down from a faster one
+        limit = max(max_speed(profile, ticks[i].keys), speed[i - 1])
+        assert speed[i] <= limit + 1e-9, (i, ticks[i].keys, speed[i], limit)
+    assert speed.max() > profile.walk_speed  # sprints happened
+
+
+def test_crouch_lowers_the_eye_continuously(walled):
+    world, navmesh = walled
+    body = Body(world, navmesh, PROFILES["explore"], np.array([3.0, 5.0]), 0.0, fps=30)
+    heights = []
+    for _ in range(30):
+        body.apply((0, 0, 0, 0, 0, 0, 1), 0.0, 0.0)
+        heights.append(body.camera_position[2] - body.feet[2])
+    ratio = PROFILES["explore"].crouch_eye_ratio
+    assert heights[-1] == pytest.approx(world.eye_height * ratio)
+    steps = np.abs(np.diff([world.eye_height] + heights))
+    assert steps.max() <= PROFILES["explore"].eye_rate / 30 + 1e-12
+    body.apply((1, 0, 0, 0, 0, 0, 1), 0.0, 0.0)
+    for _ in range(30):
+        body.apply((1, 0, 0, 0, 0, 0, 1), 0.0, 0.0)
+    assert math.hypot(*body.velocity[:2]) == pytest.approx(PROFILES["explore"].crouch_speed)
+
+
+def test_jump_rises_and_lands_back_on_the_ground(walled):
+    world, navmesh = walled
+    body = Body(world, navmesh, PROFILES["explore"], np.array([3.0, 5.0]), 0.0, fps=30)
+    body.apply((0, 0, 0, 0, 1, 0, 0), 0.0, 0.0)
+    z = [body.feet[2]]
+    for _ in range(60):
+        body.apply((0, 0, 0, 0, 0, 0, 0), 0.0, 0.0)
+        z.append(body.feet[2])
+    z = np.array(z)
+    p = PROFILES["explore"]
+    assert z.max() == pytest.approx(p.jump_speed**2 / (2 * p.gravity), rel=0.1)
+    assert z[-1] == 0.0 and body.on_ground
+    apex = int(z.argmax())
+    assert (np.diff(z[: apex + 1]) >= 0).all() and (np.diff(z[apex:]) <= 0).all()
+
+
+def test_jump_stops_under_a_low_ceiling():
+    world = walled_world()
+    world.ceiling = 2.2
+    navmesh = NavMesh.from_world(world)
+    body = Body(world, navmesh, PROFILES["explore"], np.array([3.0, 5.0]), 0.0, fps=30)
+    body.apply((0, 0, 0, 0, 1, 0, 0), 0.0, 0.0)
+    top = 0.0
+    for _ in range(60):
+        body.apply((0, 0, 0, 0, 0, 0, 0), 0.0, 0.0)
+        top = max(top, body.camera_position[2])
+    assert 2.2 - 0.2 < top + HEAD_CLEARANCE <= 2.2 + 1e-9
+    assert body.on_ground and body.feet[2] == 0.0
+
+
+def test_no_jumps_where_the_world_forbids_them():
+    world = walled_world(allow_jump=False)
+    navmesh = NavMesh.from_world(world)
+    ticks = run(world, navmesh, seed=9, ticks=3000, profile="balanced")
+    assert not any(t.keys[4] for t in ticks)
+    assert max(abs(t.velocity[2]) for t in ticks) == 0.0
+    body = Body(world, navmesh, PROFILES["balanced"], np.array([3.0, 5.0]), 0.0, fps=30)
+    body.apply((0, 0, 0, 0, 1, 0, 0), 0.0, 0.0)
+    assert body.on_ground and body.feet[2] == 0.0
+
+
+def test_agent_follows_a_hill_up_and_down():
+    world = hill_world()
+    navmesh = NavMesh.from_world(world)
+    agent = Agent(world, navmesh, seed=2, fps=30, profile=PROFILES["explore"])
+    agent.first()
+    vz, airborne = [], 0
+    for _ in range(3000):
+        tick = agent.step()
+        body = agent.body
+        ground = world.height_at(*body.feet[:2])
+        if body.on_ground:
+            assert body.feet[2] == ground
+            vz.append(tick.velocity[2])
+        else:
+            assert body.feet[2] > ground
+            airborne += 1
+        assert tick.position[2] == pytest.approx(body.feet[2] + body.eye)
+    vz = np.array(vz)
+    assert (vz > 0.3).sum() > 30 and (vz < -0.3).sum() > 30  # climbed and descended
+    assert airborne > 0  # it jumped on the slope too, and always landed back on it
+
+
+def test_uphill_is_slower_than_downhill():
+    world = hill_world()
+    navmesh = NavMesh.from_world(world)
+    speeds = []
+    for start, yaw in (((5.0, 15.0), 0.0), ((25.0, 15.0), 180.0)):  # both walk towards x = 15
+        body = Body(world, navmesh, PROFILES["explore"], np.array(start), yaw, fps=30)
+        for _ in range(45):
+            body.apply((1, 0, 0, 0, 0, 0, 0), 0.0, 0.0)
+        speeds.append(math.hypot(*body.velocity[:2]))
+        assert body.feet[2] == pytest.approx(world.height_at(*body.feet[:2]))
+    up = speeds[0]
+    body = Body(world, navmesh, PROFILES["explore"], np.array([15.0, 15.0]), 0.0, fps=30)
+    for _ in range(45):
+        body.apply((1, 0, 0, 0, 0, 0, 0), 0.0, 0.0)
+    down = math.hypot(*body.velocity[:2])
+    assert up < PROFILES["explore"].walk_speed < down
+
+
+def test_balanced_profile_covers_every_key_and_mouse_direction(walled):
+    ticks = run(*walled, seed=21, ticks=4000, profile="balanced")
+    keys = np.array([t.keys for t in ticks])
+    mouse = np.array([(t.mouse_dx, t.mouse_dy) for t in ticks])
+    mix = action_mix(keys, mouse)
+    assert min(mix["keys"].values()) > 0.005, mix["keys"]  # space is a short tap
+    assert min(mix["mouse"].values()) > 0.005, mix["mouse"]
+    diagonal = (keys[:, 0] | keys[:, 1]) & (keys[:, 2] | keys[:, 3])
+    assert diagonal.mean() > 0.005  # combinations such as W+A and S+D, not only single keys
+
+
+def test_keys_are_held_at_least_the_minimum_time(walled):
+    profile = PROFILES["explore"]
+    ticks = run(*walled, seed=13, ticks=3000)
+    hold = round(profile.min_hold_s * 30)
+    keys = np.array([t.keys for t in ticks])
+    for k in (0, 1, 2, 3, 5, 6):  # every key but the space tap
+        runs = np.diff(np.flatnonzero(np.diff(np.r_[0, keys[:, k], 0])))[::2]
+        runs = runs[:-1] if keys[-1, k] else runs  # the last press may be cut by the end
+        assert runs.size == 0 or runs.min() >= hold, (KEYS[k], runs.min())
+
+
+def test_stuck_walk_is_replanned(walled):
+    """A leg that runs into the wall (no way through) is dropped; the agent walks elsewhere."""
+    world, navmesh = walled
+    profile = PROFILES["explore"]
+    rng = np.random.default_rng(0)
+    body = Body(world, navmesh, profile, np.array([8.0, 2.0]), 0.0, fps=30)
+    controller = Controller(body, Planner(navmesh, rng, profile), profile, rng, fps=30)
+    dead_end = Move(path=np.array([[8.0, 2.0], [14.0, 2.0]]), gait="walk", mode="forward")
+    controller.begin(dead_end)
+    for _ in range(120):
+        body.apply(*controller.inputs())
+    assert controller.replans == 1
+    assert controller.activity is not dead_end
+    stuck_at = body.feet[:2].copy()
+    for _ in range(300):
+        body.apply(*controller.inputs())
+    assert math.hypot(*(body.feet[:2] - stuck_at)) > 1.0
+
+
+def test_describe_is_json_ready(walled):
+    import json
+
+    agent = Agent(*walled, seed=1, fps=30, profile=PROFILES["calm"])
+    for _ in range(100):
+        agent.step()
+    info = json.loads(json.dumps(agent.describe()))
+    assert info["profile"] == "calm" and info["agent_radius"] == walled[1].agent_radius
+    assert info["profile_values"]["walk_speed"] == PROFILES["calm"].walk_speed
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": -1}, "seed"), ({"fps": 0}, "fps"), ({"fov": 180.0}, "fov")])
+def test_agent_rejects_bad_settings(walled, kwargs, message):
+    settings = {"seed": 1, "fps": 30, "fov": 90.0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        Agent(*walled, **settings)
+
+
+def test_action_mix_counts_known_labels():
+    keys = np.zeros((8, 7), dtype=np.uint8)
+    keys[:4, 0] = 1  # w on half the frames
+    keys[:2, 2] = 1  # w+a on a quarter
+    keys[6, 5] = 1
+    mouse = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1], [0.0001, 0]])
+    mix = action_mix(keys, mouse)
+    assert mix["frames"] == 8
+    assert mix["keys"]["w"] == 0.5 and mix["keys"]["a"] == 0.25 and mix["keys"]["s"] == 0.0
+    assert mix["combos"][0] == {"keys": "none", "fraction": 0.375}
+    assert {"keys": "w+a", "fraction": 0.25} in mix["combos"]
+    assert mix["mouse"]["still"] == 0.25
+    for name in ("left", "right", "up", "down", "up_right", "down_left"):
+        assert mix["mouse"][name] == 0.125
+    assert set(mix["mouse"]) == set(MOUSE_BINS)
+    assert mix["mean_abs_dx"] == pytest.approx((4 + 0.0001) / 8)
+
+
+def test_action_mix_rejects_mismatched_arrays():
+    with pytest.raises(ValueError, match="keys must have shape"):
+        action_mix(np.zeros((4, 6)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="mouse must have shape"):
+        action_mix(np.zeros((4, 7)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="0/1"):
+        action_mix(np.full((2, 7), 2), np.zeros((2, 2)))
