@@ -8,6 +8,13 @@ location and cumulative areas for uniform sampling. A path query is A* over the 
 followed by a funnel (string-pulling) pass, so paths are smooth, stay on the mesh and keep the
 agent radius from every obstacle.
 
+One tolerance policy holds for every query: a point is on the mesh (``contains``) when it lies
+within ``TOLERANCE`` of a triangle, measured along each edge's normal, and a segment is clear when
+the walk along it through the triangles never leaves them by more than that, going through a
+boundary vertex it meets into the triangle there that holds its direction. ``segment_clear``,
+``clamp_step`` and the straight shortcut of ``find_path`` are that one walk; the other legs of a
+path run between mesh vertices through its corridor, and pass it too.
+
 Circles are approximated by polygons whose sides are tangent-or-outside the true circle (the
 buffer distance is divided by ``cos(pi / (4 * ARC_SEGMENTS))``), so the clearance is never less
 than the agent radius, at the cost of a slightly (about 3 %) wider berth around rounded corners.
@@ -112,6 +119,12 @@ class NavMesh:
         # Edge adjacency through shared vertex ids (the triangulation shares exact coordinates).
         _, vid = np.unique(tri.reshape(-1, 2), axis=0, return_inverse=True)
         vid = vid.reshape(n, 3)
+        # Vertex fans: every (triangle, corner) at each vertex, for walks that pass through it.
+        self._vid = [tuple(map(int, v)) for v in vid]
+        self._fan: list[list[tuple[int, int]]] = [[] for _ in range(int(vid.max()) + 1)]
+        for t in range(n):
+            for k in range(3):
+                self._fan[int(vid[t, k])].append((t, k))
         owner: dict[tuple[int, int], tuple[int, int]] = {}
         self._nbr = [[-1, -1, -1] for _ in range(n)]
         for t in range(n):
@@ -154,8 +167,8 @@ class NavMesh:
         cell = max(math.sqrt((hi - lo).prod() / max(n, 1)) * 1.5, 1e-6)
         nx, ny = (np.floor((hi - lo) / cell).astype(int) + 1).tolist()
         grid: list[list[int]] = [[] for _ in range(nx * ny)]
-        tlo = np.floor((tri.min(axis=1) - lo) / cell - TOLERANCE).astype(int)
-        thi = np.floor((tri.max(axis=1) - lo) / cell + TOLERANCE).astype(int)
+        tlo = np.floor((tri.min(axis=1) - TOLERANCE - lo) / cell).astype(int)
+        thi = np.floor((tri.max(axis=1) + TOLERANCE - lo) / cell).astype(int)
         tlo = np.clip(tlo, 0, [nx - 1, ny - 1])
         thi = np.clip(thi, 0, [nx - 1, ny - 1])
         for t in range(n):
@@ -192,7 +205,7 @@ class NavMesh:
                 and n2x * (x - cx) + n2y * (y - cy) >= -TOLERANCE)
 
     def contains(self, p: Sequence[float] | np.ndarray) -> bool:
-        """Whether ``p = (x, y)`` is on the navigable area (within 1e-9 m)."""
+        """Whether ``p = (x, y)`` is on the navigable area (within ``TOLERANCE`` m)."""
         x, y = _xy(p)
         return self._locate(x, y) >= 0
 
@@ -255,13 +268,15 @@ class NavMesh:
 
     def segment_clear(self, a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
                       ) -> bool:
-        """Whether the straight segment from ``a`` to ``b`` stays on the navigable area."""
+        """Whether the straight segment from ``a`` to ``b`` stays on the navigable area.
+
+        Within ``TOLERANCE``, by the same walk ``clamp_step`` and ``find_path`` use: every leg of
+        a path from ``find_path`` passes, and ``clamp_step(a, b)`` returns ``b`` exactly when
+        this is true.
+        """
         (ax, ay), (bx, by) = _xy(a), _xy(b)
-        if self._locate(ax, ay) < 0 or self._locate(bx, by) < 0:
-            return False
-        if ax == bx and ay == by:
-            return True
-        return bool(shapely.covers(self.region, shapely.linestrings([(ax, ay), (bx, by)])))
+        t = self._locate(ax, ay)
+        return t >= 0 and self._walk(t, ax, ay, bx, by) is None
 
     def clamp_step(self, p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray
                    ) -> np.ndarray:
@@ -305,7 +320,10 @@ class NavMesh:
         """Follow the segment p -> q through the triangles from ``t`` (which holds p).
 
         Returns None when q is reached on the mesh, else ``(triangle, s, edge)``: the segment
-        leaves the mesh at ``p + s (q - p)`` through boundary ``edge`` of ``triangle``.
+        leaves the mesh at ``p + s (q - p)`` through boundary ``edge`` of ``triangle``. A segment
+        that meets a boundary edge within TOLERANCE of one of its vertices goes on into the
+        triangle round that vertex that holds its direction, if there is one: paths turn at
+        boundary vertices, and grazing one is not leaving the mesh.
         """
         prev = -1
         for _ in range(_MAX_WALK):
@@ -322,11 +340,38 @@ class NavMesh:
                     exit_edge, exit_s = i, s
             if exit_edge < 0:
                 return None
-            nxt = nbr[exit_edge]
+            prev, nxt = t, nbr[exit_edge]
             if nxt < 0:
-                return t, exit_s, exit_edge
-            prev, t = t, nxt
+                nxt = self._through_vertex(t, exit_edge, px + exit_s * (qx - px),
+                                           py + exit_s * (qy - py), qx, qy)
+                if nxt < 0:
+                    return t, exit_s, exit_edge
+                prev = -1  # the fan triangle need not share an edge with this one
+            t = nxt
         return t, 0.0, 0
+
+    def _through_vertex(self, t: int, edge: int, x: float, y: float, qx: float, qy: float
+                        ) -> int:
+        """Where a walk leaving ``t`` through boundary ``edge`` at ``(x, y)`` towards ``q`` goes on.
+
+        When ``(x, y)`` is within TOLERANCE of an end of the edge, that is the triangle round
+        the vertex there which holds ``q``'s direction by the walk's own edge test (so the walk
+        does not leave it through that vertex again); otherwise, or if there is none, -1.
+        """
+        pts = self._pts[t]
+        for k in (edge, (edge + 1) % 3):
+            vx, vy = pts[2 * k], pts[2 * k + 1]
+            if abs(x - vx) > TOLERANCE or abs(y - vy) > TOLERANCE:
+                continue
+            for m, j in self._fan[self._vid[t][k]]:
+                mp, mn = self._pts[m], self._normals[m]
+                i = (j + 2) % 3  # edges j (from the vertex) and j - 1 (into it) meet there
+                if (mn[2 * j] * (qx - mp[2 * j]) + mn[2 * j + 1] * (qy - mp[2 * j + 1])
+                        >= -TOLERANCE
+                        and mn[2 * i] * (qx - mp[2 * i]) + mn[2 * i + 1] * (qy - mp[2 * i + 1])
+                        >= -TOLERANCE):
+                    return m
+        return -1
 
     def _edge(self, t: int, i: int) -> tuple[float, float, float, float]:
         """Edge ``i`` of triangle ``t``: from vertex ``i`` to vertex ``i + 1`` (x, y, x, y)."""
@@ -351,9 +396,11 @@ class NavMesh:
                   ) -> np.ndarray:
         """Shortest-corridor smoothed path ``[K, 2]`` from ``start`` to ``goal``, both included.
 
-        Raises :class:`Unreachable` naming the point when start or goal is off the mesh (outside
-        the walkable area, inside an obstacle, or within the agent radius of one) or when the two
-        lie in parts of the mesh that are not connected.
+        No two consecutive points are equal, so ``start == goal`` gives the single point
+        ``[1, 2]``. Every leg passes :meth:`segment_clear`; when the straight segment does, the
+        path is exactly ``[start, goal]``. Raises :class:`Unreachable` naming the point when start
+        or goal is off the mesh (outside the walkable area, inside an obstacle, or within the
+        agent radius of one) or when the two lie in parts of the mesh that are not connected.
         """
         (sx, sy), (gx, gy) = _xy(start), _xy(goal)
         ts = self._require(sx, sy, "start")
@@ -363,7 +410,9 @@ class NavMesh:
                 f"goal ({gx:.3f}, {gy:.3f}) cannot be reached from start ({sx:.3f}, {sy:.3f}): "
                 f"they lie in separate parts of the navigable area (components "
                 f"{self._comp[ts]} and {self._comp[tg]} of {self._n_components})")
-        if ts == tg or shapely.covers(self.region, shapely.linestrings([(sx, sy), (gx, gy)])):
+        if sx == gx and sy == gy:
+            return np.array([[sx, sy]])
+        if self._walk(ts, sx, sy, gx, gy) is None:
             return np.array([[sx, sy], [gx, gy]])
         corridor = self._astar(ts, tg, sx, sy, gx, gy)
         portals = [(sx, sy, sx, sy)]
@@ -489,7 +538,8 @@ def _cross(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> 
 
 def _funnel(portals: list[tuple[float, float, float, float]]) -> list[tuple[float, float]]:
     """String-pull through ``portals`` ``(left x, y, right x, y)``; the first and last are the
-    start and goal."""
+    start and goal. A corner equal to the previous point (the start, or a vertex that several
+    portals share) is not repeated."""
     ax, ay = portals[0][0], portals[0][1]
     lx, ly, rx, ry = portals[0]
     li = ri = 0
@@ -503,7 +553,8 @@ def _funnel(portals: list[tuple[float, float, float, float]]) -> list[tuple[floa
                 rx, ry, ri = prx, pry, i
             else:  # right crossed over left: the left point is a corner
                 ax, ay = lx, ly
-                path.append((ax, ay))
+                if path[-1] != (ax, ay):
+                    path.append((ax, ay))
                 rx, ry, ri, i = ax, ay, li, li + 1
                 continue
         # Tighten the left side.
@@ -512,7 +563,8 @@ def _funnel(portals: list[tuple[float, float, float, float]]) -> list[tuple[floa
                 lx, ly, li = plx, ply, i
             else:  # left crossed over right: the right point is a corner
                 ax, ay = rx, ry
-                path.append((ax, ay))
+                if path[-1] != (ax, ay):
+                    path.append((ax, ay))
                 lx, ly, li, i = ax, ay, ri, ri + 1
                 continue
         i += 1

@@ -13,7 +13,7 @@ from shapely.geometry import Polygon, box
 from datagen.navigation import Unreachable
 from datagen.navmesh import ARC_SEGMENTS, NavMesh
 from datagen.plan_plot import plot_plan
-from datagen.world import Atmosphere, Box, Cone, Terrain, World
+from datagen.world import Atmosphere, Box, Cone, Cylinder, Terrain, World
 
 R = 0.4
 TOL = 1e-6
@@ -73,6 +73,90 @@ def test_city_paths_are_on_mesh_clear_of_obstacles_and_short(city, city_mesh):
         straight = float(np.hypot(*(b - a)))
         if straight > 30:
             assert length(path) < 1.5 * straight
+
+
+
+@pytest.fixture(scope="module")
+def clutter_mesh() -> NavMesh:
+    """40 m x 40 m of turned, partly overlapping boxes and poles: many sharp reflex corners."""
+    rng = np.random.default_rng(4)
+    boxes = [building(*rng.uniform(3, 37, 2), *rng.uniform(0.5, 4, 2), yaw=rng.uniform(0, 90))
+             for _ in range(30)]
+    poles = tuple(Cylinder((*rng.uniform(3, 37, 2), 0.0), float(rng.uniform(0.1, 0.5)), 3.0,
+                           "metal", (0.5, 0.5, 0.5)) for _ in range(15))
+    return NavMesh.from_world(make_world(40.0, boxes, extra=poles), R)
+
+
+def near_corner(mesh: NavMesh, rng: np.random.Generator) -> np.ndarray:
+    """A navigable point on, or from 1e-13 m to 1 cm off, a boundary vertex of the mesh."""
+    corners = shapely.get_coordinates(mesh.region.boundary)
+    while True:
+        v = corners[rng.integers(len(corners))]
+        p = v + rng.normal(0.0, 1.0, 2) * 10.0 ** rng.uniform(-13, -2) * (rng.random() < 0.8)
+        if mesh.contains(p):
+            return p
+
+
+def query_points(mesh: NavMesh, rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    return [near_corner(mesh, rng) if rng.random() < 0.6 else mesh.random_point(rng)
+            for _ in range(count)]
+
+
+def test_every_leg_of_a_path_passes_segment_clear_and_clamp_step(clutter_mesh):
+    mesh = clutter_mesh
+    rng = np.random.default_rng(8)
+    points = query_points(mesh, rng, 1200)
+    legs = 0
+    for a, b in zip(points[::2], points[1::2], strict=True):
+        try:
+            path = mesh.find_path(a, b)
+        except Unreachable:
+            continue
+        np.testing.assert_array_equal(path[0], a)
+        np.testing.assert_array_equal(path[-1], b)
+        assert (np.diff(path, axis=0) != 0).any(axis=1).all(), f"repeated point in {path}"
+        for p, q in zip(path[:-1], path[1:], strict=True):
+            assert mesh.segment_clear(p, q), f"leg {p} -> {q} of the path {a} -> {b}"
+            np.testing.assert_array_equal(mesh.clamp_step(p, q), q)  # the agent is never stopped
+            assert mesh.contains(p + 0.5 * (q - p))
+            legs += 1
+    assert legs > 1000  # most pairs are connected, and most paths turn at corners
+
+
+def test_segment_clear_is_exactly_when_clamp_step_moves_all_the_way(clutter_mesh):
+    mesh = clutter_mesh
+    rng = np.random.default_rng(12)
+    clear = 0
+    for p in query_points(mesh, rng, 1500):
+        q = p + rng.normal(0.0, 1.0, 2)
+        r = mesh.clamp_step(p, q)
+        assert mesh.contains(r)
+        assert mesh.segment_clear(p, q) == bool(np.array_equal(r, q))
+        clear += mesh.segment_clear(p, q)
+    assert 300 < clear < 1200  # both outcomes are exercised
+
+
+def test_path_from_a_corner_does_not_repeat_it():
+    world = make_world(40.0, [building(20, 20, 4, 4)])
+    mesh = NavMesh.from_world(world, R)
+    corners = shapely.get_coordinates(mesh.region.interiors[0])[:-1]
+    for start in corners:  # from each corner round the box to the far side of it
+        goal = 20.0 + 2 * (20.0 - start)
+        path = mesh.find_path(start, goal)
+        np.testing.assert_array_equal(path[0], start)
+        assert len(path) >= 3 and (np.diff(path, axis=0) != 0).any(axis=1).all()
+        assert all(mesh.segment_clear(p, q) for p, q in zip(path[:-1], path[1:], strict=True))
+
+
+def test_start_equal_to_goal_is_a_one_point_path(clutter_mesh):
+    mesh = clutter_mesh
+    rng = np.random.default_rng(6)
+    for p in query_points(mesh, rng, 20):
+        path = mesh.find_path(p, p.copy())
+        assert path.shape == (1, 2) and path.dtype == np.float64
+        np.testing.assert_array_equal(path[0], p)
+    with pytest.raises(Unreachable, match="outside the walkable area"):
+        mesh.find_path([-5.0, -5.0], [-5.0, -5.0])
 
 
 def shortest_by_visibility(mesh: NavMesh, a: np.ndarray, b: np.ndarray) -> float:
