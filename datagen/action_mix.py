@@ -11,7 +11,8 @@ from collections import Counter
 
 import numpy as np
 
-KEY_NAMES = ("w", "s", "a", "d", "space", "shift", "ctrl")
+from datagen.episode import KEYS as KEY_NAMES
+
 MOUSE_BINS = ("still", "left", "right", "up", "down", "up_left", "up_right", "down_left",
               "down_right")
 TOP_COMBOS = 12
@@ -55,3 +56,19 @@ def action_mix(keys: np.ndarray, mouse: np.ndarray, threshold: float = 1e-3) -> 
         "mean_abs_dx": float(np.abs(dx).mean()) if n else 0.0,
         "mean_abs_dy": float(np.abs(dy).mean()) if n else 0.0,
     }
+
+
+def summary_line(mixes: list[dict]) -> str:
+    """One line of key and mouse-direction percentages over several episodes' mixes, weighted
+    by their frame counts (what ``datagen record`` prints at the end of a run)."""
+    total = sum(m["frames"] for m in mixes)
+    if not total:
+        return "action mix: no frames"
+
+    def pct(part: str, name: str) -> str:
+        share = sum(m[part][name] * m["frames"] for m in mixes) / total
+        return f"{name} {100 * share:.0f}%"
+
+    keys = " ".join(pct("keys", k) for k in KEY_NAMES)
+    mouse = " ".join(pct("mouse", b) for b in MOUSE_BINS)
+    return f"action mix over {total} frames: keys {keys} | mouse {mouse}"

@@ -213,7 +213,7 @@ def load_meta(path: str | Path) -> EpisodeMeta:
         raise EpisodeError(f"{path}: {exc}") from None
 
 
-def _format_value(column: str, value: object, is_key: bool) -> str:
+def format_cell(column: str, value: object, is_key: bool) -> str:
     """One CSV cell: 0/1 for key columns, ``repr(float)`` (round-trips float64) otherwise."""
     if is_key:
         if value in (0, 1) and not isinstance(value, str):
@@ -319,7 +319,7 @@ class EpisodeWriter:
         if not errors:
             for column, is_key in zip(self._row_columns, self._is_key, strict=True):
                 try:
-                    cells.append(_format_value(column, row[column], is_key))
+                    cells.append(format_cell(column, row[column], is_key))
                 except EpisodeError as exc:
                     errors.append(str(exc))
         if errors:

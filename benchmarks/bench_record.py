@@ -1,0 +1,137 @@
+"""Recording throughput: each stage alone, one overlapped stream, and streams against cores.
+
+Stages, each timed alone in the same run on the same poses and frames:
+  render  Renderer.render of the agent's poses (Panda3D offscreen)
+  log     agent step + CSV row formatting and writing
+  encode  H264Writer fed already-rendered frames (ffmpeg/libx264 in its own process)
+then ``record_episode`` (all three overlapped), then whole ``datagen record`` runs, start-up
+included: one stream confined to one core (``taskset -c 0``) against N streams on N cores.
+
+    python benchmarks/bench_record.py [--scene city] [--frames 600] [--size 640x360]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from datagen.controller import PROFILES, Agent
+from datagen.episode import COLUMNS, KEY_COLUMNS, format_cell
+from datagen.navmesh import NavMesh
+from datagen.record import RecordConfig, episode_seed, record_episode
+from datagen.render import Renderer
+from datagen.scenes import build_world
+from datagen.streams import usable_cores
+from datagen.video import H264Writer
+
+
+def time_stages(cfg: RecordConfig, tmp: Path) -> dict[str, float]:
+    """Frames/s of each stage alone, on the same episode's poses and frames."""
+    seed = episode_seed(cfg, 0)
+    world = build_world(cfg.scene, seed)
+    navmesh = NavMesh.from_world(world)
+
+    agent = Agent(world, navmesh, seed=seed, fps=cfg.fps, fov=cfg.fov,
+                  profile=PROFILES[cfg.profile])
+    columns = COLUMNS[2:]
+    is_key = [c in KEY_COLUMNS for c in columns]
+    start = time.perf_counter()
+    ticks = [agent.first()]
+    with open(tmp / "log.csv", "w") as csv:
+        for i in range(cfg.frames):
+            if i:
+                ticks.append(agent.step())
+            row = ticks[-1].row()
+            cells = [str(i), repr(i / cfg.fps)]
+            cells += [format_cell(c, row[c], k) for c, k in zip(columns, is_key, strict=True)]
+            csv.write(",".join(cells) + "\n")
+    log = time.perf_counter() - start
+
+    renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
+    renderer.render(ticks[0].position, ticks[0].quat, 0.0)  # first frame builds textures
+    start = time.perf_counter()
+    frames = [renderer.render(t.position, t.quat, i / cfg.fps) for i, t in enumerate(ticks)]
+    render = time.perf_counter() - start
+    renderer.close()
+
+    start = time.perf_counter()
+    with H264Writer(tmp / "encode.mp4", cfg.width, cfg.height, cfg.fps, crf=cfg.crf,
+                    preset=cfg.preset, threads=cfg.encoder_threads) as video:
+        for frame in frames:
+            video.write(frame)
+    encode = time.perf_counter() - start
+
+    start = time.perf_counter()
+    record_episode(cfg, 0, tmp / "pipeline")
+    pipeline = time.perf_counter() - start
+    n = cfg.frames
+    return {"render": n / render, "log": n / log, "encode": n / encode,
+            "pipeline": n / pipeline}
+
+
+def time_cli(cfg: RecordConfig, tmp: Path, streams: int, cores: str | None,
+             episodes: int) -> float:
+    """Frames/s of a whole ``datagen record`` run, process start-up included."""
+    out = tmp / f"cli_{streams}_{cores}"
+    cmd = [sys.executable, "-m", "datagen.cli", "record", "--scene", cfg.scene,
+           "--episodes", str(episodes), "--frames", str(cfg.frames),
+           "--size", f"{cfg.width}x{cfg.height}", "--streams", str(streams),
+           "--out", str(out), "--no-progress"]
+    if cores is not None:
+        cmd = ["taskset", "-c", cores, *cmd]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out)
+    return episodes * cfg.frames / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scene", default="city")
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--max-streams", type=int, default=None,
+                        help="largest stream count tried (default: usable cores + 1)")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.split("x"))
+    cfg = RecordConfig(scene=args.scene, frames=args.frames, width=w, height=h)
+    cores = usable_cores()
+    with tempfile.TemporaryDirectory() as tmp:
+        stages = time_stages(cfg, Path(tmp))
+        one_core = time_cli(cfg, Path(tmp), 1, "0", 2) if shutil.which("taskset") else None
+        by_streams = {n: time_cli(cfg, Path(tmp), n, None, max(2, n))
+                      for n in range(1, (args.max_streams or cores + 1) + 1)}
+
+    slowest = min(stages["render"], stages["log"], stages["encode"])
+    print(f"# Recording throughput: {cfg.scene}, {w}x{h}, {cfg.frames} frames, "
+          f"x264 {cfg.preset} CRF {cfg.crf}, {cfg.encoder_threads} encoder threads\n")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+          f"({cores} usable), Python {platform.python_version()}\n")
+    print("| stage | frames/s |")
+    print("|---|---|")
+    for name in ("render", "log", "encode", "pipeline"):
+        print(f"| {name}{' (overlapped, one stream)' if name == 'pipeline' else ' alone'} | "
+              f"{stages[name]:.0f} |")
+    print(f"\none stream / slowest stage alone = {stages['pipeline'] / slowest:.2f} "
+          "(target >= 0.8)\n")
+    print("| `datagen record` run (start-up included) | frames/s | vs one stream on one core |")
+    print("|---|---|---|")
+    if one_core is not None:
+        print(f"| 1 stream, `taskset -c 0` | {one_core:.0f} | 1.00x |")
+    for n, fps in by_streams.items():
+        ratio = f"{fps / one_core:.2f}x" if one_core else "n/a"
+        print(f"| {n} stream(s), all cores | {fps:.0f} | {ratio} |")
+    best = max(by_streams, key=by_streams.get)
+    print(f"\nmost frames/s here: --streams {best}")
+
+
+if __name__ == "__main__":
+    main()

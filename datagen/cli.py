@@ -1,0 +1,214 @@
+"""The ``datagen`` command line: ``record``, ``validate``, ``scenes`` and ``plan``.
+
+It only parses, checks and calls the library; every error a user can cause ends in one
+``datagen: error: ...`` line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
+EXIT_USAGE = 2  # bad arguments or unusable paths
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT like 640x360, got {text!r}") from None
+    return w, h
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from datagen import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="datagen", description="Record action-annotated episodes on the built-in engine.")
+    parser.add_argument("--version", action="version", version=f"datagen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    rec = sub.add_parser("record", help="record episodes (MP4 + CSV + meta.json)")
+    rec.add_argument("--scene", default="city", help="scene name (see `datagen scenes`)")
+    rec.add_argument("--episodes", type=_positive, default=1, help="episodes to record")
+    rec.add_argument("--first-index", type=int, default=0,
+                     help="index of the first episode (episode i depends only on seed and i)")
+    rec.add_argument("--frames", type=_positive, default=1200, help="frames per episode")
+    rec.add_argument("--fps", type=_positive, default=30, help="frames per second")
+    rec.add_argument("--size", type=_size, default=(640, 360), help="WIDTHxHEIGHT")
+    rec.add_argument("--seed", type=int, default=0, help="run seed")
+    rec.add_argument("--streams", type=_positive, default=None,
+                     help="recorders side by side (default: one per usable core)")
+    rec.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder")
+    rec.add_argument("--crf", type=int, default=18, help="H.264 CRF (0-51, lower = better)")
+    rec.add_argument("--preset", default="veryfast", help="x264 preset")
+    rec.add_argument("--fov", type=float, default=90.0, help="horizontal field of view, degrees")
+    rec.add_argument("--profile", default="explore", help="behaviour profile (action mix)")
+    rec.add_argument("--renderer", default="tiny", choices=("tiny", "gl"),
+                     help="tiny: software (default); gl: OpenGL over EGL (Mesa or a GPU)")
+    rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    val = sub.add_parser("validate", help="check episodes against the contract")
+    val.add_argument("paths", nargs="+", type=Path, help="episode, scene or output folders")
+    val.add_argument("--no-decode", action="store_true",
+                     help="skip decoding the video (faster; frame count not checked)")
+
+    sub.add_parser("scenes", help="list the built-in scenes")
+
+    plan = sub.add_parser("plan", help="plot the navmesh and sampled trajectories from above")
+    plan.add_argument("--scene", default="city")
+    plan.add_argument("--seed", type=int, default=0)
+    plan.add_argument("--trajectories", type=_positive, default=6)
+    plan.add_argument("--seconds", type=float, default=40.0, help="length of each trajectory")
+    plan.add_argument("--profile", default="explore")
+    plan.add_argument("--plot", type=Path, required=True, help="PNG to write")
+    return parser
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from datagen.action_mix import summary_line
+    from datagen.episode import META_FILE, episode_dir, load_meta
+    from datagen.record import RecordConfig, episode_id
+    from datagen.scenes import SCENES
+    from datagen.streams import default_streams, run_streams
+
+    if args.scene not in SCENES:
+        raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
+    cfg = RecordConfig(
+        scene=args.scene, frames=args.frames, fps=args.fps, width=args.size[0],
+        height=args.size[1], seed=args.seed, fov=args.fov, profile=args.profile, crf=args.crf,
+        preset=args.preset, backend=args.renderer)
+    try:
+        cfg.check()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _check_writable(args.out)
+    indices = range(args.first_index, args.first_index + args.episodes)
+    todo = [i for i in indices
+            if not episode_dir(args.out, cfg.scene, episode_id(cfg, i)).exists()]
+    if skipped := len(indices) - len(todo):
+        print(f"{skipped} episode(s) already recorded under {args.out}: skipped")
+    if not todo:
+        return 0
+    streams = args.streams or default_streams(len(todo))
+    print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
+          f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
+    summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
+    for path in sorted(summary.finished):
+        print(f"finished {path}")
+    if summary.finished:
+        print(summary_line([load_meta(p / META_FILE).settings["action_mix"]
+                            for p in summary.finished]))
+    for name, reason in summary.failed:
+        print(f"FAILED {name}: {reason}", file=sys.stderr)
+    print(f"{len(summary.finished)} finished, {len(summary.failed)} failed; "
+          f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.0f} frames/s)")
+    return EXIT_PROBLEMS if summary.failed else 0
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out}: {exc.strerror}") from None
+    if not out.is_dir() or not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder {out} is not a writable directory")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from datagen.episode import find_episodes, validate_episode
+
+    bad = total = 0
+    for root in args.paths:
+        if not root.exists():
+            raise UsageError(f"no such file or folder: {root}")
+        finished, partial = find_episodes(root)
+        if not finished and not partial:
+            print(f"{root}: no episodes found")
+            bad += 1
+        for path in [*finished, *partial]:
+            total += 1
+            problems = validate_episode(path, decode_video=not args.no_decode)
+            if problems:
+                bad += 1
+                print(f"INVALID {path}")
+                for p in problems:
+                    print(f"  {p.where}: {p.message}")
+            else:
+                print(f"ok      {path}")
+    print(f"{total - bad} of {total} episode(s) valid")
+    return EXIT_PROBLEMS if bad else 0
+
+
+def cmd_scenes(args: argparse.Namespace) -> int:
+    from datagen.scenes import SCENES
+
+    width = max(len(name) for name in SCENES)
+    for name, info in SCENES.items():
+        print(f"{name:<{width}}  {info.description}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from datagen.controller import PROFILES, Agent
+    from datagen.navmesh import NavMesh
+    from datagen.plan_plot import plot_plan
+    from datagen.scenes import SCENES, build_world
+
+    if args.scene not in SCENES:
+        raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
+    if args.profile not in PROFILES:
+        raise UsageError(f"unknown --profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    _check_writable(args.plot.parent if args.plot.parent != Path("") else Path("."))
+    world = build_world(args.scene, args.seed)
+    navmesh = NavMesh.from_world(world)
+    fps = 30
+    trajectories = []
+    for k in range(args.trajectories):
+        seed = int(np.random.SeedSequence([args.seed, k]).generate_state(1)[0])
+        agent = Agent(world, navmesh, seed=seed, fps=fps, profile=PROFILES[args.profile])
+        ticks = [agent.first()] + [agent.step() for _ in range(int(args.seconds * fps) - 1)]
+        trajectories.append(np.array([t.position for t in ticks]))
+    out = plot_plan(world, navmesh, trajectories, args.plot,
+                    title=f"{args.scene} seed {args.seed}: {args.trajectories} trajectories "
+                          f"of {args.seconds:g} s")
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"record": cmd_record, "validate": cmd_validate, "scenes": cmd_scenes,
+            "plan": cmd_plan}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"datagen: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("datagen: interrupted; unfinished episodes stay in their .partial folders",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

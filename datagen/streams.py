@@ -1,0 +1,158 @@
+"""Run several recorders side by side (``--streams N``), each in its own process, with progress.
+
+Episodes are dealt to streams round-robin, so every stream knows its total and its bar shows a
+real ETA. Each stream renders in its main thread, writes in a second thread and encodes in an
+ffmpeg process (see ``datagen.record``); the streams themselves are separate processes so that
+they share nothing but the CPU. A failing episode is reported with its reason, stays in its
+``.partial`` folder, and the other episodes go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from datagen.record import RecordConfig, episode_id, record_episode
+
+PROGRESS_EVERY = 10  # frames between progress messages from a stream process
+
+
+@dataclass
+class RunSummary:
+    finished: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (episode id, reason)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_streams(episodes: int) -> int:
+    """One stream per usable core, never more streams than episodes.
+
+    A stream keeps about one core busy rendering and one busy encoding, but its stages
+    alternate and wait on each other; one stream per core fills the gaps (measured in
+    benchmarks/RESULTS.md), and more streams than cores only add switching.
+    """
+    return max(1, min(episodes, usable_cores()))
+
+
+def deal(indices: list[int], streams: int) -> list[list[int]]:
+    """Round-robin assignment of episode indices to streams (empty streams dropped)."""
+    return [part for s in range(streams) if (part := indices[s::streams])]
+
+
+def run_streams(
+    cfg: RecordConfig, indices: list[int], out: Path, streams: int, progress: bool = True
+) -> RunSummary:
+    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams."""
+    parts = deal(indices, streams)
+    summary = RunSummary()
+    start = time.perf_counter()
+    bars = [
+        tqdm(total=len(part) * cfg.frames, desc=f"stream {s}", unit="frame", position=s,
+             disable=not progress, dynamic_ncols=True, leave=True)
+        for s, part in enumerate(parts)
+    ]
+    try:
+        if len(parts) == 1:
+            _run_inline(cfg, parts[0], out, bars[0], summary)
+        else:
+            _run_processes(cfg, parts, out, bars, summary)
+    finally:
+        for bar in bars:
+            bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _run_inline(cfg, part, out, bar, summary) -> None:
+    for index in part:
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            bar.update(n - done)
+            done = n
+
+        try:
+            summary.finished.append(record_episode(cfg, index, out, on_frame=advance))
+            summary.frames += cfg.frames
+        except Exception as exc:  # reported, and the next episode goes on
+            summary.failed.append((episode_id(cfg, index), _reason(exc)))
+            bar.update(cfg.frames - done)
+
+
+def _run_processes(cfg, parts, out, bars, summary) -> None:
+    ctx = mp.get_context("spawn")  # no fork: Panda3D and ffmpeg pipes do not survive it
+    events = ctx.Queue()
+    procs = [ctx.Process(target=_stream_main, args=(cfg, s, part, out, events), daemon=True)
+             for s, part in enumerate(parts)]
+    for p in procs:
+        p.start()
+    exited: set[int] = set()
+    try:
+        while len(exited) < len(procs):
+            try:
+                kind, stream, *payload = events.get(timeout=1.0)
+            except queue.Empty:  # a stream killed from outside sends no "exit"
+                for s, p in enumerate(procs):
+                    if s not in exited and not p.is_alive():
+                        exited.add(s)
+                        summary.failed.append(
+                            (f"stream {s}", f"stream process died with exit code {p.exitcode}"))
+                continue
+            if kind == "frames":
+                bars[stream].update(payload[0])
+            elif kind == "finished":
+                summary.finished.append(Path(payload[0]))
+                summary.frames += cfg.frames
+            elif kind == "failed":
+                summary.failed.append((payload[0], payload[1]))
+            elif kind == "exit":
+                exited.add(stream)
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+
+
+def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, events) -> None:
+    try:
+        for index in part:
+            sent = 0
+
+            def advance(n: int) -> None:
+                nonlocal sent
+                if n - sent >= PROGRESS_EVERY or n == cfg.frames:
+                    events.put(("frames", stream, n - sent))
+                    sent = n
+
+            try:
+                path = record_episode(cfg, index, out, on_frame=advance)
+                events.put(("finished", stream, str(path)))
+            except Exception as exc:
+                events.put(("frames", stream, cfg.frames - sent))
+                events.put(("failed", stream, episode_id(cfg, index), _reason(exc)))
+    finally:
+        events.put(("exit", stream))
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
