@@ -338,6 +338,23 @@ def _point_at(path: np.ndarray, cum: np.ndarray, s: float) -> np.ndarray:
     return path[k] + min(max(t, 0.0), 1.0) * (path[k + 1] - path[k])
 
 
+def open_heading(navmesh: NavMesh, xy: np.ndarray, rng: np.random.Generator,
+                 clear_m: float = 6.0, tries: int = 12) -> float:
+    """A random heading (degrees) with at least ``clear_m`` of free walking ahead, as a player
+    would face after spawning; the most open of ``tries`` random headings if none is that clear.
+    """
+    best, best_free = 0.0, -1.0
+    for yaw in rng.uniform(-180.0, 180.0, tries):
+        direction = np.array([math.cos(math.radians(yaw)), math.sin(math.radians(yaw))])
+        free = next((d for d in (clear_m, clear_m / 2, clear_m / 4, 0.0)
+                     if d == 0.0 or navmesh.segment_clear(xy, xy + d * direction)), 0.0)
+        if free >= clear_m:
+            return float(yaw)
+        if free > best_free:
+            best, best_free = float(yaw), free
+    return best
+
+
 class Agent:
     """The built-in agent: planner, controller and kinematics behind ``first()`` / ``step()``."""
 
@@ -354,14 +371,14 @@ class Agent:
         start_rng, plan_rng, hand_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
         self.start_xy = np.asarray(navmesh.random_point(start_rng), dtype=np.float64)
-        self.start_yaw = float(start_rng.uniform(-180.0, 180.0))
+        self.start_yaw = open_heading(navmesh, self.start_xy, start_rng)
         self.body = Body(world, navmesh, profile, self.start_xy, self.start_yaw, self.fps)
         planner = Planner(navmesh, plan_rng, profile, allow_jump=world.allow_jump)
         self.controller = Controller(self.body, planner, profile, hand_rng, self.fps)
         self.frames = 0
 
     def first(self) -> Tick:
-        """Frame 0: no inputs, the initial pose (random reachable start, random heading)."""
+        """Frame 0: no inputs, the initial pose (random reachable start, open heading)."""
         if self.frames:
             raise RuntimeError("first() must come before any step()")
         return self._tick((0,) * 7, 0.0, 0.0)
