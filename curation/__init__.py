@@ -1,0 +1,1 @@
+"""worldforge curation: turn recorded episodes into WebDataset training shards."""
