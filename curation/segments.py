@@ -24,7 +24,8 @@ MOUSE_COLUMNS = ("mouse_dx", "mouse_dy")
 class Segment:
     episode: str  # source episode id
     source: Path  # source episode folder
-    source_frames: np.ndarray  # int64 [T], strictly increasing source frame indices
+    source_frames: np.ndarray  # int64 [T] source frame indices: strictly increasing, or
+    #                            non-decreasing when upsampled (a source frame shown twice)
     labels: dict[str, np.ndarray]  # LABEL_COLUMNS -> [T]: uint8 keys, float64 otherwise
     fps: float  # frame rate of this segment (the source's, unless resampled)
     resampling: dict | None = None  # {"from_fps", "to_fps", "method"} when resampled
@@ -39,8 +40,11 @@ class Segment:
         """Broken invariants (empty when the segment is consistent)."""
         out = []
         n = len(self.source_frames)
-        if n and np.any(np.diff(self.source_frames) <= 0):
+        steps = np.diff(self.source_frames)
+        if self.resampling is None and np.any(steps <= 0):
             out.append("source_frames must be strictly increasing")
+        elif np.any(steps < 0):
+            out.append("source_frames must not decrease")
         missing = [c for c in LABEL_COLUMNS if c not in self.labels]
         if missing:
             out.append(f"missing label columns: {missing}")
