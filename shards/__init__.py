@@ -1,0 +1,7 @@
+"""Stream curated WebDataset shards into training, with actions in a model's action space."""
+
+from shards.action_space import SPACES, ActionSpace, from_space, get_space, to_space
+from shards.reader import ShardError, clip_dataset, decode_sample, open_shards
+
+__all__ = ["SPACES", "ActionSpace", "ShardError", "clip_dataset", "decode_sample", "from_space",
+           "get_space", "open_shards", "to_space"]

@@ -1,0 +1,207 @@
+"""Stream curated clips (contract part 4) from WebDataset shards into PyTorch training.
+
+``clip_dataset(urls)`` is a webdataset pipeline of small stages::
+
+    shard list, shuffled by (seed, epoch)          the same on every rank
+    -> split by node: rank r keeps shards r, r+W, ...  (torch.distributed, or RANK/WORLD_SIZE)
+    -> tar samples (raw bytes)
+    -> shuffle buffer seeded by (seed, epoch, rank)    => this rank's stream, fixed for a seed
+    -> skip the first ``start`` samples                 (resume from a position)
+    -> split by worker: sample i goes to worker i % num_workers
+    -> decode in the worker (MP4 via PyAV, npy, json) and map actions to ``space``
+
+Every worker reads the rank's tars and keeps its share of the samples before decoding (the
+expensive part), so even a single shard feeds every worker. A ``DataLoader`` with
+``batch_size=None`` or 1 takes one sample from each worker in turn, so it yields this rank's
+stream in exactly the same order for any number of workers, and ``start=k`` gives the stream from
+its k-th sample: to resume, pass the number of samples this rank has already consumed. Ranks
+get whole shards, so a job needs at least as many shards as ranks (more for balance).
+
+Each sample is a dict: ``__key__``; ``video`` (torch uint8 ``[T, H, W, 3]``, RGB, row 0 = top;
+float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False``); ``keys``
+(float32 ``[T, K]`` keyboard of the action space); ``mouse`` (float32 ``[T, 2]`` in the space's
+units, None when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
+json, plus ``shard``: the tar it came from).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import webdataset as wds
+from webdataset.utils import pytorch_worker_info
+
+from shards.action_space import ActionSpace, get_space, to_space
+
+MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
+SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class ShardError(ValueError):
+    """A sample breaks the shard contract (missing member, wrong shape, undecodable video)."""
+
+
+def open_shards(path: str | Path, split: str = "train") -> list[str]:
+    """The sorted tar paths ``<path>/<split>-NNNNNN.tar`` of a shard folder."""
+    if not SPLIT_PATTERN.fullmatch(split):
+        raise ValueError(f"split must be a name like 'train' or 'val', got {split!r}")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"shard folder {folder} does not exist")
+    tars = sorted(p for p in folder.glob(f"{split}-*.tar")
+                  if re.fullmatch(rf"{split}-\d+\.tar", p.name))
+    if not tars:
+        found = sorted({p.name.split("-")[0] for p in folder.glob("*.tar")})
+        raise FileNotFoundError(f"no {split}-*.tar shards in {folder}"
+                                + (f" (splits there: {found})" if found else ""))
+    return [str(p) for p in tars]
+
+
+def decode_mp4(data: bytes) -> np.ndarray:
+    """MP4 bytes to uint8 RGB frames ``[T, H, W, 3]``."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    if not frames:
+        raise ShardError("the mp4 has no frames")
+    return np.stack(frames)
+
+
+def decode_sample(
+    sample: dict, space: ActionSpace, decode_video: bool = True, float_video: bool = False
+) -> dict:
+    """One raw tar sample (member name -> bytes) to the training dict (see module docstring)."""
+    key, url = sample.get("__key__"), sample.get("__url__")
+    where = f"sample {key!r} of {url}"
+    missing = [m for m in MEMBERS if m not in sample]
+    if missing:
+        raise ShardError(f"{where}: missing members {missing} (has {sorted(sample)})")
+    try:
+        meta = json.loads(sample["json"])
+        keys = np.load(io.BytesIO(sample["keys.npy"]), allow_pickle=False)
+        mouse = np.load(io.BytesIO(sample["mouse.npy"]), allow_pickle=False)
+        pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
+        video = decode_mp4(sample["mp4"]) if decode_video else sample["mp4"]
+    except (ValueError, OSError, av.FFmpegError) as exc:
+        raise ShardError(f"{where}: cannot decode: {exc}") from exc
+    t = len(keys)
+    if pose.shape != (t, 8) or mouse.shape != (t, 2):
+        raise ShardError(f"{where}: keys {keys.shape}, mouse {mouse.shape}, pose {pose.shape} "
+                         f"do not describe the same {t} frames ([T, 7], [T, 2], [T, 8])")
+    if decode_video:
+        size = (meta.get("height"), meta.get("width"))
+        if video.shape[0] != t or video.shape[1:3] != size:
+            raise ShardError(f"{where}: video has {video.shape[0]} frames of "
+                             f"{video.shape[2]}x{video.shape[1]}, the labels {t} frames and the "
+                             f"json {size[1]}x{size[0]}")
+        video = torch.from_numpy(video)
+        if float_video:
+            video = video.float().div_(127.5).sub_(1.0)
+    try:
+        keyboard, model_mouse = to_space(keys, mouse, space)
+    except ValueError as exc:
+        raise ShardError(f"{where}: {exc}") from exc
+    return {
+        "__key__": key,
+        "video": video,
+        "keys": torch.from_numpy(keyboard),
+        "mouse": None if model_mouse is None else torch.from_numpy(model_mouse),
+        "pose": torch.from_numpy(pose.astype(np.float64)),
+        "meta": {**meta, "shard": url},
+    }
+
+
+def _rank_shards(urls: list[str], seed: int, epoch: int, shuffle: bool,
+                 split_by_node: bool) -> Callable[[], Iterator[dict]]:
+    """First stage: this rank's shards, after a (seed, epoch) shuffle shared by all ranks."""
+
+    def stage() -> Iterator[dict]:
+        order = list(urls)
+        if shuffle:
+            random.Random(f"shards:{seed}:{epoch}").shuffle(order)
+        rank, world, _, _ = pytorch_worker_info()
+        if split_by_node and world > 1:
+            if len(order) < world:
+                raise ValueError(f"{len(order)} shards cannot feed {world} ranks: write more, "
+                                 "smaller shards (curation filter --maxcount)")
+            order = order[rank::world]
+        return iter({"url": u} for u in order)
+
+    return stage
+
+
+def _shuffled(bufsize: int, seed: int, epoch: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
+    """Shuffle buffer whose generator is re-seeded on every pass (same order every iteration)."""
+
+    def stage(src: Iterator[dict]) -> Iterator[dict]:
+        rank = pytorch_worker_info()[0]
+        rng = random.Random(f"samples:{seed}:{epoch}:{rank}")
+        return wds.shuffle(bufsize, bufsize, rng=rng)(iter(src))
+
+    return stage
+
+
+def _tail_for_worker(start: int, split_by_worker: bool) -> Callable[[Iterable], Iterator]:
+    """Skip the first ``start`` samples of the stream, then keep this worker's share."""
+
+    def stage(src: Iterable) -> Iterator:
+        _, _, worker, workers = pytorch_worker_info()
+        step = workers if split_by_worker else 1
+        first = start + (worker if split_by_worker else 0)
+        return islice(src, first, None, step)
+
+    return stage
+
+
+def clip_dataset(
+    urls: str | list[str],
+    *,
+    seed: int = 0,
+    shuffle: int = 0,
+    split_by_node: bool = True,
+    split_by_worker: bool = True,
+    decode_video: bool = True,
+    float_video: bool = False,
+    space: str | ActionSpace = "worldforge",
+    start: int = 0,
+    epoch: int = 0,
+    handler: Callable[[Exception], bool] = wds.reraise_exception,
+) -> torch.utils.data.IterableDataset:
+    """A dataset of clip dicts from WebDataset tars (a path, a brace pattern, or a list).
+
+    ``shuffle`` is the sample shuffle-buffer size (0: no shuffling of shards or samples); the
+    order is fixed by ``seed`` and ``epoch``; ``start`` resumes this rank's stream at its
+    ``start``-th sample. ``handler`` is webdataset's error policy (default: raise;
+    ``webdataset.warn_and_continue`` skips bad samples with a warning).
+    """
+    if isinstance(urls, (str, Path)) and Path(urls).is_dir():
+        raise ValueError(f"{urls} is a folder: pass its tars, e.g. open_shards({str(urls)!r})")
+    url_list = wds.shardlists.expand_urls(urls) if isinstance(urls, str) else list(urls)
+    if not url_list:
+        raise ValueError("no shard urls given")
+    if shuffle < 0 or start < 0:
+        raise ValueError(f"shuffle and start must be >= 0, got shuffle={shuffle}, start={start}")
+    if float_video and not decode_video:
+        raise ValueError("float_video needs decode_video=True")
+    action_space = get_space(space)
+
+    def decode(sample: dict) -> dict:
+        return decode_sample(sample, action_space, decode_video, float_video)
+
+    return wds.DataPipeline(
+        _rank_shards(url_list, seed, epoch, shuffle > 0, split_by_node),
+        wds.tarfile_to_samples(handler=handler),
+        _shuffled(shuffle, seed, epoch) if shuffle > 0 else None,
+        _tail_for_worker(start, split_by_worker),
+        wds.map(decode, handler=handler),
+    )
