@@ -1,0 +1,167 @@
+"""The ``curation`` command line: ``filter``, ``annotate``, ``report`` and ``preview``.
+
+``filter``'s flags are generated from :class:`~curation.config.FilterConfig`, one per field
+(``--clip-frames``, ``--dup-threshold``, ...), so the config and the command line never drift
+apart. Errors a user can cause end in one ``curation: error: ...`` line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from pathlib import Path
+
+from curation.config import FilterConfig
+
+EXIT_REJECTS = 1  # --strict and something was rejected
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; printed without a traceback."""
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    hint = typing.get_type_hints(FilterConfig)[f.name]
+    if isinstance(hint, types.UnionType):  # "float | None": the non-None member
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filter settings (FilterConfig; see docs/curation.md)")
+    for f in dataclasses.fields(FilterConfig):
+        group.add_argument(f"--{f.name.replace('_', '-')}", type=_field_type(f), default=None,
+                           metavar=_field_type(f).__name__.upper(),
+                           help=f"default: {f.default}")
+    group.add_argument("--size", default=None, help="WIDTHxHEIGHT (sets --width and --height)")
+
+
+def _config(args: argparse.Namespace) -> FilterConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FilterConfig)
+              if getattr(args, f.name) is not None}
+    if args.size:
+        try:
+            values["width"], values["height"] = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise UsageError(f"--size expects WIDTHxHEIGHT like 640x360, got {args.size!r}") \
+                from None
+    try:
+        return FilterConfig(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curation", description="Turn recorded episodes into WebDataset training shards.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    flt = sub.add_parser("filter", help="episodes -> WebDataset shards")
+    flt.add_argument("episodes", nargs="+", type=Path, help="episode, scene or output folders")
+    flt.add_argument("--out", type=Path, required=True, help="shard folder")
+    flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
+    flt.add_argument("--strict", action="store_true", help="exit 1 when anything was rejected")
+    flt.add_argument("--no-progress", action="store_true")
+    _config_flags(flt)
+
+    ann = sub.add_parser("annotate", help="infer keys and mouse from camera trajectories")
+    ann.add_argument("episodes", nargs="+", type=Path)
+    ann.add_argument("--out", type=Path, required=True, help="where annotated copies go")
+
+    rep = sub.add_parser("report", help="HTML report of a shard folder")
+    rep.add_argument("shards", type=Path)
+    rep.add_argument("--out", type=Path, default=None, help="default: SHARDS/report")
+
+    pre = sub.add_parser("preview", help="draw the inputs over a clip or an episode (MP4)")
+    pre.add_argument("source", type=Path, help="episode folder or shard tar")
+    pre.add_argument("--key", default=None, help="clip key inside a tar (default: the first)")
+    pre.add_argument("--out", type=Path, required=True, help="MP4 to write")
+    return parser
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    from curation.pipeline import run_filter
+
+    cfg = _config(args)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    for path in args.episodes:
+        if not path.exists():
+            raise UsageError(f"no such file or folder: {path}")
+    try:
+        summary = run_filter(args.episodes, args.out, cfg, workers=args.workers,
+                             progress=not args.no_progress)
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(str(exc)) from None
+    for reject in summary.skipped_inputs:
+        print(f"skipped {reject.source}: {reject.reason}")
+    print(f"{summary.episodes} episode(s) processed ({summary.skipped} done before), "
+          f"{summary.clips} clip(s) from {summary.frames} frames in {summary.seconds:.1f} s "
+          f"-> {args.out}")
+    for kind, count in summary.rejects.most_common():
+        print(f"  rejected {count} x {kind}")
+    return EXIT_REJECTS if args.strict and summary.rejects else 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from curation.annotate import AnnotateConfig, annotate_episode
+    from datagen.episode import find_episodes
+
+    cfg = AnnotateConfig()
+    failed = 0
+    for root in args.episodes:
+        if not root.exists():
+            raise UsageError(f"no such file or folder: {root}")
+        for path in find_episodes(root)[0]:
+            try:
+                print(f"annotated {annotate_episode(path, args.out, cfg)}")
+            except (OSError, ValueError) as exc:
+                failed += 1
+                print(f"FAILED {path}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from curation.report import write_report
+
+    if not (args.shards / "dataset.json").exists():
+        raise UsageError(f"{args.shards} is not a shard folder (no dataset.json)")
+    print(f"wrote {write_report(args.shards, args.out)}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from curation.preview import preview
+
+    if not args.source.exists():
+        raise UsageError(f"no such file or folder: {args.source}")
+    try:
+        print(f"wrote {preview(args.source, args.out, key=args.key)}")
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+COMMANDS = {"filter": cmd_filter, "annotate": cmd_annotate, "report": cmd_report,
+            "preview": cmd_preview}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"curation: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("curation: interrupted; closed shards are kept and the next run resumes",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
