@@ -55,9 +55,9 @@ def time_stages(cfg: RecordConfig, tmp: Path) -> dict[str, float]:
     log = time.perf_counter() - start
 
     renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
-    renderer.render(ticks[0].position, ticks[0].quat, 0.0)  # first frame builds textures
+    renderer.render(ticks[0].position, ticks[0].quat, ticks[0].movers)  # builds textures
     start = time.perf_counter()
-    frames = [renderer.render(t.position, t.quat, i / cfg.fps) for i, t in enumerate(ticks)]
+    frames = [renderer.render(t.position, t.quat, t.movers) for t in ticks]
     render = time.perf_counter() - start
     renderer.close()
 

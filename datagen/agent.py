@@ -6,7 +6,9 @@ axis by ``mouse_dy``); the logged angles are read back from it, so the contract'
 ``mouse_dx[i] == -(yaw[i] - yaw[i-1])`` and ``mouse_dy[i] == pitch[i] - pitch[i-1]`` hold to
 rounding. Movement: W/S/A/D give a desired velocity in the heading frame (diagonals normalised),
 limited per gait and by the ground's slope, reached with bounded acceleration; the navmesh's
-``clamp_step`` is the collision response (the feet never leave the mesh); the feet follow the
+``clamp_step`` is the collision response (the feet never leave the mesh); with a
+:class:`~datagen.traffic.Traffic`, a step that would bring the agent's radius into a mover's
+footprint is refused (the keys stay logged, the agent just does not move); the feet follow the
 ground, and space starts a ballistic jump under gravity that ends on landing.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 from datagen.navmesh import NavMesh
 from datagen.planner import BehaviourProfile
 from datagen.rotation import compose_turn, quat_from_ypr, ypr_from_quat
+from datagen.traffic import Traffic
 from datagen.world import World
 
 KEYS = ("w", "s", "a", "d", "space", "shift", "ctrl")
@@ -47,15 +50,19 @@ def max_speed(profile: BehaviourProfile, keys: Keys) -> float:
 
 
 class Body:
-    """The agent's state (feet, orientation, velocity, eye height) and its integration step."""
+    """The agent's state (feet, orientation, velocity, eye height) and its integration step.
+
+    ``traffic``, when given, holds the movers the agent cannot walk into.
+    """
 
     def __init__(self, world: World, navmesh: NavMesh, profile: BehaviourProfile, xy: np.ndarray,
-                 yaw: float, fps: int) -> None:
+                 yaw: float, fps: int, traffic: Traffic | None = None) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.world = world
         self.navmesh = navmesh
         self.profile = profile
+        self.traffic = traffic
         self.dt = 1.0 / fps
         x, y = (float(v) for v in np.asarray(xy, dtype=np.float64))
         self.feet = np.array([x, y, float(world.height_at(x, y))])
@@ -99,7 +106,9 @@ class Body:
         size = math.hypot(*change)
         self._vh = self._vh + (change if size <= limit else change * (limit / size))
         new_xy = np.asarray(self.navmesh.clamp_step(xy, xy + self._vh * dt), dtype=np.float64)
-        self._vh = (new_xy - xy) / dt  # what a wall took away is gone
+        if self._into_mover(xy, new_xy):
+            new_xy = xy.copy()
+        self._vh = (new_xy - xy) / dt  # what a wall or a mover took away is gone
 
         # vertical: follow the ground, or fly a jump until landing
         ground = float(self.world.height_at(new_xy[0], new_xy[1]))
@@ -125,6 +134,15 @@ class Body:
 
         self.feet = np.array([new_xy[0], new_xy[1], z])
         self.velocity = (self.feet - old) / dt
+
+    def _into_mover(self, old: np.ndarray, new: np.ndarray) -> bool:
+        """Whether stepping from ``old`` to ``new`` brings the agent's radius into a mover's
+        footprint (a step that moves away from a mover it already touches is allowed)."""
+        if self.traffic is None or self.traffic.n == 0 or np.array_equal(old, new):
+            return False
+        after = self.traffic.clearance(new)
+        close = after < self.navmesh.agent_radius
+        return bool(close.any() and (after[close] < self.traffic.clearance(old)[close]).any())
 
     def _slope_factor(self, xy: np.ndarray, direction: np.ndarray) -> float:
         """Speed factor from the ground's grade along ``direction`` (slower uphill)."""

@@ -8,14 +8,15 @@ space taps for jumps. Pauses, turns in place and look-arounds use the mouse alon
 makes no progress for ``stuck_s`` is dropped and re-planned.
 
 :class:`Agent` is the facade the recorder uses: ``first()`` and ``step()`` return one
-:class:`Tick` (one ``actions.csv`` row) per frame, ``describe()`` what goes into meta.json.
+:class:`Tick` (one ``actions.csv`` row and the movers' poses) per frame, ``describe()`` what goes
+into meta.json. The agent steps the world's :class:`~datagen.traffic.Traffic` after itself.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from datagen.planner import (
     TurnInPlace,
 )
 from datagen.rotation import wrap_deg
+from datagen.traffic import Traffic
 from datagen.world import World
 
 __all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick"]
@@ -41,7 +43,10 @@ OCTANT_KEYS = ((1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
                (0, 1, 0, 0), (0, 1, 0, 1), (0, 0, 0, 1), (1, 0, 0, 1))
 NO_KEYS = (0, 0, 0, 0)
 Want = tuple[tuple[int, int, int, int], bool, bool]  # (w/s/a/d combination, shift, ctrl)
-FACING = {"forward": 0.0, "backward": 180.0, "strafe_left": -90.0, "strafe_right": 90.0}
+# camera heading minus direction of motion, per mode (strafe_left: motion 90 degrees left)
+FACING = {"forward": 0.0, "backward": 180.0, "strafe_left": -90.0, "strafe_right": 90.0,
+          "forward_left": -45.0, "forward_right": 45.0, "backward_left": -135.0,
+          "backward_right": 135.0}
 OCTANT_HYSTERESIS = 15.0  # degrees beyond the octant's half width before the keys change
 ARRIVE_M = 0.35
 DEADBAND_DEG = 0.3  # the hand rests once the aim is this close and the turn slow
@@ -52,7 +57,8 @@ NOISE_FULL_RATE = 30.0  # deg/s: the jitter grows with the turn rate up to this
 
 @dataclass
 class Tick:
-    """One frame's row: the inputs that produced it and the camera pose after them."""
+    """One frame's row: the inputs that produced it and the camera pose after them, plus the
+    movers' poses the frame shows (not logged)."""
 
     keys: Keys
     mouse_dx: float
@@ -64,6 +70,7 @@ class Tick:
     roll: float
     velocity: np.ndarray  # agent (feet), world frame, m/s [3]
     fov: float
+    movers: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # [M, 3] x, y, heading
 
     def row(self) -> dict[str, float | int]:
         """The contract's ``actions.csv`` columns, without ``frame`` and ``t``."""
@@ -372,7 +379,9 @@ class Agent:
             np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
         self.start_xy = np.asarray(navmesh.random_point(start_rng), dtype=np.float64)
         self.start_yaw = open_heading(navmesh, self.start_xy, start_rng)
-        self.body = Body(world, navmesh, profile, self.start_xy, self.start_yaw, self.fps)
+        self.traffic = Traffic(world, self.fps, navmesh.agent_radius, self.start_xy)
+        self.body = Body(world, navmesh, profile, self.start_xy, self.start_yaw, self.fps,
+                         traffic=self.traffic)
         planner = Planner(navmesh, plan_rng, profile, allow_jump=world.allow_jump)
         self.controller = Controller(self.body, planner, profile, hand_rng, self.fps)
         self.frames = 0
@@ -387,6 +396,7 @@ class Agent:
         """Advance one tick (``1 / fps`` seconds) and return the new frame's row."""
         keys, dx, dy = self.controller.inputs()
         self.body.apply(keys, dx, dy)
+        self.traffic.step(self.body.feet[:2])
         self.frames += 1
         return self._tick(keys, dx, dy)
 
@@ -412,5 +422,6 @@ class Agent:
         b = self.body
         return Tick(keys=tuple(int(k) for k in keys), mouse_dx=float(dx), mouse_dy=float(dy),
                     position=b.camera_position, quat=b.quat.copy(), yaw=b.yaw, pitch=b.pitch,
-                    roll=b.roll, velocity=b.velocity.copy(), fov=self.fov)
+                    roll=b.roll, velocity=b.velocity.copy(), fov=self.fov,
+                    movers=self.traffic.poses())
 

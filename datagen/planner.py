@@ -11,6 +11,7 @@ engine) turns them into keyboard state and mouse deltas tick by tick.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,7 +19,10 @@ import numpy as np
 from datagen.navigation import Navigator, Unreachable
 
 GAITS = ("walk", "sprint", "crouch")
-MODES = ("forward", "backward", "strafe_left", "strafe_right")
+# which way a leg is walked, named after the keys it holds: W, S, A, D, W+A, W+D, S+A, S+D
+MODES = ("forward", "backward", "strafe_left", "strafe_right", "forward_left", "forward_right",
+         "backward_left", "backward_right")
+SPRINT_MODES = ("forward", "forward_left", "forward_right")  # shift sprints only with W held
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,18 @@ class BehaviourProfile:
     # (or reaches only by a detour) keeps its original position
     jitter_m: float = 0.6
     jitter_spacing_m: float = 6.0
-    # --- gait and direction of a leg
-    p_sprint: float = 0.20
-    p_crouch: float = 0.07
-    short_leg_m: float = 6.0  # legs shorter than this may be walked sideways or backwards
-    p_strafe: float = 0.25  # of short legs
-    p_backward: float = 0.15  # of short legs
-    jumps_per_100m: float = 3.0  # Poisson rate of jumps along a leg (where the world allows)
+    # --- gait and direction of a leg. A leg walked in any mode but forward is cut to a length
+    # drawn from side_leg_m, a crouched leg to one from crouch_leg_m (people side-step and sneak
+    # for a few metres, not across the map); forward walk and sprint legs go all the way
+    p_sprint: float = 0.20  # legs with W held (forward or a forward diagonal) sprinted with shift
+    p_crouch: float = 0.07  # legs crouched with ctrl
+    p_strafe: float = 0.25  # legs walked sideways (A or D alone)
+    p_backward: float = 0.15  # legs walked backwards (S alone)
+    p_diagonal: float = 0.0  # legs walked on a diagonal (W+A, W+D, S+A or S+D)
+    side_leg_m: tuple[float, float] = (1.5, 5.0)
+    crouch_leg_m: tuple[float, float] = (1.5, 4.0)
+    jumps_per_100m: float = 3.0  # jumps per 100 m walked standing, spread evenly-ish over the
+    # walks (gaps of 0.5 to 1.5 times the mean, carried from leg to leg; where the world allows)
     p_jump_in_pause: float = 0.10
     # --- mouse (controller)
     max_turn_rate: float = 220.0  # deg/s
@@ -98,10 +107,19 @@ class BehaviourProfile:
         if self.p_pause + self.p_turn_in_place + self.p_look_around > 1.0:
             raise ValueError(f"profile {self.name!r}: p_pause + p_turn_in_place + p_look_around "
                              "must not exceed 1")
-        if self.p_near_goal + self.p_revisit > 1.0 or self.p_sprint + self.p_crouch > 1.0 \
-                or self.p_strafe + self.p_backward > 1.0:
-            raise ValueError(f"profile {self.name!r}: p_near_goal + p_revisit, p_sprint + p_crouch "
-                             "and p_strafe + p_backward must each not exceed 1")
+        sums = {"p_near_goal + p_revisit": self.p_near_goal + self.p_revisit,
+                "p_sprint + p_crouch": self.p_sprint + self.p_crouch,
+                "p_strafe + p_backward + p_diagonal":
+                    self.p_strafe + self.p_backward + self.p_diagonal}
+        bad = [f"{k} = {v:g}" for k, v in sums.items() if v > 1.0 + 1e-12]
+        if bad:
+            raise ValueError(f"profile {self.name!r}: these sums must not exceed 1: {bad}")
+        ranges = ("pause_s", "turn_in_place_deg", "glance_dwell_s", "side_leg_m", "crouch_leg_m")
+        bad = [f"{k}={getattr(self, k)}" for k in ranges
+               if not 0.0 < getattr(self, k)[0] <= getattr(self, k)[1]]
+        if bad:
+            raise ValueError(f"profile {self.name!r}: these (low, high) ranges need "
+                             f"0 < low <= high: {bad}")
         positive = ("walk_speed", "sprint_speed", "crouch_speed", "accel", "decel", "gravity",
                     "max_turn_rate", "turn_accel", "turn_gain", "eye_rate", "stuck_s")
         bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) <= 0]
@@ -113,13 +131,17 @@ class BehaviourProfile:
 
 
 PROFILES: dict[str, BehaviourProfile] = {
-    "explore": BehaviourProfile(),
-    # every key and mouse direction shows up often: short legs, many side steps, crouch, jumps
+    # natural play: mostly W with turns, some sprint, occasional side and back steps, a little
+    # crouching, rare jumps, pauses and look-arounds
+    "explore": BehaviourProfile(
+        p_pause=0.2, p_turn_in_place=0.1, p_look_around=0.2, p_sprint=0.25, p_crouch=0.12,
+        p_strafe=0.08, p_backward=0.05, p_diagonal=0.1),
+    # coverage for world models: every key, combination and mouse direction shows up often
     "balanced": BehaviourProfile(
-        name="balanced", p_pause=0.1, p_turn_in_place=0.15, p_look_around=0.25,
-        p_near_goal=0.75, near_goal_m=9.0, p_sprint=0.3, p_crouch=0.15, short_leg_m=12.0,
-        p_strafe=0.45, p_backward=0.35, jumps_per_100m=25.0, p_jump_in_pause=0.5,
-        pitch_wander_deg=10.0, pitch_wander_s=1.5),
+        name="balanced", p_pause=0.1, p_turn_in_place=0.15, p_look_around=0.2,
+        p_near_goal=0.9, near_goal_m=10.0, p_sprint=0.25, p_crouch=0.12, p_strafe=0.25,
+        p_backward=0.1, p_diagonal=0.4, side_leg_m=(2.0, 7.0), crouch_leg_m=(2.0, 5.0),
+        jumps_per_100m=60.0, p_jump_in_pause=0.6, pitch_wander_deg=10.0, pitch_wander_s=1.5),
     # slow walks, long pauses, gentle mouse
     "calm": BehaviourProfile(
         name="calm", p_pause=0.3, p_turn_in_place=0.05, p_look_around=0.2, pause_s=(1.5, 4.0),
@@ -167,6 +189,33 @@ class LookAround:
 Activity = Move | Pause | TurnInPlace | LookAround
 
 
+class Quota:
+    """Seeded draws from fixed probabilities whose counts stay close to their expected shares.
+
+    Each draw adds every category's probability to its credit, picks a category with chance
+    proportional to the positive credits (among ``allowed`` ones) and takes one off the
+    winner's credit. So a category with probability ``p`` is drawn about ``p * n`` times in any
+    ``n`` draws give or take one or two, where independent draws scatter by ``sqrt(p * n)``:
+    short episodes get the mix the profile promises, and the order stays random.
+    """
+
+    def __init__(self, probabilities: dict[str, float]) -> None:
+        self.names = tuple(probabilities)
+        self.p = np.clip(np.array(list(probabilities.values()), dtype=np.float64), 0.0, None)
+        self.credit = np.zeros(len(self.p))
+
+    def draw(self, rng: np.random.Generator, allowed: tuple[str, ...] | None = None) -> str:
+        """One category name; only names in ``allowed`` when given."""
+        mask = np.array([allowed is None or n in allowed for n in self.names], dtype=np.float64)
+        self.credit += self.p
+        weights = np.clip(self.credit, 0.0, None) * mask
+        if weights.sum() <= 0.0:
+            weights = self.p * mask if (self.p * mask).sum() > 0.0 else mask
+        k = int(rng.choice(len(weights), p=weights / weights.sum()))
+        self.credit[k] -= 1.0
+        return self.names[k]
+
+
 class Planner:
     """Draws activities one at a time; deterministic for the generator it is given."""
 
@@ -178,19 +227,29 @@ class Planner:
         self.allow_jump = allow_jump
         self.goals: list[np.ndarray] = []  # goals of the legs planned so far (for revisits)
         self._moved_last = False
+        self._to_jump = self._jump_gap() if profile.jumps_per_100m > 0 else math.inf
+        p = profile
+        self._interludes = Quota({"pause": p.p_pause, "turn": p.p_turn_in_place,
+                                  "look": p.p_look_around,
+                                  "none": 1.0 - p.p_pause - p.p_turn_in_place - p.p_look_around})
+        self._gaits = Quota({"sprint": p.p_sprint, "crouch": p.p_crouch,
+                             "walk": 1.0 - p.p_sprint - p.p_crouch})
+        sideways = (p.p_strafe / 2,) * 2 + (p.p_diagonal / 4,) * 4
+        self._modes = Quota(dict(zip(MODES, (1.0 - p.p_strafe - p.p_backward - p.p_diagonal,
+                                             p.p_backward, *sideways), strict=True)))
 
     def next(self, position: np.ndarray) -> Activity:
         """The activity to start at ``position`` ``[2]``: a leg, or an interlude after a leg."""
         if self._moved_last:
-            p, u = self.profile, self.rng.random()
+            p, kind = self.profile, self._interludes.draw(self.rng)
             self._moved_last = False
-            if u < p.p_pause:
+            if kind == "pause":
                 jump = self.allow_jump and self.rng.random() < p.p_jump_in_pause
                 return Pause(float(self.rng.uniform(*p.pause_s)), jump)
-            if u < p.p_pause + p.p_turn_in_place:
+            if kind == "turn":
                 angle = self.rng.uniform(*p.turn_in_place_deg)
                 return TurnInPlace(float(angle if self.rng.random() < 0.5 else -angle))
-            if u < p.p_pause + p.p_turn_in_place + p.p_look_around:
+            if kind == "look":
                 return self._look_around()
         return self.leg(position)
 
@@ -208,9 +267,10 @@ class Planner:
                 continue
             if len(path) < 2 or np.hypot(*(path[-1] - path[0])) < 0.5:
                 continue
-            self.goals.append(np.asarray(path[-1], dtype=np.float64))
+            move = self._dress(self.jitter(path))
+            self.goals.append(move.path[-1].copy())
             self._moved_last = True
-            return self._dress(self.jitter(path))
+            return move
         return Pause(0.5)
 
     def jitter(self, path: np.ndarray) -> np.ndarray:
@@ -269,24 +329,27 @@ class Planner:
         return a if np.hypot(*(a - start)) >= np.hypot(*(b - start)) else b
 
     def _dress(self, path: np.ndarray) -> Move:
-        """Choose gait, facing mode and jump spots for a leg along ``path``."""
+        """Choose gait, mode and jump spots for a leg along ``path``; cut side and crouch legs."""
         p = self.profile
-        length = _length(path)
-        u = self.rng.random()
-        gait = "sprint" if u < p.p_sprint else "crouch" if u < p.p_sprint + p.p_crouch else "walk"
-        mode = "forward"
-        if length < p.short_leg_m and gait != "sprint":
-            u = self.rng.random()
-            if u < p.p_strafe:
-                mode = "strafe_left" if self.rng.random() < 0.5 else "strafe_right"
-            elif u < p.p_strafe + p.p_backward:
-                mode = "backward"
-        jumps: tuple[float, ...] = ()
+        gait = self._gaits.draw(self.rng)
+        mode = self._modes.draw(self.rng, SPRINT_MODES if gait == "sprint" else MODES)
+        if mode != "forward":
+            path = _cut(path, float(self.rng.uniform(*p.side_leg_m)))
+        if gait == "crouch":
+            path = _cut(path, float(self.rng.uniform(*p.crouch_leg_m)))
+        jumps: list[float] = []
         if self.allow_jump and gait != "crouch" and p.jumps_per_100m > 0:
-            count = int(self.rng.poisson(p.jumps_per_100m * length / 100.0))
-            jumps = tuple(sorted(float(s) for s in self.rng.uniform(0.5, max(length - 0.5, 0.6),
-                                                                    count)))
-        return Move(path=path, gait=gait, mode=mode, jumps=jumps)
+            length, walked = _length(path), 0.0
+            while walked + self._to_jump <= length:
+                walked += self._to_jump
+                jumps.append(walked)
+                self._to_jump = self._jump_gap()
+            self._to_jump -= length - walked
+        return Move(path=path, gait=gait, mode=mode, jumps=tuple(jumps))
+
+    def _jump_gap(self) -> float:
+        """Metres walked (standing) from one jump to the next: 0.5 to 1.5 times the mean gap."""
+        return 100.0 / self.profile.jumps_per_100m * float(self.rng.uniform(0.5, 1.5))
 
     def _look_around(self) -> LookAround:
         p = self.profile
@@ -301,6 +364,16 @@ class Planner:
 
 def _length(path: np.ndarray) -> float:
     return float(np.hypot(*np.diff(path, axis=0).T).sum()) if len(path) > 1 else 0.0
+
+
+def _cut(path: np.ndarray, length: float) -> np.ndarray:
+    """The first ``length`` metres of ``path`` (all of it when it is shorter)."""
+    cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
+    if length >= cum[-1]:
+        return path
+    k = int(np.searchsorted(cum, length, side="right"))  # first point beyond the cut
+    t = (length - cum[k - 1]) / (cum[k] - cum[k - 1])
+    return np.vstack([path[:k], path[k - 1] + t * (path[k] - path[k - 1])])
 
 
 def _resample(path: np.ndarray, spacing: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,12 @@ class RecordConfig:
             raise ValueError(f"unknown --renderer {self.backend!r}; choose tiny or gl")
 
 
+def config_differences(cfg: RecordConfig, recorded: dict) -> list[str]:
+    """Settings in which an existing episode's ``engine.record_config`` differs from ``cfg``."""
+    return [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in asdict(cfg).items()
+            if recorded.get(k) != v]
+
+
 def episode_id(cfg: RecordConfig, index: int) -> str:
     return f"{cfg.scene}_{cfg.seed}_{index:05d}"
 
@@ -105,6 +111,7 @@ def record_episode(
                 "name": "worldforge-builtin", "version": __version__,
                 "renderer": renderer.info(), "navmesh": navmesh.stats(),
                 "agent": agent.describe(), "episode_index": index, "episode_seed": seed,
+                "record_config": asdict(cfg),
             }
             writer.meta.settings = {**world.settings, "action_mix": action_mix(keys, mouse)}
             return writer.finish()
@@ -142,7 +149,7 @@ def _run_pipeline(cfg, agent, renderer, writer, on_frame):
                 tick = agent.step()
             if failure:
                 break
-            image = renderer.render(tick.position, tick.quat, i / cfg.fps)
+            image = renderer.render(tick.position, tick.quat, tick.movers)
             keys[i] = tick.keys
             mouse[i] = (tick.mouse_dx, tick.mouse_dy)
             frames.put((image, tick.row()))

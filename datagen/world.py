@@ -115,13 +115,22 @@ class Terrain:
 class Mover:
     """Something that moves by itself (a pedestrian, a car): ``parts`` placed in its own frame
     (+X forward, origin on the ground) and carried along the closed polyline ``route`` at
-    ``speed`` m/s, starting ``offset`` metres along it. Movers are not obstacles for the navmesh.
+    ``speed`` m/s, starting ``offset`` metres along it. Movers are not obstacles for the
+    navmesh; ``datagen.traffic`` moves them along their routes and makes them yield to the agent.
     """
 
     parts: tuple[Primitive, ...]
     route: np.ndarray  # float64 [K, 2], closed loop (last point connects back to the first)
     speed: float
     offset: float = 0.0
+
+    def extent(self) -> tuple[float, float, float, float]:
+        """``(xmin, xmax, ymin, ymax)`` of its parts' footprints in its own frame: the oriented
+        box that is its footprint in the world (``datagen.traffic`` keeps it off the agent)."""
+        if not self.parts:
+            raise ValueError("a Mover needs at least one part")
+        xmin, ymin, xmax, ymax = shapely.union_all([p.footprint() for p in self.parts]).bounds
+        return float(xmin), float(xmax), float(ymin), float(ymax)
 
     def pose_at(self, t: float) -> tuple[float, float, float]:
         """``(x, y, heading_deg)`` at time ``t`` seconds."""
@@ -174,6 +183,11 @@ class World:
         if self.terrain is None:
             return 0.0 if np.ndim(x) == 0 else np.zeros(np.shape(x))
         return self.terrain.height_at(x, y)
+
+    def mover_poses(self, t: float) -> np.ndarray:
+        """``float64 [M, 3]``: every mover's free-running ``(x, y, heading_deg)`` at ``t`` seconds
+        (no yielding; ``datagen.traffic`` simulates the poses an episode shows)."""
+        return np.array([m.pose_at(t) for m in self.movers], dtype=np.float64).reshape(-1, 3)
 
     def obstacles(self) -> list[Polygon]:
         """Footprints of every solid primitive (what the navmesh must keep clear of)."""

@@ -72,9 +72,6 @@ def test_movement_keys_mostly_match_the_recorded_labels(recorded):
         assert value >= 0.93, (where, value)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: when the agent turns fast at speed "
-                   "(sprint starts) the velocity lags the heading by up to 90 degrees and D/A "
-                   "are inferred for ~15 frames; see the report of benchmarks/bench_annotate.py")
 def test_movement_keys_reach_the_98_percent_target(recorded):
     for where, value in _movement_accuracy(recorded).items():
         assert value >= 0.98, (where, value)

@@ -7,6 +7,8 @@ import pytest
 import shapely
 from shapely.geometry import box
 
+from datagen.action_mix import MOUSE_BINS, action_mix
+from datagen.controller import Agent
 from datagen.navigation import Unreachable
 from datagen.navmesh import NavMesh
 from datagen.planner import (
@@ -18,8 +20,10 @@ from datagen.planner import (
     Move,
     Pause,
     Planner,
+    Quota,
     TurnInPlace,
 )
+from datagen.scenes import build_world
 from datagen.world import Atmosphere, Box, World
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
@@ -139,9 +143,18 @@ def test_every_kind_of_activity_appears_with_the_balanced_profile(navmesh):
     assert {m.gait for m in moves} == set(GAITS)
     assert {m.mode for m in moves} == set(MODES)
     assert any(m.jumps for m in moves) and any(a.jump for a in activities if isinstance(a, Pause))
-    limit = PROFILES["balanced"].short_leg_m
-    assert all(m.length() < limit for m in moves if m.mode != "forward")
     assert not any(m.jumps for m in moves if m.gait == "crouch")
+    assert all(m.mode in ("forward", "forward_left", "forward_right")
+               for m in moves if m.gait == "sprint")  # shift sprints only with W
+
+
+def test_side_and_crouch_legs_are_short_and_forward_legs_are_not(navmesh):
+    profile = PROFILES["balanced"]
+    moves = [a for a in plan(navmesh, seed=4, count=300, profile="balanced")
+             if isinstance(a, Move)]
+    assert all(m.length() <= profile.side_leg_m[1] + 1e-9 for m in moves if m.mode != "forward")
+    assert all(m.length() <= profile.crouch_leg_m[1] + 1e-9 for m in moves if m.gait == "crouch")
+    assert max(m.length() for m in moves if m.mode == "forward") > profile.side_leg_m[1]
 
 
 def test_no_jumps_are_planned_when_the_world_forbids_them(navmesh):
@@ -159,7 +172,9 @@ def test_planner_gives_up_gracefully_off_the_mesh(navmesh):
 
 @pytest.mark.parametrize("field, value, message", [
     ("p_pause", 1.5, "probabilities"), ("p_sprint", 0.7, "p_sprint"),
-    ("walk_speed", 0.0, "positive"), ("pitch_limit", 95.0, "pitch_limit")])
+    ("walk_speed", 0.0, "positive"), ("pitch_limit", 95.0, "pitch_limit"),
+    ("p_diagonal", 0.9, "p_strafe \\+ p_backward \\+ p_diagonal"),
+    ("side_leg_m", (3.0, 1.0), "ranges"), ("crouch_leg_m", (0.0, 2.0), "ranges")])
 def test_profile_rejects_impossible_settings(field, value, message):
     changes = {field: value}
     if field == "p_sprint":
@@ -172,3 +187,53 @@ def test_named_profiles_differ():
     assert set(PROFILES) >= {"explore", "balanced", "calm"}
     assert all(name == profile.name for name, profile in PROFILES.items())
     assert PROFILES["calm"].max_turn_rate < PROFILES["explore"].max_turn_rate
+
+
+def test_quota_keeps_counts_close_to_their_shares_and_respects_allowed():
+    shares = {"a": 0.5, "b": 0.3, "c": 0.15, "d": 0.05}
+    quota, rng = Quota(shares), np.random.default_rng(0)
+    draws = [quota.draw(rng) for _ in range(400)]
+    for name, p in shares.items():
+        assert abs(draws.count(name) - p * 400) <= 2.0, (name, draws.count(name))
+    assert draws[:40] != sorted(draws[:40])  # still a random order
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    a, b = Quota(shares), Quota(shares)
+    assert [a.draw(rng_a) for _ in range(50)] == [b.draw(rng_b) for _ in range(50)]
+    limited = {quota.draw(rng, allowed=("c", "d")) for _ in range(100)}
+    assert limited == {"c", "d"}
+
+
+def simulated_mix(profile: str, seeds: tuple[int, ...], seconds: float) -> tuple[dict, np.ndarray]:
+    """The action mix of the agent (no rendering) in the city, pooled over ``seeds``."""
+    keys, mouse = [], []
+    for seed in seeds:
+        world = build_world("city", seed)
+        agent = Agent(world, NavMesh.from_world(world), seed=seed, fps=30,
+                      profile=PROFILES[profile])
+        ticks = [agent.first()] + [agent.step() for _ in range(round(seconds * 30) - 1)]
+        keys += [t.keys for t in ticks]
+        mouse += [(t.mouse_dx, t.mouse_dy) for t in ticks]
+    keys_array = np.array(keys)
+    return action_mix(keys_array, np.array(mouse)), keys_array
+
+
+def test_balanced_profile_gives_every_key_a_solid_share_in_the_city():
+    mix, keys = simulated_mix("balanced", seeds=(1, 2), seconds=60.0)
+    shares = mix["keys"]
+    assert min(shares[k] for k in "wsad") >= 0.10, shares
+    assert shares["shift"] >= 0.07 and shares["ctrl"] >= 0.06, shares
+    assert shares["space"] >= 0.015, shares
+    assert min(mix["mouse"][b] for b in MOUSE_BINS) >= 0.01, mix["mouse"]
+    wsad = keys[:, :4]
+    for combo in ((1, 0, 1, 0), (1, 0, 0, 1), (0, 1, 1, 0), (0, 1, 0, 1)):  # W+A W+D S+A S+D
+        assert (wsad == combo).all(axis=1).mean() >= 0.02, combo
+    assert (keys[:, 0] & keys[:, 5]).mean() >= 0.05  # W + shift
+    assert (wsad.any(axis=1) & keys[:, 6]).mean() >= 0.05  # crouch-walking
+
+
+def test_explore_profile_is_mostly_forward_with_little_crouching():
+    mix, _ = simulated_mix("explore", seeds=(3,), seconds=90.0)
+    shares = mix["keys"]
+    assert shares["ctrl"] < 0.08, shares
+    assert shares["w"] > 0.5 and shares["w"] > 4 * max(shares[k] for k in "sad"), shares
+    assert min(shares[k] for k in ("s", "a", "d", "space", "shift")) > 0.0, shares

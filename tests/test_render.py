@@ -42,7 +42,7 @@ def _mask(img: np.ndarray, channel: int) -> np.ndarray:
 
 def _render(world, yaw=0.0, pitch=0.0, t=0.0, eye=EYE, size=(W, H)):
     with Renderer(world, *size, 90.0) as r:
-        return r.render(eye, quat_from_ypr(yaw, pitch), t)
+        return r.render(eye, quat_from_ypr(yaw, pitch), world.mover_poses(t))
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +87,13 @@ def test_pitch_up_shows_sky(two_boxes):
 def test_same_pose_gives_identical_bytes_across_instances():
     world = next(w for w in (build_world("city", s) for s in range(20)) if w.atmosphere.fog_density)
     eye, q = np.array([3.0, -7.0, 1.7]), quat_from_ypr(33.0, -4.0)
+    movers = world.mover_poses(1.5)
     with Renderer(world, W, H, 90.0) as a:
-        first = a.render(eye, q, 1.5)
-        a.render(eye + 5.0, quat_from_ypr(120.0, 10.0), 4.0)  # another pose in between
-        again = a.render(eye, q, 1.5)
+        first = a.render(eye, q, movers)
+        a.render(eye + 5.0, quat_from_ypr(120.0, 10.0), world.mover_poses(4.0))  # in between
+        again = a.render(eye, q, movers)
     with Renderer(world, W, H, 90.0) as b:
-        other = b.render(eye, q, 1.5)
+        other = b.render(eye, q, movers)
     assert first.tobytes() == again.tobytes() == other.tobytes()
 
 
@@ -104,6 +105,22 @@ def test_movers_change_the_image_with_the_camera_still():
     assert _render(still, t=0.0).tobytes() == _render(still, t=2.0).tobytes()
     a, b = _render(moving, t=0.0), _render(moving, t=2.0)
     assert (np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 30).mean() > 0.01
+
+
+def test_movers_are_drawn_at_the_poses_passed_in():
+    car = Mover(parts=(Box((0.0, 0.0, 0.0), (4.0, 1.8, 3.0), "paint", RED),),
+                route=np.array([[8.0, -30.0], [8.0, 30.0]]), speed=3.0)
+    world = _world([], [car])
+    with Renderer(world, W, H, 90.0) as r:
+        ahead = r.render(EYE, quat_from_ypr(0.0, 0.0), np.array([[8.0, 0.0, 90.0]]))
+        left = r.render(EYE, quat_from_ypr(0.0, 0.0), np.array([[8.0, 5.0, 90.0]]))
+        with pytest.raises(ValueError, match=r"\[1, 3\]"):
+            r.render(EYE, quat_from_ypr(0.0, 0.0))
+        with pytest.raises(ValueError, match="finite"):
+            r.render(EYE, quat_from_ypr(0.0, 0.0), np.array([[8.0, np.inf, 0.0]]))
+    assert _mask(ahead, 0)[H // 2, W // 2] and not _mask(left, 0)[H // 2, W // 2]
+    cols = np.nonzero(_mask(left, 0).any(axis=0))[0]
+    assert cols.size and cols.max() < W / 2
 
 
 def test_fog_fades_distant_objects_towards_the_fog_colour():
@@ -131,11 +148,11 @@ def test_renderer_can_be_opened_and_closed_repeatedly(two_boxes):
     frames = []
     for _ in range(4):
         r = Renderer(two_boxes, W, H, 90.0)
-        frames.append(r.render(EYE, quat_from_ypr(0.0, 0.0), 0.0).tobytes())
+        frames.append(r.render(EYE, quat_from_ypr(0.0, 0.0)).tobytes())
         assert r.info()["renderer"] == "p3tinydisplay" and r.info()["name"] == "panda3d"
         r.close()
         with pytest.raises(RuntimeError, match="closed"):
-            r.render(EYE, quat_from_ypr(0.0, 0.0), 0.0)
+            r.render(EYE, quat_from_ypr(0.0, 0.0))
     assert len(set(frames)) == 1
 
 
@@ -146,9 +163,9 @@ def test_bad_arguments_raise_clear_errors(two_boxes):
         Renderer(two_boxes, W, H, 0.0)
     with Renderer(two_boxes, W, H, 90.0) as r:
         with pytest.raises(ValueError, match=r"\[3\]"):
-            r.render(np.zeros(2), quat_from_ypr(0.0, 0.0), 0.0)
+            r.render(np.zeros(2), quat_from_ypr(0.0, 0.0))
         with pytest.raises(ValueError, match="non-finite"):
-            r.render(np.array([0.0, np.nan, 1.0]), quat_from_ypr(0.0, 0.0), 0.0)
+            r.render(np.array([0.0, np.nan, 1.0]), quat_from_ypr(0.0, 0.0))
     with pytest.raises(ValueError, match="unknown material 'chrome'"):
         Renderer(_world([Box((5.0, 0.0, 0.0), (1.0, 1.0, 1.0), "chrome", RED)]), W, H, 90.0)
 
@@ -164,7 +181,7 @@ def test_gl_backend_works_or_says_what_is_missing(two_boxes):
         assert "gl" in str(err) and ("EGL" in str(err) or "buffer" in str(err))
         pytest.skip(f"EGL present but unusable here: {err}")
     with r:
-        img = r.render(EYE, quat_from_ypr(0.0, 0.0), 0.0)
+        img = r.render(EYE, quat_from_ypr(0.0, 0.0))
         assert r.info()["renderer"] != "p3tinydisplay"
     assert _mask(img, 0)[H // 2, W // 2]
 

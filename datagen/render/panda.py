@@ -4,7 +4,8 @@ No ShowBase: each :class:`Renderer` owns its GraphicsEngine, pipe and offscreen 
 process can open and close many. Backends: ``"tiny"`` (Panda's software rasteriser
 p3tinydisplay, pip-only, deterministic) and ``"gl"`` (p3headlessgl over EGL: Mesa or a GPU).
 
-Static geometry is merged into one Geom per material; movers are nodes moved every frame.
+Static geometry is merged into one Geom per material; movers are nodes placed every frame at the
+poses the caller passes (``datagen.traffic`` simulates them; ``World.mover_poses`` free-runs).
 Lighting (ambient + the sun + a fill light) is evaluated per vertex by the renderer itself and
 written into the vertex colours, which the texture then modulates: once for static geometry, every
 frame for movers as they turn. p3tinydisplay has no fog and only a 16-bit depth buffer, so fog is
@@ -336,10 +337,9 @@ class Renderer:
 
     # --- per frame --------------------------------------------------------------------------
 
-    def _place_movers(self, t: float, eye: np.ndarray) -> None:
+    def _place_movers(self, poses: np.ndarray, eye: np.ndarray) -> None:
         if not self._mover_nodes:
             return
-        poses = np.array([m.pose_at(t) for m in self.world.movers], dtype=np.float64)
         z = np.asarray(self.world.height_at(poses[:, 0], poses[:, 1]), dtype=np.float64)
         for node, (x, y, heading), zk in zip(self._mover_nodes, poses, z, strict=True):
             node.set_pos_hpr(x, y, zk, heading, 0.0, 0.0)
@@ -366,9 +366,11 @@ class Renderer:
         st = self._static
         st.write(self._fogged(self._static_lit, st.positions, centre, st.fog_target))
 
-    def render(self, position: np.ndarray, quat: np.ndarray, t: float) -> np.ndarray:
+    def render(self, position: np.ndarray, quat: np.ndarray,
+               movers: np.ndarray | None = None) -> np.ndarray:
         """RGB frame ``uint8 [H, W, 3]`` (row 0 = top) seen from ``position`` with orientation
-        ``quat`` (w, x, y, z; camera-to-world, contract body frame) at time ``t`` seconds."""
+        ``quat`` (w, x, y, z; camera-to-world, contract body frame), the world's movers drawn at
+        ``movers`` (``[M, 3]``: x, y, heading in degrees; may be omitted when M is 0)."""
         if self._engine is None:
             raise RuntimeError("render() called on a closed Renderer")
         eye = np.asarray(position, dtype=np.float64)
@@ -377,11 +379,16 @@ class Renderer:
             raise ValueError(f"position must be [3] and quat [4], got {eye.shape} and {q.shape}")
         if not (np.isfinite(eye).all() and np.isfinite(q).all()) or np.linalg.norm(q) < 1e-9:
             raise ValueError(f"non-finite position/quaternion or zero quaternion: {eye}, {q}")
+        count = len(self.world.movers)
+        poses = np.zeros((0, 3)) if movers is None else np.asarray(movers, dtype=np.float64)
+        if poses.shape != (count, 3) or not np.isfinite(poses).all():
+            raise ValueError(f"movers must be finite [{count}, 3] poses (x, y, heading_deg) for "
+                             f"the world's {count} movers, got shape {poses.shape}")
         rot = quat_to_matrix(q / np.linalg.norm(q)) @ BODY_FROM_PANDA
         self._camera.set_mat(LMatrix4f(*rot[:, 0], 0.0, *rot[:, 1], 0.0, *rot[:, 2], 0.0,
                                        *eye, 1.0))
         self._sky.set_pos(*eye)
-        self._place_movers(float(t), eye)
+        self._place_movers(poses, eye)
         if self._fog > 0.0:
             self._update_static_fog(eye)
         self._engine.render_frame()
