@@ -15,6 +15,7 @@ import numpy as np
 
 EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
 EXIT_USAGE = 2  # bad arguments or unusable paths
+MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the renderer can allocate
 
 
 class UsageError(Exception):
@@ -27,7 +28,24 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected WIDTHxHEIGHT like 640x360, got {text!r}") from None
+    if not (16 <= w <= MAX_SIZE[0] and 16 <= h <= MAX_SIZE[1]):
+        raise argparse.ArgumentTypeError(
+            f"size must be between 16x16 and {MAX_SIZE[0]}x{MAX_SIZE[1]}, got {w}x{h}")
     return w, h
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -39,6 +57,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from datagen import __version__
+    from datagen.video import X264_PRESETS
 
     parser = argparse.ArgumentParser(
         prog="datagen", description="Record action-annotated episodes on the built-in engine.")
@@ -48,17 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record episodes (MP4 + CSV + meta.json)")
     rec.add_argument("--scene", default="city", help="scene name (see `datagen scenes`)")
     rec.add_argument("--episodes", type=_positive, default=1, help="episodes to record")
-    rec.add_argument("--first-index", type=int, default=0,
+    rec.add_argument("--first-index", type=_non_negative, default=0,
                      help="index of the first episode (episode i depends only on seed and i)")
     rec.add_argument("--frames", type=_positive, default=1200, help="frames per episode")
     rec.add_argument("--fps", type=_positive, default=30, help="frames per second")
     rec.add_argument("--size", type=_size, default=(640, 360), help="WIDTHxHEIGHT")
-    rec.add_argument("--seed", type=int, default=0, help="run seed")
+    rec.add_argument("--seed", type=_non_negative, default=0, help="run seed")
     rec.add_argument("--streams", type=_positive, default=None,
                      help="recorders side by side (default: one per usable core)")
     rec.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder")
     rec.add_argument("--crf", type=int, default=18, help="H.264 CRF (0-51, lower = better)")
-    rec.add_argument("--preset", default="veryfast", help="x264 preset")
+    rec.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset")
     rec.add_argument("--fov", type=float, default=90.0, help="horizontal field of view, degrees")
     rec.add_argument("--profile", default="explore", help="behaviour profile (action mix)")
     rec.add_argument("--renderer", default="tiny", choices=("tiny", "gl"),
@@ -74,9 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="plot the navmesh and sampled trajectories from above")
     plan.add_argument("--scene", default="city")
-    plan.add_argument("--seed", type=int, default=0)
+    plan.add_argument("--seed", type=_non_negative, default=0, help="run seed, as in record")
+    plan.add_argument("--episode", type=_non_negative, default=0,
+                      help="episode index whose world is drawn, as in record")
     plan.add_argument("--trajectories", type=_positive, default=6)
-    plan.add_argument("--seconds", type=float, default=40.0, help="length of each trajectory")
+    plan.add_argument("--seconds", type=_positive_float, default=40.0,
+                      help="length of each trajectory")
     plan.add_argument("--profile", default="explore")
     plan.add_argument("--plot", type=Path, required=True, help="PNG to write")
     return parser
@@ -85,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_record(args: argparse.Namespace) -> int:
     from datagen.action_mix import summary_line
     from datagen.episode import META_FILE, episode_dir, load_meta
-    from datagen.record import RecordConfig, episode_id
+    from datagen.record import RecordConfig, config_differences, episode_id
     from datagen.scenes import SCENES
     from datagen.streams import default_streams, run_streams
 
@@ -101,13 +123,23 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _check_writable(args.out)
     indices = range(args.first_index, args.first_index + args.episodes)
-    todo = [i for i in indices
-            if not episode_dir(args.out, cfg.scene, episode_id(cfg, i)).exists()]
+    todo = []
+    for i in indices:
+        existing = episode_dir(args.out, cfg.scene, episode_id(cfg, i))
+        if not existing.exists():
+            todo.append(i)
+            continue
+        recorded = load_meta(existing / META_FILE).engine.get("record_config", {})
+        if differences := config_differences(cfg, recorded):
+            raise UsageError(
+                f"{existing} was recorded with other settings ({'; '.join(differences)}); "
+                "record into another --out or delete it")
     if skipped := len(indices) - len(todo):
-        print(f"{skipped} episode(s) already recorded under {args.out}: skipped")
+        print(f"{skipped} episode(s) already recorded with these settings under {args.out}: "
+              "skipped")
     if not todo:
         return 0
-    streams = args.streams or default_streams(len(todo))
+    streams = min(args.streams or default_streams(len(todo)), len(todo))
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
           f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
     summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
@@ -135,26 +167,28 @@ def _check_writable(out: Path) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from datagen.episode import find_episodes, validate_episode
 
-    bad = total = 0
+    episodes = []
     for root in args.paths:
         if not root.exists():
             raise UsageError(f"no such file or folder: {root}")
+        if not root.is_dir():
+            raise UsageError(f"{root} is a file; give an episode folder (or a folder of them)")
         finished, partial = find_episodes(root)
         if not finished and not partial:
-            print(f"{root}: no episodes found")
-            bad += 1
-        for path in [*finished, *partial]:
-            total += 1
-            problems = validate_episode(path, decode_video=not args.no_decode)
-            if problems:
-                bad += 1
-                print(f"INVALID {path}")
-                for p in problems:
-                    print(f"  {p.where}: {p.message}")
-            else:
-                print(f"ok      {path}")
-    print(f"{total - bad} of {total} episode(s) valid")
-    return EXIT_PROBLEMS if bad else 0
+            raise UsageError(f"no episodes found under {root}")
+        episodes += [*finished, *partial]
+    invalid = 0
+    for path in episodes:
+        problems = validate_episode(path, decode_video=not args.no_decode)
+        if problems:
+            invalid += 1
+            print(f"INVALID {path}")
+            for p in problems:
+                print(f"  {p.where}: {p.message}")
+        else:
+            print(f"ok      {path}")
+    print(f"{len(episodes) - invalid} of {len(episodes)} episode(s) valid")
+    return EXIT_PROBLEMS if invalid else 0
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
@@ -170,25 +204,35 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from datagen.controller import PROFILES, Agent
     from datagen.navmesh import NavMesh
     from datagen.plan_plot import plot_plan
+    from datagen.record import RecordConfig, episode_seed
     from datagen.scenes import SCENES, build_world
 
     if args.scene not in SCENES:
         raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
     if args.profile not in PROFILES:
         raise UsageError(f"unknown --profile {args.profile!r}; choose from {', '.join(PROFILES)}")
+    if args.plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG; give a .png path, got {args.plot}")
     _check_writable(args.plot.parent if args.plot.parent != Path("") else Path("."))
-    world = build_world(args.scene, args.seed)
+    # The world and first trajectory of episode --episode of `datagen record --seed`, then
+    # more agents sampled on that same world.
+    seed = episode_seed(RecordConfig(scene=args.scene, seed=args.seed), args.episode)
+    world = build_world(args.scene, seed)
     navmesh = NavMesh.from_world(world)
     fps = 30
     trajectories = []
     for k in range(args.trajectories):
-        seed = int(np.random.SeedSequence([args.seed, k]).generate_state(1)[0])
-        agent = Agent(world, navmesh, seed=seed, fps=fps, profile=PROFILES[args.profile])
+        agent_seed = seed if k == 0 else int(
+            np.random.SeedSequence([seed, k]).generate_state(1)[0])
+        agent = Agent(world, navmesh, seed=agent_seed, fps=fps, profile=PROFILES[args.profile])
         ticks = [agent.first()] + [agent.step() for _ in range(int(args.seconds * fps) - 1)]
         trajectories.append(np.array([t.position for t in ticks]))
-    out = plot_plan(world, navmesh, trajectories, args.plot,
-                    title=f"{args.scene} seed {args.seed}: {args.trajectories} trajectories "
-                          f"of {args.seconds:g} s")
+    title = (f"{args.scene} seed {args.seed} episode {args.episode}: {args.trajectories} "
+             f"trajectories of {args.seconds:g} s")
+    try:
+        out = plot_plan(world, navmesh, trajectories, args.plot, title=title)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
     print(f"wrote {out}")
     return 0
 

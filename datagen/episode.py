@@ -435,6 +435,9 @@ def _parse_actions(path: Path) -> tuple[list[str], dict[str, np.ndarray], list[t
             data[name] = np.fromiter(map(kind, col), np.int64 if kind is int else np.float64,
                                      len(col))
         except ValueError:
+            if name not in COLUMNS:  # a recorder's own extra column: kept as text, not judged
+                data[name] = np.array(col, dtype=str)
+                continue
             wrong = [i for i, v in enumerate(col) if not _parses(kind, v)]
             what = "an integer" if kind is int else "a number"
             problems.append((f"{ACTIONS_FILE} row {wrong[0]} column {name}",
@@ -553,6 +556,9 @@ class _Checker:
         if meta.episode_id != self.path.name:
             self.add(META_FILE, f"episode_id {meta.episode_id!r} does not match the folder "
                                 f"name {self.path.name!r}")
+        if meta.scene != self.path.parent.name:
+            self.add(META_FILE, f"scene {meta.scene!r} but the episode lies in folder "
+                                f"{self.path.parent.name!r} (layout: <out>/<scene>/<episode_id>/)")
         if abs(meta.duration_s - meta.frames / meta.fps) > self.atol:
             self.add(META_FILE, f"duration_s is {meta.duration_s} but frames / fps is "
                                 f"{meta.frames / meta.fps}")
@@ -641,14 +647,15 @@ class _Checker:
         dyaw = wrap_deg(np.diff(yaw))
         dpitch = wrap_deg(np.diff(pitch))
         for c, step, name, err in (
-            ("mouse_dx", -dyaw, "-(yaw[i] - yaw[i-1])", wrap_deg(d["mouse_dx"][1:] + dyaw)),
-            ("mouse_dy", dpitch, "pitch[i] - pitch[i-1]", wrap_deg(d["mouse_dy"][1:] - dpitch)),
+            # the angle differences are wrapped, the errors are not: a delta off by 360 is wrong
+            ("mouse_dx", -dyaw, "-(yaw[i] - yaw[i-1])", d["mouse_dx"][1:] + dyaw),
+            ("mouse_dy", dpitch, "pitch[i] - pitch[i-1]", d["mouse_dy"][1:] - dpitch),
         ):
             if w := _worst(err, atol):
                 i, count = w
                 self.add(self.cell(i + 1, c),
                          f"is {d[c][i + 1]} but {name} is {step[i]}: alignment identity broken "
-                         f"(largest error {abs(err[i])}; {_over(count, atol)})")
+                         f"(largest error {abs(err[i]):.9g}; {_over(count, atol)})")
 
     def check_video(self, meta: EpisodeMeta | None, data: dict[str, np.ndarray] | None) -> None:
         try:

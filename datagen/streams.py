@@ -12,6 +12,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +108,7 @@ def _run_processes(cfg, parts, out, bars, summary) -> None:
     for p in procs:
         p.start()
     exited: set[int] = set()
+    pending = [[episode_id(cfg, i) for i in part] for part in parts]  # not yet reported
     try:
         while len(exited) < len(procs):
             try:
@@ -114,16 +117,19 @@ def _run_processes(cfg, parts, out, bars, summary) -> None:
                 for s, p in enumerate(procs):
                     if s not in exited and not p.is_alive():
                         exited.add(s)
-                        summary.failed.append(
-                            (f"stream {s}", f"stream process died with exit code {p.exitcode}"))
+                        summary.failed.extend(
+                            (name, f"stream {s} died with exit code {p.exitcode}")
+                            for name in pending[s])
                 continue
             if kind == "frames":
                 bars[stream].update(payload[0])
             elif kind == "finished":
                 summary.finished.append(Path(payload[0]))
                 summary.frames += cfg.frames
+                pending[stream].remove(Path(payload[0]).name)
             elif kind == "failed":
                 summary.failed.append((payload[0], payload[1]))
+                pending[stream].remove(payload[0])
             elif kind == "exit":
                 exited.add(stream)
     finally:
@@ -134,6 +140,7 @@ def _run_processes(cfg, parts, out, bars, summary) -> None:
 
 
 def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, events) -> None:
+    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
     try:
         for index in part:
             sent = 0
@@ -152,6 +159,15 @@ def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, eve
                 events.put(("failed", stream, episode_id(cfg, index), _reason(exc)))
     finally:
         events.put(("exit", stream))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Kill this stream the moment its parent is gone (killed, terminated, crashed), exactly as
+    if it had been killed with it: the episode in progress stays in its ``.partial`` folder
+    instead of the orphan recording every remaining episode on its own."""
+    while os.getppid() == parent:
+        time.sleep(0.25)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _reason(exc: BaseException) -> str:

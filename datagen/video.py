@@ -25,6 +25,10 @@ import numpy as np
 STDERR_TAIL = 2000  # characters of ffmpeg's stderr quoted in a VideoError
 
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")
+
+
 class VideoError(RuntimeError):
     """ffmpeg failed (bad settings, disk full, process died) or a video cannot be decoded."""
 
@@ -73,6 +77,8 @@ class H264Writer:
             raise ValueError(f"crf must be an integer in 0..51, got {crf!r}")
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        if preset not in X264_PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, fps
         self.frames = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -90,7 +91,13 @@ def test_rerun_skips_finished_episodes(tmp_path, capsys):
         (["record", "--size", "wide"], "WIDTHxHEIGHT"),
         (["record", "--profile", "frantic"], "unknown --profile"),
         (["record", "--crf", "99"], "--crf"),
+        (["record", "--seed", "-1"], "must be 0 or more"),
+        (["record", "--first-index", "-2"], "must be 0 or more"),
+        (["record", "--size", "100000x100000"], "size must be between"),
+        (["record", "--preset", "bogus"], "invalid choice: 'bogus'"),
         (["validate", "/nonexistent/episodes"], "no such file"),
+        (["plan", "--seed", "-3", "--plot", "p.png"], "must be 0 or more"),
+        (["plan", "--seconds", "-1", "--plot", "p.png"], "must be positive"),
     ],
 )
 def test_bad_arguments_get_one_clear_line_and_nonzero_exit(args, message, capsys, tmp_path):
@@ -102,6 +109,32 @@ def test_bad_arguments_get_one_clear_line_and_nonzero_exit(args, message, capsys
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_rerun_with_other_settings_is_refused_not_skipped(tmp_path, capsys):
+    assert record(tmp_path, "--scene", "rooms", "--streams", "1") == 0
+    assert main(["record", "--out", str(tmp_path), "--scene", "rooms", "--frames", "30",
+                 "--size", "128x72", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "recorded with other settings (frames: 24 there, 30 now)" in err
+
+
+def test_validate_refuses_files_and_empty_folders(tmp_path, capsys):
+    assert record(tmp_path / "raw", "--scene", "city", "--streams", "1") == 0
+    csv = tmp_path / "raw" / "city" / "city_0_00000" / "actions.csv"
+    (tmp_path / "empty").mkdir()
+    for target, message in ((csv, "is a file"), (tmp_path / "empty", "no episodes found")):
+        assert main(["validate", str(target)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_plan_draws_the_world_of_a_recorded_episode(tmp_path, capsys):
+    out = tmp_path / "plan.png"
+    assert main(["plan", "--scene", "park", "--seed", "4", "--trajectories", "2",
+                 "--seconds", "2", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plan", "--plot", str(tmp_path / "plan.txt")]) == 2
+    assert "give a .png path" in capsys.readouterr().err
 
 
 def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys):
@@ -142,3 +175,30 @@ def test_sigkill_mid_recording_leaves_only_a_partial_folder(tmp_path):
     problems = validate_episode(partial)
     assert any("partial" in p.message or "unfinished" in p.message for p in problems)
     assert sum(1 for _ in read_frames(partial / "video.mp4")) > 0  # salvageable up to the crash
+
+
+@pytest.mark.slow
+def test_streams_stop_when_the_recorder_is_killed(tmp_path):
+    """Killing the parent (timeout, SLURM, docker stop) must not leave orphan streams that go on
+    recording every remaining episode: they die with it and leave only .partial folders."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "datagen.cli", "record", "--out", str(tmp_path), "--scene",
+         "city", "--episodes", "4", "--frames", "3000", "--size", "128x72", "--streams", "2",
+         "--no-progress"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("city/*.partial"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.kill()  # the parent alone, not its process group
+        proc.wait()
+        time.sleep(2.0)  # the streams notice within 0.25 s
+        sizes = {p: (p / "actions.csv").stat().st_size for p in tmp_path.glob("city/*.partial")}
+        time.sleep(1.5)
+        assert len(sizes) == 2
+        assert all((p / "actions.csv").stat().st_size == n for p, n in sizes.items())
+        assert find_episodes(tmp_path)[0] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)

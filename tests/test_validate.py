@@ -238,3 +238,32 @@ def test_garbage_files_are_problems_not_crashes(good_episode, name, seed):
     assert all(isinstance(p, Problem) and p.message for p in problems)
     if name != VIDEO_FILE:  # a video hit may land in bytes the decoder conceals
         assert any(p.where.startswith(name) for p in problems), [str(p) for p in problems]
+
+
+def test_mouse_delta_off_by_a_full_turn_is_caught(good_episode):
+    """The yaw difference is wrapped, the error is not: 360 degrees too much is wrong."""
+    path = good_episode.path
+    edit_cell(path, 5, "mouse_dx", cell(path, 5, "mouse_dx") + 360.0)
+    p = only(validate_episode(path), "actions.csv row 5 column mouse_dx")
+    assert "largest error 360" in p.message
+
+
+def test_scene_must_match_the_scene_folder(good_episode):
+    edit_meta(good_episode.path, scene="elsewhere")
+    p = only(validate_episode(good_episode.path), "meta.json")
+    assert "scene 'elsewhere'" in p.message and "<out>/<scene>/<episode_id>/" in p.message
+
+
+def test_unknown_extra_columns_are_kept_not_judged(good_episode):
+    """Recorders may append columns; readers keep what they do not know, text included."""
+    from datagen.episode import read_episode
+
+    path = good_episode.path
+    lines = (path / ACTIONS_FILE).read_text().splitlines()
+    lines = [lines[0] + ",note,gear"] + [f"{line},hello {i},{i % 3}"
+                                          for i, line in enumerate(lines[1:])]
+    (path / ACTIONS_FILE).write_text("\n".join(lines) + "\n")
+    assert validate_episode(path) == []
+    episode = read_episode(path)
+    assert episode.data["note"][2] == "hello 2"
+    assert episode.data["gear"].tolist()[:4] == [0.0, 1.0, 2.0, 0.0]

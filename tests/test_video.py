@@ -77,13 +77,21 @@ def test_bad_settings_are_rejected(tmp_path, kwargs, message):
         H264Writer(tmp_path / "v.mp4", **args)
 
 
-def test_ffmpeg_failure_carries_its_stderr(tmp_path):
-    writer = H264Writer(tmp_path / "v.mp4", W, H, FPS, preset="no-such-preset")
+def test_ffmpeg_failure_carries_its_stderr():
+    """A full disk (``/dev/full`` fails every write with ENOSPC) surfaces as a VideoError that
+    quotes ffmpeg."""
+    writer = H264Writer("/dev/full", W, H, FPS)
     with pytest.raises(VideoError, match="ffmpeg said:") as err:
-        for _ in range(50):  # ffmpeg quits at start-up; a write or close notices
+        for _ in range(50):  # ffmpeg fails writing the header; a write or close notices
             writer.write(np.zeros((H, W, 3), np.uint8))
         writer.close()
-    assert "no-such-preset" in str(err.value) or "preset" in str(err.value).lower()
+    assert "No space left on device" in str(err.value)
+
+
+def test_unknown_preset_is_refused_before_ffmpeg_starts(tmp_path):
+    with pytest.raises(ValueError, match="preset must be one of .*got 'no-such-preset'"):
+        H264Writer(tmp_path / "v.mp4", W, H, FPS, preset="no-such-preset")
+    assert not (tmp_path / "v.mp4").exists()
 
 
 def test_unwritable_output_is_a_video_error(tmp_path):
