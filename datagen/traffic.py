@@ -15,6 +15,7 @@ the same inputs give the same poses.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 
 import numpy as np
 
@@ -58,8 +59,11 @@ class Traffic:
             self._routes.append((pts, seg, lengths, np.concatenate([[0.0], np.cumsum(lengths)])))
         self.n = len(movers)
         self.total = np.array([r[3][-1] for r in self._routes], dtype=np.float64)
+        self._plain = [tuple(a.tolist() for a in r) for r in self._routes]
+        self._total = self.total.tolist()
         box = np.array([m.extent() for m in movers], dtype=np.float64).reshape(-1, 4)
         self.x0, self.x1, self.y0, self.y1 = box.T
+        self._box = [tuple(b) for b in box.tolist()]
         self.half_width = np.maximum(np.abs(self.y0), np.abs(self.y1))
         self.cruise = np.array([m.speed for m in movers], dtype=np.float64)
         self.s = np.array([m.offset for m in movers], dtype=np.float64).reshape(-1) % self.total
@@ -71,6 +75,7 @@ class Traffic:
                     break
                 self.s[k] = (self.s[k] + PUSH_STEP) % self.total[k]
         self.leader = self._leaders(movers)
+        self._poses: np.ndarray | None = None  # poses of the current state, computed on demand
         self._reach = (self.x1 + self.cruise**2 / (2 * DECEL) + STOP_MARGIN + self.radius
                        + LOOK_SLACK)
 
@@ -91,11 +96,13 @@ class Traffic:
     # --- geometry ---------------------------------------------------------------------------
 
     def _pose(self, k: int, s: float) -> tuple[float, float, float]:
-        pts, seg, lengths, cum = self._routes[k]
-        s = s % self.total[k]
-        i = min(int(np.searchsorted(cum, s, side="right")) - 1, len(lengths) - 1)
-        x, y = pts[i] + ((s - cum[i]) / lengths[i]) * seg[i]
-        return float(x), float(y), math.atan2(seg[i, 1], seg[i, 0])
+        # plain floats and bisect: called for every mover several times a tick
+        pts, seg, lengths, cum = self._plain[k]
+        s = s % self._total[k]
+        i = min(bisect_right(cum, s) - 1, len(lengths) - 1)
+        f = (s - cum[i]) / lengths[i]
+        return (pts[i][0] + f * seg[i][0], pts[i][1] + f * seg[i][1],
+                math.atan2(seg[i][1], seg[i][0]))
 
     def _clearance_one(self, k: int, s: float, xy: np.ndarray) -> float:
         """Distance from ``xy`` to mover ``k``'s footprint box when it is at arc length ``s``."""
@@ -103,17 +110,18 @@ class Traffic:
         c, si = math.cos(h), math.sin(h)
         dx, dy = xy[0] - x, xy[1] - y
         lx, ly = c * dx + si * dy, -si * dx + c * dy
-        ex = max(self.x0[k] - lx, 0.0, lx - self.x1[k])
-        ey = max(self.y0[k] - ly, 0.0, ly - self.y1[k])
+        x0, x1, y0, y1 = self._box[k]
+        ex = max(x0 - lx, 0.0, lx - x1)
+        ey = max(y0 - ly, 0.0, ly - y1)
         return math.hypot(ex, ey)
 
     def poses(self) -> np.ndarray:
         """``float64 [M, 3]``: ``(x, y, heading_deg)`` of every mover now."""
-        out = np.zeros((self.n, 3))
-        for k in range(self.n):
-            x, y, h = self._pose(k, self.s[k])
-            out[k] = (x, y, math.degrees(h))
-        return out
+        if self._poses is None:
+            out = [self._pose(k, s) for k, s in enumerate(self.s.tolist())]
+            self._poses = np.array([(x, y, math.degrees(h)) for x, y, h in out],
+                                   dtype=np.float64).reshape(-1, 3)
+        return self._poses.copy()
 
     def clearance(self, xy: np.ndarray) -> np.ndarray:
         """``float64 [M]``: distance from ``xy`` to each mover's footprint now (0 inside)."""
@@ -161,9 +169,12 @@ class Traffic:
             limit = (ACCEL if change > 0 else EMERGENCY_DECEL) * dt
             v = v_old[k] + float(np.clip(change, -limit, limit))
             s = s_old[k] + v * dt
-            if v > 0 and not self._allowed(k, s_old[k], s, xy, s_old):
+            # a mover that is not near cannot reach the agent in one tick
+            if v > 0 and (near[k] or lead >= 0) and not self._allowed(k, s_old[k], s, xy,
+                                                                      s_old):
                 s, v = s_old[k], 0.0  # the last resort: halt rather than touch the agent
             self.s[k], self.v[k] = s % self.total[k], v
+        self._poses = None
 
     def _follow_gap(self, k: int, lead: int, s: float, s_all: np.ndarray) -> float:
         """Free route length between mover ``k`` at ``s`` and the back of the one ahead."""
