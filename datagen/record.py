@@ -42,7 +42,7 @@ class RecordConfig:
     profile: str = "explore"  # behaviour profile (datagen.controller.PROFILES)
     crf: int = 18  # H.264 constant rate factor
     preset: str = "veryfast"  # x264 preset
-    encoder_threads: int = 2  # fixed, so the same input gives the same bytes on any machine
+    encoder_threads: int = 1  # fixed, so the same input gives the same bytes on any machine
     backend: str = "tiny"  # "tiny" (software, p3tinydisplay) or "gl" (p3headlessgl / EGL)
 
     def check(self) -> None:
