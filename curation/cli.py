@@ -15,13 +15,9 @@ import typing
 from pathlib import Path
 
 from curation.config import FilterConfig
+from datagen.command import UsageError, run
 
 EXIT_REJECTS = 1  # --strict and something was rejected
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for; printed without a traceback."""
 
 
 def _field_type(f: dataclasses.Field) -> type:
@@ -130,7 +126,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.shards / "dataset.json").exists():
         raise UsageError(f"{args.shards} is not a shard folder (no dataset.json)")
-    print(f"wrote {write_report(args.shards, args.out)}")
+    try:
+        print(f"wrote {write_report(args.shards, args.out)}")
+    except (OSError, ValueError) as exc:  # ReportError names the broken tar and clip
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -151,16 +150,8 @@ COMMANDS = {"filter": cmd_filter, "annotate": cmd_annotate, "report": cmd_report
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"curation: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("curation: interrupted; closed shards are kept and the next run resumes",
-              file=sys.stderr)
-        return 130
+    return run(build_parser(), COMMANDS, argv,
+               interrupted="closed shards are kept and the next run resumes")
 
 
 if __name__ == "__main__":

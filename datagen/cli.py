@@ -13,13 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.command import UsageError, run
+
 EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
-EXIT_USAGE = 2  # bad arguments or unusable paths
 MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the renderer can allocate
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for; printed without a traceback."""
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -242,16 +239,8 @@ COMMANDS = {"record": cmd_record, "validate": cmd_validate, "scenes": cmd_scenes
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"datagen: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("datagen: interrupted; unfinished episodes stay in their .partial folders",
-              file=sys.stderr)
-        return 130
+    return run(build_parser(), COMMANDS, argv,
+               interrupted="unfinished episodes stay in their .partial folders")
 
 
 if __name__ == "__main__":
