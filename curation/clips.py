@@ -55,13 +55,21 @@ class ClipPlan:
 
 
 def cut_clips(segment: Segment, cfg: FilterConfig) -> list[ClipPlan]:
-    """Every whole clip of ``cfg.clip_frames`` frames, one every ``cfg.clip_stride`` frames."""
+    """Every whole clip of ``cfg.clip_frames`` frames, one every ``cfg.clip_stride`` frames.
+
+    A clip is named by its first source frame; an upsampled segment shows some source frames
+    twice, so a clip that would start on the same source frame as the one before it (and show
+    nearly the same frames) is left out, keeping keys unique."""
     problems = segment.problems()
     if problems:
         raise ValueError(f"{segment.episode}: inconsistent segment: {'; '.join(problems)}")
     last_start = len(segment) - cfg.clip_frames
-    return [ClipPlan(segment, start, cfg.clip_frames)
-            for start in range(0, last_start + 1, cfg.clip_stride)]
+    plans: list[ClipPlan] = []
+    for start in range(0, last_start + 1, cfg.clip_stride):
+        if plans and segment.source_frames[start] == plans[-1].source_frames[0]:
+            continue
+        plans.append(ClipPlan(segment, start, cfg.clip_frames))
+    return plans
 
 
 @dataclass(frozen=True)

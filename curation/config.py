@@ -15,8 +15,8 @@ class FilterConfig:
     # --- redundant frames (OpenCV, on grey thumbnails of thumb_width x thumb_height)
     thumb_width: int = 160
     thumb_height: int = 90
-    dup_threshold: float = 1.0  # mean |difference| (grey levels, 0-255) at or below which a
-    #                             frame repeats its predecessor (capture stutter, codec noise)
+    dup_threshold: float = 1.0  # mean |difference| (grey levels, 0-255) from the last kept
+    #                             frame at or below which a frame is a repeat (capture stutter)
     max_merge: int = 3  # a run of up to this many repeated frames is dropped, its inputs merged
     #                     into the next kept frame; a longer run is a frozen stretch: split
     static_threshold: float = 2.0  # mean |difference| below which nothing moves between frames
@@ -57,8 +57,10 @@ class FilterConfig:
             problems.append("maxcount and maxsize must be positive")
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be in 0..51, got {self.crf}")
-        if self.max_merge < 0 or self.static_min_s <= 0 or self.invalid_tolerance_s < 0:
-            problems.append("max_merge, static_min_s and invalid_tolerance_s must be positive")
+        if self.max_merge < 0 or self.invalid_tolerance_s < 0:
+            problems.append("max_merge and invalid_tolerance_s must not be negative")
+        if self.static_min_s <= 0:
+            problems.append(f"static_min_s must be positive, got {self.static_min_s}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -59,9 +59,9 @@ def _drop_reason(code: int, a: int, b: int, cfg: FilterConfig, fps: float) -> st
 def _merge(episode: Episode, a: int, b: int, repeats: np.ndarray) -> Segment:
     """The segment of the piece [a, b): its kept frames with the repeats' inputs merged in."""
     data = episode.data
-    kept = a + np.flatnonzero(~repeats[a:b])
-    kept[0] = a  # nothing before the piece to merge a leading repeat into
-    kept = np.unique(kept)
+    # The first frame is always kept (nothing before the piece to merge a leading repeat into),
+    # in addition to every frame that is not a repeat.
+    kept = np.union1d([a], a + np.flatnonzero(~repeats[a:b]))
     # Kept frame k takes rows (previous kept, k]; the first takes row a alone.
     starts = np.concatenate(([a], kept[:-1] + 1))
     labels = {c: data[c][kept].astype(np.float64) for c in LABEL_COLUMNS}

@@ -250,3 +250,20 @@ def test_planning_is_deterministic(stutter: Injected) -> None:
     for a, b in zip(a_segs, b_segs, strict=True):
         assert np.array_equal(a.source_frames, b.source_frames)
         assert all(np.array_equal(a.labels[c], b.labels[c]) for c in LABEL_COLUMNS)
+
+
+def test_a_piece_that_starts_with_repeats_keeps_its_first_real_frame(recording: Path) -> None:
+    """Found by review: the piece's first frame replaced the first non-repeat instead of being
+    added before it, losing a real frame, and a piece of repeats only crashed the episode."""
+    from curation.segmenting import _merge
+
+    ep = read_episode(recording)
+    repeats = np.zeros(FRAMES, dtype=bool)
+    repeats[[100, 101, 103]] = True
+    seg = _merge(ep, 100, 110, repeats)
+    assert seg.source_frames.tolist() == [100, 102, 104, 105, 106, 107, 108, 109]
+    assert seg.extra["merged_repeats"] == 2
+    repeats[120:130] = True
+    only_repeats = _merge(ep, 120, 130, repeats)
+    assert only_repeats.source_frames.tolist() == [120]
+    assert_identities(seg)
