@@ -10,7 +10,10 @@ Records built-in episodes (``datagen record``, half city and half park), then in
 
 It prints a markdown table for benchmarks/RESULTS.md: frames/s, frames/s per worker, the ratio
 to the floor with the same parallelism (target at least 0.7) and the 1 -> 2 worker scaling,
-with the load average before and after (other jobs on the machine slow every row).
+with the load average before and after (other jobs on the machine slow every row). The CPU
+ratio (the floor's CPU seconds over curation's, both counting every process they start) is
+steadier than the wall-time ratio on a shared machine: other jobs stretch wall time far more
+than CPU time.
 
     python benchmarks/bench_curation.py [--episodes 4] [--frames 600] [--size 640x360]
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import tempfile
 import time
@@ -43,6 +47,12 @@ def record(root: Path, episodes: int, frames: int, size: str) -> list[Path]:
                      "--no-progress"])
     finished, _ = find_episodes(root)
     return sorted(finished)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and every finished process it started."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def floor_seconds(videos: list[Path], parallel: int, crf: int) -> float:
@@ -77,24 +87,28 @@ def main() -> None:
         load_before = os.getloadavg()
         rows = []
         for workers in (1, 2):
+            cpu_start = cpu_seconds()
             floor = frames / floor_seconds([p / VIDEO_FILE for p in episodes], workers, cfg.crf)
+            cpu_floor = cpu_seconds()
             summary = run_filter([root / "episodes"], root / f"shards-{workers}", cfg,
                                  workers=workers, progress=False)
+            floor_cpu, curation_cpu = cpu_floor - cpu_start, cpu_seconds() - cpu_floor
             if summary.frames != frames:
                 raise RuntimeError(f"curation read {summary.frames} frames, expected {frames}")
             rate = summary.frames / summary.seconds
-            rows.append((workers, rate, floor, summary.clips, sum(summary.rejects.values())))
+            rows.append((workers, rate, floor, floor_cpu / curation_cpu, summary.clips,
+                         sum(summary.rejects.values())))
         load_after = os.getloadavg()
     print(f"\n{args.episodes} episodes x {args.frames} frames at {args.size} (city/park), clips "
           f"of {cfg.clip_frames} frames at {cfg.width}x{cfg.height}, CRF {cfg.crf}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average "
           f"{load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
     print("| workers | curation frames/s | per worker | ffmpeg floor frames/s | ratio | "
-          "clips | rejects |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for workers, rate, floor, clips, rejects in rows:
+          "CPU ratio | clips | rejects |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers, rate, floor, cpu_ratio, clips, rejects in rows:
         print(f"| {workers} | {rate:.0f} | {rate / workers:.0f} | {floor:.0f} | "
-              f"**{rate / floor:.2f}** | {clips} | {rejects} |")
+              f"**{rate / floor:.2f}** | {cpu_ratio:.2f} | {clips} | {rejects} |")
     print(f"\nscaling 1 -> 2 workers: **{rows[1][1] / rows[0][1]:.2f}x** "
           f"(the floor: {rows[1][2] / rows[0][2]:.2f}x)")
 

@@ -1,20 +1,27 @@
-"""Encode an episode's clips: one sequential decode of the source, one H.264 MP4 per clip.
+"""Encode an episode's clips: one sequential pass over the source, one H.264 MP4 per clip.
 
-The source video is decoded once, front to back (PyAV, threaded). Each frame some clip needs is
-resized once to the dataset size (:func:`~curation.clips.resize_frame`) and handed to every open
-clip encoder that contains it, so overlapping clips (stride < clip length) cost no extra decoding
-or resizing. Each clip is encoded by its own ffmpeg process through the recorder's
-:class:`~datagen.video.H264Writer` (libx264, yuv420p, CRF ``cfg.crf``, preset veryfast, two x264
-threads, bitexact, constant frame rate = the segment's fps) into a temporary file whose bytes are
-the clip. Encoders run beside the decoder, and a finished clip's encoder drains its last frames
-on a helper thread while decoding goes on, so encoding overlaps decoding.
+The frames come from one sequential decode of the source (PyAV, threaded), or from the episode's
+frames already decoded in memory (the pipeline keeps them when it decodes once for the
+thumbnails and the clips); both give the same bytes. Each frame some clip needs is converted once
+and handed to every open clip encoder that contains it, so overlapping clips (stride < clip
+length) cost no extra decoding or converting. When the source is already at the dataset size
+its yuv420p planes go to the encoder as they are (no colour conversion); otherwise the frame is
+converted to RGB and resized (:func:`~curation.clips.resize_frame`). Each clip is encoded by its
+own ffmpeg process through the recorder's :class:`~datagen.video.H264Writer` (libx264, yuv420p,
+CRF ``cfg.crf``, preset veryfast, two x264 threads, bitexact, constant frame rate = the
+segment's fps) into a temporary file whose bytes are the clip. Encoders run beside the decoder,
+and a finished clip's encoder drains its last frames on a helper thread while decoding goes on,
+so encoding overlaps decoding.
 
 Why the ffmpeg binary and not PyAV's libx264 in this process: with several PyAV libx264
 encoders in one process the bitstream changed from run to run, even with one x264 thread and
 fully initialised input frames (line padding zeroed), at 64x36 to 320x180; byte-identical shards
-are part of the contract. The ffmpeg binary is byte-identical across runs with two threads (one
-process per clip keeps each encoder's state its own). Its price is a process start per clip
-(a few tens of milliseconds, small next to encoding a clip) and RGB frames on a pipe.
+are part of the contract. The ffmpeg binary with ONE x264 thread is byte-identical across runs
+(one process per clip keeps each encoder's state its own); with two threads, 40 encodes of the
+same 57 frames, four at a time, gave four different outputs, so clips use one thread and get
+their parallelism from overlapping with the decode and from ``--workers``. Its price is a
+process start per clip (a few tens of milliseconds, small next to encoding a clip) and raw
+frames on a pipe.
 
 Every clip has exactly ``plan.frames`` frames: frame ``k`` is source frame
 ``plan.source_frames[k]`` with presentation time ``k / fps``. A source that ends before a clip's
@@ -24,31 +31,33 @@ last frame raises :class:`~datagen.video.VideoError` naming the episode and the 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from curation.clips import ClipPlan, resize_frame
 from curation.config import FilterConfig
 from datagen.video import H264Writer, VideoError
 
 PRESET = "veryfast"
-THREADS = 2  # x264 threads per clip encoder: fixed, since the bytes depend on it
+THREADS = 1  # x264 threads per clip encoder: one, the only count seen to give the same bytes
 
 
 class _ClipEncoder:
     """One clip being encoded: takes frames in clip order; :meth:`finish` returns the MP4 bytes."""
 
-    def __init__(self, plan: ClipPlan, cfg: FilterConfig, path: Path, threads: int) -> None:
+    def __init__(self, plan: ClipPlan, cfg: FilterConfig, path: Path, threads: int,
+                 pix_fmt: str) -> None:
         self.plan = plan
         self.sources = [int(f) for f in plan.source_frames]
         self.written = 0
         self.path = path
         self.writer = H264Writer(path, cfg.width, cfg.height, plan.segment.fps, crf=cfg.crf,
-                                 preset=PRESET, threads=threads)
+                                 preset=PRESET, threads=threads, pix_fmt=pix_fmt)
 
     @property
     def next_source(self) -> int:
@@ -77,14 +86,59 @@ class _ClipEncoder:
         self.path.unlink(missing_ok=True)
 
 
+def _decode(video: Path, episode: str) -> Iterator[av.VideoFrame]:
+    """The frames of ``video`` in order; errors name the episode and the frame."""
+    try:
+        container = av.open(str(video))
+    except (av.FFmpegError, OSError) as exc:
+        raise VideoError(f"{episode}: cannot open {video}: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            raise VideoError(f"{episode}: {video} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        decoded = container.decode(stream)
+        index = 0
+        while True:
+            try:
+                frame = next(decoded, None)
+            except av.FFmpegError as exc:
+                raise VideoError(f"{episode}: decoding {video} failed at frame {index}: "
+                                 f"{exc}") from exc
+            if frame is None:
+                return
+            yield frame
+            index += 1
+
+
+def _converter(frame: av.VideoFrame,
+               cfg: FilterConfig) -> tuple[str, Callable[[av.VideoFrame], np.ndarray]]:
+    """The encoder input format for a source of ``frame``'s size, and the frame -> array map:
+    yuv420p planes as they are at the dataset size, RGB resized to it otherwise. One reformatter
+    serves every frame (a frame's own would stay cached on frames kept in memory)."""
+    size = (frame.width, frame.height)
+    reformatter = VideoReformatter()
+    if size == (cfg.width, cfg.height):
+        def planes(f: av.VideoFrame) -> np.ndarray:
+            if (f.width, f.height) != size:
+                raise VideoError(f"frame size changed from {size[0]}x{size[1]} to "
+                                 f"{f.width}x{f.height} within the video")
+            return reformatter.reformat(f, format="yuv420p").to_ndarray()
+        return "yuv420p", planes
+    return "rgb24", lambda f: resize_frame(reformatter.reformat(f, format="rgb24").to_ndarray(),
+                                           cfg.width, cfg.height, cfg.resize)
+
+
 def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
-                 threads: int = THREADS) -> Iterator[tuple[ClipPlan, bytes]]:
+                 threads: int = THREADS, frames: Sequence[av.VideoFrame] | None = None,
+                 ) -> Iterator[tuple[ClipPlan, bytes]]:
     """``(plan, mp4 bytes)`` for every plan, in plan order, each as soon as it is complete.
 
-    All plans must come from segments of the one episode whose video is ``video``. Decoding
-    stops after the last frame any plan needs. Raises VideoError when the source cannot be
-    decoded, ends before a clip's last frame or a clip cannot be encoded, ValueError for plans
-    of several episodes."""
+    All plans must come from segments of the one episode whose video is ``video``. ``frames``:
+    that video's frames already decoded, in order (then ``video`` is not read, only named in
+    errors); by default it is decoded, and decoding stops after the last frame any plan needs.
+    Raises VideoError when the source cannot be decoded, ends before a clip's last frame or a
+    clip cannot be encoded, ValueError for plans of several episodes."""
     if not plans:
         return
     episodes = sorted({p.segment.episode for p in plans})
@@ -98,37 +152,31 @@ def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
     finishing: dict[int, Future[bytes]] = {}
     next_out = 0
     index = -1
-    try:
-        container = av.open(str(video))
-    except (av.FFmpegError, OSError) as exc:
-        raise VideoError(f"{episode}: cannot open {video}: {exc}") from exc
+    source = iter(frames) if frames is not None else _decode(video, episode)
+    pix_fmt, convert = "", None
     tmp = tempfile.TemporaryDirectory(prefix="curation-clips-")
     closer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip-finish")
     try:
-        if not container.streams.video:
-            raise VideoError(f"{episode}: {video} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = container.decode(stream)
         while index < last_needed:
-            try:
-                frame = next(decoded, None)
-            except av.FFmpegError as exc:
-                raise VideoError(f"{episode}: decoding {video} failed at frame {index + 1}: "
-                                 f"{exc}") from exc
+            frame = next(source, None)
             if frame is None:
                 break
             index += 1
+            if convert is None:
+                pix_fmt, convert = _converter(frame, cfg)
             while waiting and int(plans[waiting[-1]].source_frames[0]) == index:
                 i = waiting.pop()
-                active[i] = _ClipEncoder(plans[i], cfg, Path(tmp.name) / f"{i}.mp4", threads)
+                active[i] = _ClipEncoder(plans[i], cfg, Path(tmp.name) / f"{i}.mp4", threads,
+                                         pix_fmt)
             users = [enc for enc in active.values() if enc.next_source == index]
             if not users:
                 continue
-            rgb = resize_frame(frame.to_ndarray(format="rgb24"), cfg.width, cfg.height,
-                               cfg.resize)
+            try:
+                image = convert(frame)
+            except VideoError as exc:
+                raise VideoError(f"{episode}: {video} frame {index}: {exc}") from exc
             for enc in users:
-                enc.write(rgb, index)
+                enc.write(image, index)
             for i in [i for i, enc in active.items() if enc.complete]:
                 finishing[i] = closer.submit(active.pop(i).finish)
             while next_out in finishing and finishing[next_out].done():
@@ -143,7 +191,8 @@ def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
             yield plans[next_out], finishing.pop(next_out).result()
             next_out += 1
     finally:
-        container.close()
+        if frames is None:
+            source.close()  # closes the decoder's file
         for enc in active.values():
             enc.abort()
         closer.shutdown(wait=True)  # let started clips finish, so their files can be removed

@@ -2,8 +2,13 @@
 
 Each worker process takes one episode through the stages::
 
-    validate -> read actions -> grey thumbnails -> plan_segments (repeats, frozen and static
-    stretches, velocity, resampling, too-short parts) -> cut_clips -> encode_clips -> make_sample
+    validate -> read actions -> decode -> grey thumbnails -> plan_segments (repeats, frozen and
+    static stretches, velocity, resampling, too-short parts) -> cut_clips -> encode_clips ->
+    make_sample
+
+The decoded frames stay in memory from the thumbnails to the clips, so the video is decoded
+once, unless the episode's frames exceed ``DECODE_ONCE_BYTES``: then it is decoded again for the
+clips (same bytes, less memory).
 
 and hands back its samples and rejects; the main process adds them to the :class:`ShardSet`
 in episode-id order whatever the number of workers, so shards are byte-identical for the same
@@ -28,8 +33,14 @@ from curation.samples import make_sample
 from curation.segmenting import plan_segments
 from curation.segments import Reject
 from curation.shardwriter import ShardSet, reason_kind
-from curation.thumbnails import thumbnails
+from curation.thumbnails import decode_frames, thumbnails, thumbnails_of
 from datagen.episode import VIDEO_FILE, find_episodes, read_episode, validate_episode
+from datagen.video import VideoError
+
+# Decoded yuv420p bytes of one episode at most that a worker keeps in memory to decode its video
+# once (thumbnails, then clips); a longer or larger episode is decoded twice instead. Both ways
+# give the same bytes.
+DECODE_ONCE_BYTES = 1_500_000_000
 
 
 @dataclass
@@ -72,8 +83,11 @@ def discover(inputs: list[Path]) -> tuple[list[Path], list[Reject]]:
     return [found[k] for k in sorted(found)], rejects
 
 
-def process_episode(path: Path, cfg: FilterConfig) -> EpisodeResult:
-    """Everything one worker does for one episode; never raises for bad data."""
+def process_episode(path: Path, cfg: FilterConfig,
+                    decode_once_bytes: int = DECODE_ONCE_BYTES) -> EpisodeResult:
+    """Everything one worker does for one episode; never raises for bad data. The video is
+    decoded once and kept in memory when its frames fit in ``decode_once_bytes`` (yuv420p at the
+    size in meta.json), else decoded once for the thumbnails and once more for the clips."""
     result = EpisodeResult(path.name)
     problems = validate_episode(path, decode_video=False)
     if problems:
@@ -88,7 +102,18 @@ def process_episode(path: Path, cfg: FilterConfig) -> EpisodeResult:
         result.frames = n
         result.info = {"scene": episode.meta.scene, "backend": episode.meta.backend,
                        "frames": n, "fps": episode.meta.fps}
-        thumbs = thumbnails(path / VIDEO_FILE, cfg.thumb_width, cfg.thumb_height)
+        video = path / VIDEO_FILE
+        frames = None
+        try:
+            if n * episode.meta.width * episode.meta.height * 3 // 2 <= decode_once_bytes:
+                frames = list(decode_frames(video))
+                thumbs = thumbnails_of(frames, cfg.thumb_width, cfg.thumb_height)
+            else:
+                thumbs = thumbnails(video, cfg.thumb_width, cfg.thumb_height)
+        except VideoError as exc:  # a damaged or truncated file is the episode's fault
+            result.rejects.append(Reject(str(path), path.name, -1, n,
+                                         f"invalid episode: video.mp4: {exc}"))
+            return result
         if len(thumbs) != n:
             result.rejects.append(Reject(
                 str(path), path.name, -1, n,
@@ -99,7 +124,7 @@ def process_episode(path: Path, cfg: FilterConfig) -> EpisodeResult:
         result.rejects.extend(rejects)
         plans = [plan for segment in segments for plan in cut_clips(segment, cfg)]
         result.samples = [make_sample(plan, mp4, cfg)
-                          for plan, mp4 in encode_clips(path / VIDEO_FILE, plans, cfg)]
+                          for plan, mp4 in encode_clips(video, plans, cfg, frames=frames)]
     except Exception as exc:  # one episode's failure is a reject, never the run's
         result.samples = []
         result.rejects = [Reject(str(path), path.name, -1, result.frames or -1,

@@ -245,7 +245,7 @@ class EpisodeWriter:
         meta: EpisodeMeta,
         crf: int = 18,
         preset: str = "veryfast",
-        threads: int = 2,
+        threads: int = 1,
         extra_columns: Sequence[str] = (),
     ) -> None:
         self.final_path = episode_dir(out_root, meta.scene, meta.episode_id)

@@ -1,10 +1,12 @@
 """H.264 video I/O: encode RGB frames through ffmpeg while rendering, probe and decode with PyAV.
 
-Encoding pipes raw ``rgb24`` frames to the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel
-(no download at run time). The output is libx264, yuv420p, constant frame rate, with a fixed
-thread count and bitexact flags (the same frames give the same bytes on any machine), as a
-fragmented MP4 with a keyframe about every second, so a file cut short by a crash still decodes
-up to its last complete fragment. ffmpeg runs as its own process, so encoding overlaps rendering.
+Encoding pipes raw ``rgb24`` frames (or ``yuv420p`` planes, which skip a colour conversion when
+the frames are already in the output's format) to the ffmpeg binary shipped in the
+``imageio-ffmpeg`` wheel (no download at run time). The output is libx264, yuv420p, constant
+frame rate, with one x264 thread and bitexact flags (the same frames give the same bytes on
+any machine), as a fragmented MP4 with a keyframe about every second, so a file cut short by a
+crash still decodes up to its last complete fragment. ffmpeg runs as its own process, so
+encoding overlaps rendering.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 STDERR_TAIL = 2000  # characters of ffmpeg's stderr quoted in a VideoError
 
 
+INPUT_PIX_FMTS = ("rgb24", "yuv420p")  # raw frame layouts H264Writer accepts on its pipe
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -34,13 +37,15 @@ class VideoError(RuntimeError):
 
 
 def ffmpeg_command(
-    path: Path, width: int, height: int, fps: float, crf: int, preset: str, threads: int
+    path: Path, width: int, height: int, fps: float, crf: int, preset: str, threads: int,
+    pix_fmt: str = "rgb24",
 ) -> list[str]:
-    """The ffmpeg command line :class:`H264Writer` runs (raw RGB on stdin, MP4 at ``path``)."""
+    """The ffmpeg command line :class:`H264Writer` runs (raw ``pix_fmt`` frames on stdin, MP4 at
+    ``path``)."""
     rate = str(Fraction(fps).limit_denominator(1001))
     return [
         imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", rate,
+        "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{width}x{height}", "-r", rate,
         "-i", "pipe:0",
         "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
         "-threads", str(threads), "-g", str(max(1, round(fps))), "-fps_mode", "cfr",
@@ -52,6 +57,10 @@ def ffmpeg_command(
 
 class H264Writer:
     """Encode uint8 RGB frames ``[H, W, 3]`` (row 0 = top) to an H.264 MP4 at ``path``.
+
+    With ``pix_fmt="yuv420p"`` each frame is instead its three planes stacked as uint8
+    ``[H * 3 // 2, W]`` (Y, then U, then V; the layout of PyAV's ``to_ndarray(format="yuv420p")``),
+    encoded without any colour conversion.
 
     Use as a context manager: a clean exit calls :meth:`close`, an exception :meth:`kill`.
     ``write`` blocks only while the pipe to ffmpeg is full (ffmpeg is behind); ffmpeg's stderr
@@ -66,7 +75,8 @@ class H264Writer:
         fps: float,
         crf: int = 18,
         preset: str = "veryfast",
-        threads: int = 2,
+        threads: int = 1,
+        pix_fmt: str = "rgb24",
     ) -> None:
         for name, value in (("width", width), ("height", height)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % 2:
@@ -79,11 +89,15 @@ class H264Writer:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         if preset not in X264_PRESETS:
             raise ValueError(f"preset must be one of {', '.join(X264_PRESETS)}, got {preset!r}")
+        if pix_fmt not in INPUT_PIX_FMTS:
+            raise ValueError(f"pix_fmt must be one of {', '.join(INPUT_PIX_FMTS)}, "
+                             f"got {pix_fmt!r}")
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, fps
+        self.pix_fmt = pix_fmt
         self.frames = 0
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close/kill)
-        cmd = ffmpeg_command(self.path, width, height, fps, crf, preset, threads)
+        cmd = ffmpeg_command(self.path, width, height, fps, crf, preset, threads, pix_fmt)
         try:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
@@ -108,12 +122,15 @@ class H264Writer:
         """Queue one frame for encoding; raises ValueError for a frame of the wrong shape/dtype."""
         if self._closed:
             raise VideoError(f"write to {self.path} after close() or kill()")
-        expected = (self.height, self.width, 3)
+        if self.pix_fmt == "rgb24":
+            expected, layout = (self.height, self.width, 3), "RGB, row 0 = top"
+        else:
+            expected, layout = (self.height * 3 // 2, self.width), "yuv420p planes Y, U, V"
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
             got = (f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray)
                    else type(frame).__name__)
-            raise ValueError(f"frame must be a uint8 array of shape {expected} (RGB, row 0 = "
-                             f"top), got {got}")
+            raise ValueError(f"frame must be a uint8 array of shape {expected} ({layout}), "
+                             f"got {got}")
         if self._proc.poll() is not None:
             raise self._failure(f"ffmpeg exited early (code {self._proc.returncode})")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,9 @@ import pytest
 from curation.clips import ClipPlan, cut_clips, intrinsics_after_resize, resize_frame
 from curation.config import FilterConfig
 from curation.encode import encode_clips
+from curation.pipeline import process_episode
 from curation.segments import LABEL_COLUMNS, Segment
+from curation.thumbnails import decode_frames
 from datagen.cli import main as datagen_main
 from datagen.episode import VIDEO_FILE, find_episodes, read_episode
 from datagen.video import VideoError, read_frames
@@ -36,7 +39,7 @@ ep = read_episode(path)
 labels = {c: ep.data[c].astype(np.uint8 if c.startswith("key_") else np.float64)
           for c in LABEL_COLUMNS}
 seg = Segment(ep.meta.episode_id, path, np.arange(ep.meta.frames), labels, ep.meta.fps)
-cfg = FilterConfig(clip_frames=20, stride=9, width=64, height=36)
+cfg = FilterConfig(clip_frames=20, stride=9, width=int(sys.argv[2]), height=int(sys.argv[3]))
 print(json.dumps([hashlib.sha256(mp4).hexdigest()
                   for _, mp4 in encode_clips(path / VIDEO_FILE, cut_clips(seg, cfg), cfg)]))
 """
@@ -112,10 +115,12 @@ def test_same_input_gives_identical_bytes(episode: Path) -> None:
     assert first == second
 
 
-def test_separate_processes_give_identical_bytes(episode: Path) -> None:
+@pytest.mark.parametrize("size", [(64, 36), (160, 90)])  # resized RGB; yuv420p as decoded
+def test_separate_processes_give_identical_bytes(episode: Path, size: tuple[int, int]) -> None:
     # each process starts from fresh memory: a reading of uninitialised memory or a
     # thread race in the encoder shows up here even when one process repeats itself
-    children = [subprocess.Popen([sys.executable, "-c", ENCODE_IN_A_CHILD, str(episode)],
+    children = [subprocess.Popen([sys.executable, "-c", ENCODE_IN_A_CHILD, str(episode),
+                                  *map(str, size)],
                                  cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for _ in range(2)]
     hashes = []
@@ -142,6 +147,57 @@ def test_clip_frames_are_the_resized_source_frames(episode: Path, width: int, he
         assert np.abs(got - want).mean() < 8.0  # H.264 at CRF 20 on small detailed frames
         # each clip frame is closest to its own source frame, not to its neighbours
         assert np.abs(got[1:] - want[1:]).mean() < np.abs(got[1:] - want[:-1]).mean()
+
+
+@pytest.mark.parametrize("size", [(64, 36), (160, 90)])  # resized RGB; yuv420p as decoded
+def test_frames_in_memory_give_the_bytes_of_decoding_the_file(episode: Path,
+                                                              size: tuple[int, int]) -> None:
+    cfg = FilterConfig(clip_frames=16, stride=11, width=size[0], height=size[1])
+    plans = cut_clips(segment_of(episode, np.arange(2, 90, 2)), cfg)
+    from_file = list(encode_clips(episode / VIDEO_FILE, plans, cfg))
+    frames = list(decode_frames(episode / VIDEO_FILE))
+    in_memory = list(encode_clips(episode / "not-read.mp4", plans, cfg, frames=frames))
+    assert [p for p, _ in in_memory] == plans
+    assert [mp4 for _, mp4 in in_memory] == [mp4 for _, mp4 in from_file]
+
+
+def test_frame_size_change_at_dataset_size_is_a_clear_error(episode: Path) -> None:
+    frames = list(decode_frames(episode / VIDEO_FILE))
+    frames[7] = av.VideoFrame(64, 48, "yuv420p")
+    cfg = FilterConfig(clip_frames=20, width=160, height=90)  # the source's size: no resize
+    with pytest.raises(VideoError, match=rf"{episode.name}: .* frame 7: frame size changed "
+                                         r"from 160x90 to 64x48"):
+        list(encode_clips(episode / VIDEO_FILE, cut_clips(segment_of(episode), cfg), cfg,
+                          frames=frames))
+
+
+def test_decoding_once_or_twice_gives_the_same_episode_result(episode: Path,
+                                                              tmp_path: Path) -> None:
+    truncated = tmp_path / episode.parent.name / episode.name  # <scene>/<id>, as validated
+    shutil.copytree(episode, truncated)
+    video = (truncated / VIDEO_FILE).read_bytes()
+    (truncated / VIDEO_FILE).write_bytes(video[:len(video) * 2 // 3])
+    for path, size in ((episode, (160, 90)), (episode, (64, 36)), (truncated, (160, 90))):
+        cfg = FilterConfig(clip_frames=20, stride=15, width=size[0], height=size[1])
+        once = process_episode(path, cfg)  # the default budget holds a 90-frame 160x90 episode
+        twice = process_episode(path, cfg, decode_once_bytes=0)  # forced to decode twice
+        if path == episode:
+            assert len(once.samples) == 5 and not once.rejects
+        else:
+            [reject] = once.rejects
+            assert "video.mp4 decodes to" in reject.reason and not once.samples
+        assert (once.samples, once.rejects, once.info, once.frames) == (
+            twice.samples, twice.rejects, twice.info, twice.frames)
+
+
+def test_an_unreadable_video_is_an_invalid_episode(episode: Path, tmp_path: Path) -> None:
+    broken = tmp_path / episode.parent.name / episode.name
+    shutil.copytree(episode, broken)
+    video = bytearray((broken / VIDEO_FILE).read_bytes())
+    video[100:4100] = bytes(4000)  # the header is gone: not even a video stream is found
+    (broken / VIDEO_FILE).write_bytes(video)
+    [reject] = process_episode(broken, FilterConfig(clip_frames=20)).rejects
+    assert reject.reason.startswith("invalid episode: video.mp4: ")
 
 
 def test_source_ending_early_is_a_clear_error(episode: Path) -> None:
@@ -234,3 +290,16 @@ def test_intrinsics_follow_the_resized_pixels(src: tuple[int, int], dst: tuple[i
         moved = project(k_dst, point) + (center - (u, v)) * (k_dst["fx"] / k_src["fx"],
                                                               k_dst["fy"] / k_src["fy"])
         assert found == pytest.approx(moved, abs=0.1)
+
+
+def test_clips_of_an_upsampled_segment_have_unique_keys(episode: Path) -> None:
+    """Found by review: upsampling shows source frames twice, and clips starting on the same
+    source frame shared a key, which aborted the whole run."""
+    from curation.resample import resample
+
+    seg = resample(segment_of(episode), 60.0)
+    plans = cut_clips(seg, FilterConfig(clip_frames=8, stride=1))
+    keys = [p.key for p in plans]
+    assert len(keys) == len(set(keys)) and len(keys) >= FRAMES - 8
+    firsts = [int(p.source_frames[0]) for p in plans]
+    assert firsts == sorted(set(firsts))  # one clip per source frame it can start on

@@ -10,7 +10,7 @@ import pytest
 
 from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect, true_runs
-from curation.thumbnails import thumbnails
+from curation.thumbnails import decode_frames, thumbnails, thumbnails_of
 from curation.velocity import agent_speed, invalid_runs
 from datagen.video import VideoError
 
@@ -127,6 +127,16 @@ def test_thumbnails_of_a_real_video(make_episode, tmp_path: Path) -> None:
     assert np.array_equal(thumbnails(ep.path / "video.mp4", 32, 24), thumbs)  # deterministic
 
 
+def test_thumbnails_of_frames_kept_in_memory_equal_the_file_s(make_episode) -> None:
+    ep = make_episode(frames=10, width=64, height=48)
+    frames = list(decode_frames(ep.path / "video.mp4"))
+    assert len(frames) == 10 and (frames[0].width, frames[0].height) == (64, 48)
+    assert np.array_equal(thumbnails_of(frames, 32, 24), thumbnails(ep.path / "video.mp4", 32, 24))
+    assert thumbnails_of([], 32, 24).shape == (0, 24, 32)
+    with pytest.raises(ValueError, match="thumbnail size must be positive, got 0x24"):
+        thumbnails_of(frames, 0, 24)
+
+
 def test_thumbnails_report_missing_and_damaged_video(make_episode, tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="no such video"):
         thumbnails(tmp_path / "nope.mp4")
@@ -134,3 +144,7 @@ def test_thumbnails_report_missing_and_damaged_video(make_episode, tmp_path: Pat
     junk.write_bytes(b"not a video at all" * 100)
     with pytest.raises(VideoError, match="junk.mp4"):
         thumbnails(junk)
+    with pytest.raises(VideoError, match="no such video"):
+        next(decode_frames(tmp_path / "nope.mp4"))
+    with pytest.raises(VideoError, match="junk.mp4"):
+        list(decode_frames(junk))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from conftest import synthetic_frames
@@ -136,3 +137,36 @@ def test_missing_or_garbage_file_is_a_video_error(tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
     with pytest.raises(VideoError, match="cannot open video"):
         probe(tmp_path / "junk.mp4")
+
+
+def yuv_planes(frames: np.ndarray) -> np.ndarray:
+    """RGB frames as stacked yuv420p planes ``[N, H * 3 // 2, W]`` (libswscale's conversion)."""
+    return np.stack([av.VideoFrame.from_ndarray(f, format="rgb24").reformat(
+        format="yuv420p").to_ndarray() for f in frames])
+
+
+def test_yuv420p_input_round_trip_matches_the_rgb_path(tmp_path):
+    frames = synthetic_frames(20, W, H)
+    planes = yuv_planes(frames)
+    assert write(tmp_path / "yuv.mp4", planes, pix_fmt="yuv420p") == 20
+    write(tmp_path / "rgb.mp4", frames)
+    with av.open(str(tmp_path / "yuv.mp4")) as container:
+        decoded = np.stack([f.to_ndarray() for f in container.decode(video=0)])
+    assert decoded.shape == planes.shape  # same frame count, yuv420p at W x H
+    assert np.abs(decoded.astype(np.int16) - planes).mean() < 3.0
+    # the planes encode the picture the RGB path encodes, within codec tolerance
+    via_yuv = np.stack(list(read_frames(tmp_path / "yuv.mp4"))).astype(np.int16)
+    via_rgb = np.stack(list(read_frames(tmp_path / "rgb.mp4"))).astype(np.int16)
+    assert np.abs(via_yuv - via_rgb).mean() < 2.0
+    write(tmp_path / "again.mp4", planes, pix_fmt="yuv420p")
+    assert (tmp_path / "again.mp4").read_bytes() == (tmp_path / "yuv.mp4").read_bytes()
+
+
+def test_yuv420p_input_refuses_rgb_frames_and_unknown_formats(tmp_path):
+    with H264Writer(tmp_path / "v.mp4", W, H, FPS, pix_fmt="yuv420p") as writer:
+        with pytest.raises(ValueError, match=r"shape \(96, 96\) \(yuv420p planes"):
+            writer.write(np.zeros((H, W, 3), np.uint8))
+        writer.write(np.zeros((H * 3 // 2, W), np.uint8))
+    assert probe(tmp_path / "v.mp4").frames == 1
+    with pytest.raises(ValueError, match="pix_fmt must be one of rgb24, yuv420p"):
+        H264Writer(tmp_path / "w.mp4", W, H, FPS, pix_fmt="nv12")
