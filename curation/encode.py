@@ -41,7 +41,7 @@ from av.video.reformatter import VideoReformatter
 
 from curation.clips import ClipPlan, resize_frame
 from curation.config import FilterConfig
-from datagen.video import H264Writer, VideoError
+from datagen.video import H264Writer, VideoError, decode_frames
 
 PRESET = "veryfast"
 THREADS = 1  # x264 threads per clip encoder: one, the only count seen to give the same bytes
@@ -87,28 +87,11 @@ class _ClipEncoder:
 
 
 def _decode(video: Path, episode: str) -> Iterator[av.VideoFrame]:
-    """The frames of ``video`` in order; errors name the episode and the frame."""
+    """The frames of ``video`` in order; errors name the episode."""
     try:
-        container = av.open(str(video))
-    except (av.FFmpegError, OSError) as exc:
-        raise VideoError(f"{episode}: cannot open {video}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise VideoError(f"{episode}: {video} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = container.decode(stream)
-        index = 0
-        while True:
-            try:
-                frame = next(decoded, None)
-            except av.FFmpegError as exc:
-                raise VideoError(f"{episode}: decoding {video} failed at frame {index}: "
-                                 f"{exc}") from exc
-            if frame is None:
-                return
-            yield frame
-            index += 1
+        yield from decode_frames(video)
+    except VideoError as exc:
+        raise VideoError(f"{episode}: {exc}") from exc
 
 
 def _converter(frame: av.VideoFrame,

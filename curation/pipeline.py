@@ -33,9 +33,9 @@ from curation.samples import make_sample
 from curation.segmenting import plan_segments
 from curation.segments import Reject
 from curation.shardwriter import ShardSet, reason_kind
-from curation.thumbnails import decode_frames, thumbnails, thumbnails_of
+from curation.thumbnails import thumbnails, thumbnails_of
 from datagen.episode import VIDEO_FILE, find_episodes, read_episode, validate_episode
-from datagen.video import VideoError
+from datagen.video import VideoError, decode_frames
 
 # Decoded yuv420p bytes of one episode at most that a worker keeps in memory to decode its video
 # once (thumbnails, then clips); a longer or larger episode is decoded twice instead. Both ways

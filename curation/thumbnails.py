@@ -1,44 +1,22 @@
 """Grey thumbnails of every frame of a video, for the redundant-frame detector.
 
-One sequential PyAV decode (:func:`decode_frames`, which the pipeline also uses to keep an
-episode's frames in memory); libswscale converts each frame to 8-bit grey (the luma plane) and
-scales it to ``width x height`` in C with area averaging, which also smooths H.264 noise. The
-thumbnails of a file and of its frames already decoded are the same bytes. A file that cannot be
-opened or stops decoding early raises :class:`datagen.video.VideoError`.
+One sequential PyAV decode (:func:`datagen.video.decode_frames`, which the pipeline also uses
+to keep an episode's frames in memory); libswscale converts each frame to 8-bit grey (the luma
+plane) and scales it to ``width x height`` in C with area averaging, which also smooths H.264
+noise. The thumbnails of a file and of its frames already decoded are the same bytes. A file
+that cannot be opened or stops decoding early raises :class:`datagen.video.VideoError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from datagen.video import VideoError
-
-
-def decode_frames(video: Path) -> Iterator[av.VideoFrame]:
-    """Every frame of ``video``'s first video stream, in order, as decoded (no conversion)."""
-    if not Path(video).is_file():
-        raise VideoError(f"no such video file: {video}")
-    try:
-        container = av.open(str(video))
-    except av.FFmpegError as exc:
-        raise VideoError(f"cannot open video {video}: {exc}") from exc
-    with container:
-        if not container.streams.video:
-            raise VideoError(f"{video} has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        count = 0
-        try:
-            for frame in container.decode(stream):
-                yield frame
-                count += 1
-        except av.FFmpegError as exc:
-            raise VideoError(f"{video}: decoding stopped after {count} frames: {exc}") from exc
+from datagen.video import decode_frames
 
 
 def thumbnails_of(frames: Iterable[av.VideoFrame], width: int = 160,

@@ -199,30 +199,9 @@ def _open(path: str | Path) -> av.container.InputContainer:
     return container
 
 
-def probe(path: str | Path, count: bool = True) -> VideoInfo:
-    """Codec, pixel format, size and frame rate of ``path``; with ``count``, decodes every frame
-    (without converting it) to count them. Frames after a corrupt or truncated tail are not
-    counted: decoding stops at the first error."""
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        ctx = stream.codec_context
-        rate = stream.average_rate or stream.guessed_rate
-        frames, damage = None, ""
-        if count:
-            stream.thread_type = "AUTO"
-            frames = 0
-            try:
-                for _ in container.decode(stream):
-                    frames += 1
-            except av.FFmpegError as exc:
-                damage = f"decoding stopped after {frames} frames: {exc}"
-        return VideoInfo(
-            codec=ctx.name, pix_fmt=ctx.format.name if ctx.format else "", width=ctx.width,
-            height=ctx.height, fps=float(rate) if rate else 0.0, frames=frames, damage=damage)
-
-
-def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
-    """Decode ``path`` to uint8 RGB frames ``[H, W, 3]`` (row 0 = top), in order.
+def decode_frames(path: str | Path, strict: bool = True) -> Iterator[av.VideoFrame]:
+    """Every frame of ``path``'s first video stream, in order, as decoded (no conversion;
+    threaded decoding).
 
     A truncated or corrupt file yields the frames before the damage, then raises VideoError;
     with ``strict=False`` it just stops there (salvaging a crashed recording on purpose).
@@ -233,8 +212,36 @@ def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
         frames = 0
         try:
             for frame in container.decode(stream):
-                yield frame.to_ndarray(format="rgb24")
+                yield frame
                 frames += 1
         except av.FFmpegError as exc:
             if strict:
                 raise VideoError(f"{path}: decoding stopped after {frames} frames: {exc}") from exc
+
+
+def probe(path: str | Path, count: bool = True) -> VideoInfo:
+    """Codec, pixel format, size and frame rate of ``path``; with ``count``, decodes every frame
+    (without converting it) to count them. Frames after a corrupt or truncated tail are not
+    counted: decoding stops at the first error."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate
+        info = VideoInfo(
+            codec=ctx.name, pix_fmt=ctx.format.name if ctx.format else "", width=ctx.width,
+            height=ctx.height, fps=float(rate) if rate else 0.0, frames=None)
+    if count:
+        info.frames = 0
+        try:
+            for _ in decode_frames(path):
+                info.frames += 1
+        except VideoError as exc:
+            info.damage = str(exc).removeprefix(f"{path}: ")
+    return info
+
+
+def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
+    """Decode ``path`` to uint8 RGB frames ``[H, W, 3]`` (row 0 = top), in order; damage is
+    handled as in :func:`decode_frames`."""
+    for frame in decode_frames(path, strict):
+        yield frame.to_ndarray(format="rgb24")

@@ -18,10 +18,9 @@ from curation.config import FilterConfig
 from curation.encode import encode_clips
 from curation.pipeline import process_episode
 from curation.segments import LABEL_COLUMNS, Segment
-from curation.thumbnails import decode_frames
 from datagen.cli import main as datagen_main
 from datagen.episode import VIDEO_FILE, find_episodes, read_episode
-from datagen.video import VideoError, read_frames
+from datagen.video import VideoError, decode_frames, read_frames
 
 FRAMES = 90
 REPO = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ import pytest
 
 from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect, true_runs
-from curation.thumbnails import decode_frames, thumbnails, thumbnails_of
+from curation.thumbnails import thumbnails, thumbnails_of
 from curation.velocity import agent_speed, invalid_runs
-from datagen.video import VideoError
+from datagen.video import VideoError, decode_frames
 
 FPS = 30.0
 
