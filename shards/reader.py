@@ -20,7 +20,7 @@ get whole shards, so a job needs at least as many shards as ranks (more for bala
 Each sample is a dict: ``__key__``; ``video`` (torch uint8 ``[T, H, W, 3]``, RGB, row 0 = top;
 float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False``); ``keys``
 (float32 ``[T, K]`` keyboard of the action space); ``mouse`` (float32 ``[T, 2]`` in the space's
-units, None when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
+units; absent when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
 json, plus ``shard``: the tar it came from).
 """
 
@@ -111,14 +111,16 @@ def decode_sample(
         keyboard, model_mouse = to_space(keys, mouse, space)
     except ValueError as exc:
         raise ShardError(f"{where}: {exc}") from exc
-    return {
+    sample = {
         "__key__": key,
         "video": video,
         "keys": torch.from_numpy(keyboard),
-        "mouse": None if model_mouse is None else torch.from_numpy(model_mouse),
         "pose": torch.from_numpy(pose.astype(np.float64)),
         "meta": {**meta, "shard": url},
     }
+    if model_mouse is not None:  # absent, not None, so torch's default collate still works
+        sample["mouse"] = torch.from_numpy(model_mouse)
+    return sample
 
 
 def _rank_shards(urls: list[str], seed: int, epoch: int, shuffle: bool,

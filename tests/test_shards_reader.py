@@ -143,6 +143,17 @@ def test_action_space_applied_in_reader(shard_set, single_rank):
         assert np.array_equal(sample["mouse"].numpy(), mouse)
 
 
+def test_a_space_without_mouse_batches_with_the_default_collate(shard_set, single_rank):
+    from shards.action_space import ActionSpace
+
+    root, _ = shard_set
+    space = ActionSpace("driving_keys", ("w", "s"), mouse=False)
+    loader = torch.utils.data.DataLoader(clip_dataset(open_shards(root), space=space),
+                                         batch_size=2)
+    batch = next(iter(loader))
+    assert "mouse" not in batch and batch["keys"].shape == (2, T, 2)
+
+
 def test_float_video_in_unit_range(shard_set, single_rank):
     root, clips = shard_set
     sample = next(iter(clip_dataset(open_shards(root), float_video=True)))
