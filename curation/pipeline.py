@@ -6,14 +6,14 @@ Each worker process takes one episode through the stages::
     static stretches, velocity, resampling, too-short parts) -> cut_clips -> encode_clips ->
     make_sample
 
-The decoded frames stay in memory from the thumbnails to the clips, so the video is decoded
-once, unless the episode's frames exceed ``DECODE_ONCE_BYTES``: then it is decoded again for the
-clips (same bytes, less memory).
-
 and hands back its samples and rejects; the main process adds them to the :class:`ShardSet`
 in episode-id order whatever the number of workers, so shards are byte-identical for the same
 inputs and settings. A bad episode becomes rows of ``rejects.parquet`` with its reason and the
 run goes on; inputs are only ever read.
+
+The decoded frames stay in memory from the thumbnails to the clips, so the video is decoded
+once, unless the episode's frames exceed ``DECODE_ONCE_BYTES``: then it is decoded again for the
+clips (same bytes, less memory).
 """
 
 from __future__ import annotations
