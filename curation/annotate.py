@@ -8,8 +8,10 @@ the camera positions and orientations alone this module infers the contract's in
 - **W/S/A/D** from the horizontal velocity expressed in the camera's yaw frame, so climbing a
   slope while walking forward is W. A body driven by keys reaches its commanded velocity with
   bounded acceleration, so the velocity lags the key; each frame that is part of an acceleration
-  ramp (velocity change above ``ramp_accel``, steady direction) takes the velocity at the end of
-  its ramp as the commanded one (offline look-ahead). The commanded velocity is snapped to one of
+  ramp (world-frame velocity change above ``ramp_accel``, steady direction) takes the velocity
+  at the end of its ramp as the commanded one (offline look-ahead). A change faster than any key
+  can cause (``contact_accel``) is a wall: the keys before it are held while the body is blocked
+  or slides along the wall. The commanded velocity is snapped to one of
   the eight key octants with angular hysteresis, and switched on and off with speed hysteresis.
 - **shift** (sprint) from the commanded speed above the walking speed, **space** (jump) from
   vertical velocity spikes no walk on the ground explains, **ctrl** (crouch) from the camera
@@ -46,7 +48,8 @@ from datagen.episode import (
 )
 from datagen.rotation import quat_normalize, wrap_deg, ypr_from_quat
 
-METHOD = "worldforge.annotate/1: yaw-frame velocity, ramp look-ahead, octant hysteresis"
+METHOD = ("worldforge.annotate/2: yaw-frame velocity, ramp look-ahead, wall contacts hold keys, "
+          "octant hysteresis")
 # (w, s, a, d) for a commanded direction octant * 45 degrees left of the heading
 OCTANT_KEYS = np.array([(1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
                         (0, 1, 0, 0), (0, 1, 0, 1), (0, 0, 0, 1), (1, 0, 0, 1)], dtype=np.int64)
@@ -68,6 +71,11 @@ class AnnotateConfig:
     ramp_cos: float = 0.8  # consecutive ramp steps stay one ramp while their directions'
     #                        cosine is above this
     ramp_max_frames: int = 15  # look at most this many frames ahead for the end of a ramp
+    # --- contacts (walls): a velocity change faster than keys can cause is a collision; the
+    # keys before it are held while the body is blocked or slides along the obstacle
+    contact_accel: float = 18.0  # m/s^2: above the body's own acceleration and deceleration
+    contact_hold_s: float = 2.0  # longest a blocked (still) body is assumed to push on
+    slide_cos: float = 0.1  # sliding keeps the velocity within acos(slide_cos) of the keys'
     # --- shift (sprint): commanded speed above the walking speed, with hysteresis
     sprint_on: float = 2.6  # m/s
     sprint_off: float = 2.3  # m/s
@@ -95,8 +103,10 @@ class AnnotateConfig:
                           f"{self.octant_hysteresis}")
         if not -1 < self.ramp_cos < 1:
             errors.append(f"ramp_cos must be in (-1, 1), got {self.ramp_cos}")
-        for name in ("ramp_accel", "jump_vz", "jump_airtime_s", "crouch_rate", "crouch_drop",
-                     "crouch_trend_s"):
+        if not -1 < self.slide_cos < 1:
+            errors.append(f"slide_cos must be in (-1, 1), got {self.slide_cos}")
+        for name in ("ramp_accel", "contact_accel", "contact_hold_s", "jump_vz", "jump_airtime_s",
+                     "crouch_rate", "crouch_drop", "crouch_trend_s"):
             if not getattr(self, name) > 0:
                 errors.append(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("ramp_max_frames", "jump_hold_frames", "smooth_frames", "min_hold_frames"):
@@ -153,10 +163,13 @@ def _hysteresis(x: np.ndarray, on: float, off: float) -> np.ndarray:
     return out
 
 
-def _commanded(u: np.ndarray, dt: np.ndarray, cfg: AnnotateConfig) -> np.ndarray:
-    """Per frame, the velocity the keys ask for: the end of the acceleration ramp it is on."""
-    du = np.zeros_like(u)
-    du[1:] = np.diff(u, axis=0)
+def _commanded(u: np.ndarray, vh: np.ndarray, dt: np.ndarray, cfg: AnnotateConfig
+               ) -> np.ndarray:
+    """Per frame, the velocity the keys ask for (``u``, yaw frame): the end of the acceleration
+    ramp it is on. Ramps are found in the world frame (``vh``), where the body accelerates
+    straight at its target even while the camera turns."""
+    du = np.zeros_like(vh)
+    du[1:] = np.diff(vh, axis=0)
     size = np.hypot(du[:, 0], du[:, 1])
     ramp = np.zeros(len(u), dtype=bool)
     ramp[1:] = size[1:] > cfg.ramp_accel * dt[1:]
@@ -168,7 +181,40 @@ def _commanded(u: np.ndarray, dt: np.ndarray, cfg: AnnotateConfig) -> np.ndarray
         while (j + 1 < n and j + 1 - i < cfg.ramp_max_frames and ramp[j + 1]
                and direction[j + 1] @ direction[i] > cfg.ramp_cos):
             j += 1
-        target[i] = u[j]
+        # the first frame after the ramp has reached the commanded velocity (the last, partial
+        # step may be below the ramp threshold); it is only used when it starts no new ramp
+        target[i] = u[j + 1] if j + 1 < n and not ramp[j + 1] else u[j]
+    return target
+
+
+def _contact_hold(u: np.ndarray, target: np.ndarray, contact: np.ndarray, fps: float,
+                  cfg: AnnotateConfig) -> np.ndarray:
+    """Hold the commanded velocity of the frame before each contact while the body is blocked
+    (still, at most ``contact_hold_s``) or slides (velocity within ``acos(slide_cos)`` of it and
+    no faster), until its own ramp brings it back to the commanded speed."""
+    target = target.copy()
+    speed = np.hypot(u[:, 0], u[:, 1])
+    max_still = int(round(cfg.contact_hold_s * fps))
+    n, i = len(u), 1
+    while i < n:
+        held = target[i - 1]
+        held_speed = float(np.hypot(*held))
+        if not contact[i] or held_speed < cfg.move_on:
+            i += 1
+            continue
+        direction, still, start = held / held_speed, 0, i
+        while i < n:
+            if speed[i] < cfg.move_off:
+                still += 1
+                if still > max_still:
+                    break
+            elif not (u[i] @ direction > cfg.slide_cos * speed[i]
+                      and speed[i] < held_speed + cfg.move_off
+                      and np.hypot(*target[i]) < held_speed - cfg.move_off):
+                break
+            target[i] = held
+            i += 1
+        i = max(i, start + 1)
     return target
 
 
@@ -257,7 +303,11 @@ def infer_actions(
     h = np.radians(yaw)
     forward = v[:, 0] * np.cos(h) + v[:, 1] * np.sin(h)
     left = -v[:, 0] * np.sin(h) + v[:, 1] * np.cos(h)
-    target = _commanded(np.stack([forward, left], axis=1), dt, cfg)
+    u = np.stack([forward, left], axis=1)
+    contact = np.zeros(len(t), dtype=bool)
+    contact[1:] = np.hypot(*np.diff(v[:, :2], axis=0).T) > cfg.contact_accel * dt[1:]
+    fps = (len(t) - 1) / (t[-1] - t[0])
+    target = _contact_hold(u, _commanded(u, v[:, :2], dt, cfg), contact, fps, cfg)
 
     move = _movement_keys(target, cfg)
     space = _jumps(v[:, 2], cfg)

@@ -162,6 +162,10 @@ def test_bad_input_gets_a_clear_error():
         infer_actions(np.array([0.0, 1.0, 1.0, 2.0]), np.zeros((4, 3)), quat)
     with pytest.raises(AnnotateError, match="octant_hysteresis"):
         AnnotateConfig(octant_hysteresis=30.0)
+    with pytest.raises(AnnotateError, match="slide_cos"):
+        AnnotateConfig(slide_cos=1.0)
+    with pytest.raises(AnnotateError, match="contact_accel"):
+        AnnotateConfig(contact_accel=0.0)
     with pytest.raises(AnnotateError, match="move_off <= move_on"):
         AnnotateConfig(move_on=0.1, move_off=0.2)
 
@@ -180,3 +184,53 @@ def test_accuracy_counts_presses_and_misses():
     assert stats["a"]["f1"] == 0.0 and stats["a"]["balanced_accuracy"] == pytest.approx(0.9)
     assert np.isnan(stats["a"]["recall"]) and np.isnan(stats["s"]["f1"])
     assert stats["mouse_dx"]["max_abs_error"] == pytest.approx(1.0)
+
+
+def _walk(velocity_xy: np.ndarray, yaw_deg: np.ndarray, fps: int = 30) -> tuple:
+    """A trajectory whose per-frame horizontal velocity (world frame) is ``velocity_xy``."""
+    n = len(velocity_xy)
+    xy = np.concatenate([[[0.0, 0.0]], np.cumsum(velocity_xy[1:], axis=0) / fps])
+    pos = np.column_stack([xy, np.full(n, 1.7)])
+    return np.arange(n) / fps, pos, quat_from_ypr(yaw_deg, np.zeros(n))
+
+
+def _ramp(start: np.ndarray, end: np.ndarray, accel: float, fps: int = 30) -> np.ndarray:
+    """Velocities from ``start`` to ``end`` (excluded) at a bounded acceleration."""
+    steps = int(np.ceil(np.linalg.norm(end - start) / (accel / fps)))
+    return start + (end - start) * (np.arange(steps)[:, None] / steps)
+
+
+def test_sliding_along_a_wall_keeps_the_forward_key():
+    # W at 2 m/s heading east, then a wall at 45 degrees takes the velocity's normal part at once
+    forward, slide = np.array([2.0, 0.0]), np.array([1.0, 1.0])
+    v = np.concatenate([_ramp(np.zeros(2), forward, 10.0), np.tile(forward, (30, 1)),
+                        np.tile(slide, (40, 1))])
+    out = infer_actions(*_walk(v, np.zeros(len(v))))
+    assert out["key_w"][1:].all()
+    assert not out["key_a"].any() and not out["key_d"].any()
+
+
+def test_a_body_blocked_by_a_wall_keeps_its_keys_but_a_stop_releases_them():
+    forward = np.array([2.0, 0.0])
+    walk = np.concatenate([_ramp(np.zeros(2), forward, 10.0), np.tile(forward, (30, 1))])
+    blocked = np.concatenate([walk, np.zeros((20, 2))])  # stops at once: a wall, W still held
+    out = infer_actions(*_walk(blocked, np.zeros(len(blocked))))
+    assert out["key_w"][1:].all()
+    stopped = np.concatenate([walk, _ramp(forward, np.zeros(2), 14.0), np.zeros((20, 2))])
+    out = infer_actions(*_walk(stopped, np.zeros(len(stopped))))
+    assert out["key_w"][1:len(walk)].all() and not out["key_w"][len(walk) + 2:].any()
+    longer = np.concatenate([walk, np.zeros((200, 2))])  # blocked longer than contact_hold_s
+    out = infer_actions(*_walk(longer, np.zeros(len(longer))), AnnotateConfig(contact_hold_s=1.0))
+    assert out["key_w"][len(walk):len(walk) + 30].all() and not out["key_w"][-100:].any()
+
+
+def test_stopping_while_turning_fast_presses_no_side_key():
+    forward = np.array([4.0, 0.0])
+    v = np.concatenate([_ramp(np.zeros(2), forward, 10.0), np.tile(forward, (20, 1)),
+                        _ramp(forward, np.zeros(2), 14.0), np.zeros((15, 2))])
+    n, moving = len(v), len(v) - 15
+    yaw = np.zeros(n)
+    yaw[moving - 9:] = np.cumsum(np.full(n - moving + 9, 7.0))  # turns 7 degrees a frame
+    out = infer_actions(*_walk(v, yaw))
+    assert not out["key_a"].any() and not out["key_d"].any()
+    assert not out["key_w"][moving:].any()
