@@ -24,7 +24,6 @@ from datagen.rotation import compose_turn, quat_from_ypr, ypr_from_quat
 from datagen.traffic import Traffic
 from datagen.world import World
 
-KEYS = ("w", "s", "a", "d", "space", "shift", "ctrl")
 HEAD_CLEARANCE = 0.15  # metres between the eye and the top of the head, for low ceilings
 
 Keys = tuple[int, int, int, int, int, int, int]

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from datagen.agent import KEYS, Body, Keys
+from datagen.agent import Body, Keys
+from datagen.episode import KEYS
 from datagen.navmesh import NavMesh
 from datagen.planner import (
     PROFILES,

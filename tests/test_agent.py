@@ -10,8 +10,9 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_mix import MOUSE_BINS, action_mix
-from datagen.agent import HEAD_CLEARANCE, KEYS, Body, max_speed
+from datagen.agent import HEAD_CLEARANCE, Body, max_speed
 from datagen.controller import PROFILES, Agent, Controller, MouseHand, Tick
+from datagen.episode import KEYS
 from datagen.navmesh import NavMesh
 from datagen.planner import BehaviourProfile, Move, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
