@@ -1,7 +1,7 @@
 """Recording throughput: each stage alone, one overlapped stream, and streams against cores.
 
 Stages, each timed alone in the same run on the same poses and frames:
-  render  Renderer.render of the agent's poses (Panda3D offscreen)
+  render  Renderer.render of the agent's poses (Panda3D offscreen, framebuffer layout)
   log     agent step + CSV row formatting and writing
   encode  H264Writer fed already-rendered frames (ffmpeg/libx264 in its own process)
 then ``record_episode`` (all three overlapped), then whole ``datagen record`` runs, start-up
@@ -63,15 +63,17 @@ def time_stages(cfg: RecordConfig, tmp: Path, repeats: int) -> dict[str, float]:
         keep("log", time.perf_counter() - start)
 
         renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
+        # frames in the layout the recorder asks for: the framebuffer's own, no conversion
         renderer.render(ticks[0].position, ticks[0].quat, ticks[0].movers)  # builds textures
         start = time.perf_counter()
-        frames = [renderer.render(t.position, t.quat, t.movers) for t in ticks]
+        frames = [renderer.render(t.position, t.quat, t.movers, native=True) for t in ticks]
         keep("render", time.perf_counter() - start)
         renderer.close()
 
         start = time.perf_counter()
         with H264Writer(tmp / "encode.mp4", cfg.width, cfg.height, cfg.fps, crf=cfg.crf,
-                        preset=cfg.preset, threads=cfg.encoder_threads) as video:
+                        preset=cfg.preset, threads=cfg.encoder_threads,
+                        pix_fmt=renderer.pix_fmt) as video:
             for frame in frames:
                 video.write(frame)
         keep("encode", time.perf_counter() - start)

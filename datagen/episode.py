@@ -247,6 +247,7 @@ class EpisodeWriter:
         preset: str = "veryfast",
         threads: int = 1,
         extra_columns: Sequence[str] = (),
+        pix_fmt: str = "rgb24",
     ) -> None:
         self.final_path = episode_dir(out_root, meta.scene, meta.episode_id)
         self.partial_path = self.final_path.with_name(meta.episode_id + PARTIAL_SUFFIX)
@@ -283,7 +284,8 @@ class EpisodeWriter:
         try:
             write_meta(self.partial_path / META_FILE, self.meta)  # says what a leftover is
             self._video = H264Writer(self.partial_path / VIDEO_FILE, meta.width, meta.height,
-                                     meta.fps, crf=crf, preset=preset, threads=threads)
+                                     meta.fps, crf=crf, preset=preset, threads=threads,
+                                     pix_fmt=pix_fmt)
         except (OSError, ValueError, VideoError) as exc:
             self._csv.close()
             self._closed = True
@@ -302,7 +304,8 @@ class EpisodeWriter:
             self.finish()
 
     def add_frame(self, image: np.ndarray, row: Mapping[str, float]) -> None:
-        """Append frame ``self.frames``: its RGB image ``[H, W, 3]`` uint8 and its CSV row (every
+        """Append frame ``self.frames``: its image (uint8 RGB ``[H, W, 3]``, or the layout of the
+        writer's ``pix_fmt``, see :data:`datagen.video.INPUT_PIX_FMTS`) and its CSV row (every
         contract column but ``frame`` and ``t``, plus the declared extra columns)."""
         if self._closed:
             raise EpisodeError(f"add_frame on {self.partial_path} after finish() or abort()")

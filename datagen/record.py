@@ -1,6 +1,7 @@
 """Record one episode on the built-in engine: scene -> navmesh -> agent -> renderer -> writer.
 
-Rendering, logging and encoding overlap: the calling thread steps the agent and renders, a
+Rendering, logging and encoding overlap: the calling thread steps the agent and renders (in
+the framebuffer's own pixel layout: ffmpeg converts it as cheaply as RGB), a
 writer thread takes ``(frame, row)`` pairs from a bounded queue and hands them to the
 :class:`~datagen.episode.EpisodeWriter` (CSV row plus a pipe write), and ffmpeg encodes in its
 own process. The queue bounds memory (``QUEUE_FRAMES`` frames) and blocks the renderer when
@@ -105,7 +106,7 @@ def record_episode(
     renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
     try:
         with EpisodeWriter(out, meta, crf=cfg.crf, preset=cfg.preset,
-                           threads=cfg.encoder_threads) as writer:
+                           threads=cfg.encoder_threads, pix_fmt=renderer.pix_fmt) as writer:
             keys, mouse = _run_pipeline(cfg, agent, renderer, writer, on_frame)
             writer.meta.engine = {
                 "name": "worldforge-builtin", "version": __version__,
@@ -149,7 +150,7 @@ def _run_pipeline(cfg, agent, renderer, writer, on_frame):
                 tick = agent.step()
             if failure:
                 break
-            image = renderer.render(tick.position, tick.quat, tick.movers)
+            image = renderer.render(tick.position, tick.quat, tick.movers, native=True)
             keys[i] = tick.keys
             mouse[i] = (tick.mouse_dx, tick.mouse_dy)
             frames.put((image, tick.row()))

@@ -1,7 +1,7 @@
 """H.264 video I/O: encode RGB frames through ffmpeg while rendering, probe and decode with PyAV.
 
-Encoding pipes raw ``rgb24`` frames (or ``yuv420p`` planes, which skip a colour conversion when
-the frames are already in the output's format) to the ffmpeg binary shipped in the
+Encoding pipes raw frames (``rgb24``; ``bgr0``, a 32-bit framebuffer's own layout; or
+``yuv420p`` planes, which skip the colour conversion) to the ffmpeg binary shipped in the
 ``imageio-ffmpeg`` wheel (no download at run time). The output is libx264, yuv420p, constant
 frame rate, with one x264 thread and bitexact flags (the same frames give the same bytes on
 any machine), as a fragmented MP4 with a keyframe about every second, so a file cut short by a
@@ -27,7 +27,13 @@ import numpy as np
 STDERR_TAIL = 2000  # characters of ffmpeg's stderr quoted in a VideoError
 
 
-INPUT_PIX_FMTS = ("rgb24", "yuv420p")  # raw frame layouts H264Writer accepts on its pipe
+# raw frame layouts H264Writer accepts on its pipe: per pixel format, the frame shape for a
+# width x height video and what it holds
+INPUT_PIX_FMTS = {
+    "rgb24": (lambda w, h: (h, w, 3), "R, G, B; row 0 = top"),
+    "bgr0": (lambda w, h: (h, w, 4), "B, G, R, unused; row 0 = top"),
+    "yuv420p": (lambda w, h: (h * 3 // 2, w), "yuv420p planes Y, U, V"),
+}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow", "placebo")
 
@@ -58,9 +64,11 @@ def ffmpeg_command(
 class H264Writer:
     """Encode uint8 RGB frames ``[H, W, 3]`` (row 0 = top) to an H.264 MP4 at ``path``.
 
-    With ``pix_fmt="yuv420p"`` each frame is instead its three planes stacked as uint8
-    ``[H * 3 // 2, W]`` (Y, then U, then V; the layout of PyAV's ``to_ndarray(format="yuv420p")``),
-    encoded without any colour conversion.
+    Other ``pix_fmt`` layouts (:data:`INPUT_PIX_FMTS`) save the caller a conversion: ``bgr0``
+    (``[H, W, 4]``, a 32-bit framebuffer's layout) gives the same bytes as the same picture in
+    RGB, at the same cost; with ``yuv420p`` each frame is its three planes stacked as uint8
+    ``[H * 3 // 2, W]`` (Y, then U, then V; the layout of PyAV's
+    ``to_ndarray(format="yuv420p")``), encoded without any colour conversion.
 
     Use as a context manager: a clean exit calls :meth:`close`, an exception :meth:`kill`.
     ``write`` blocks only while the pipe to ffmpeg is full (ffmpeg is behind); ffmpeg's stderr
@@ -122,10 +130,8 @@ class H264Writer:
         """Queue one frame for encoding; raises ValueError for a frame of the wrong shape/dtype."""
         if self._closed:
             raise VideoError(f"write to {self.path} after close() or kill()")
-        if self.pix_fmt == "rgb24":
-            expected, layout = (self.height, self.width, 3), "RGB, row 0 = top"
-        else:
-            expected, layout = (self.height * 3 // 2, self.width), "yuv420p planes Y, U, V"
+        shape, layout = INPUT_PIX_FMTS[self.pix_fmt]
+        expected = shape(self.width, self.height)
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != expected:
             got = (f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray)
                    else type(frame).__name__)

@@ -107,6 +107,30 @@ def test_movers_change_the_image_with_the_camera_still():
     assert (np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 30).mean() > 0.01
 
 
+def test_native_layout_is_the_rgb_frame_in_framebuffer_order(two_boxes):
+    with Renderer(two_boxes, W, H, 90.0) as r:
+        rgb = r.render(EYE, quat_from_ypr(20.0, 0.0))
+        native = r.render(EYE, quat_from_ypr(20.0, 0.0), native=True)
+    assert r.pix_fmt == "bgr0" and native.shape == (H, W, 4) and native.flags.c_contiguous
+    assert np.array_equal(native[..., 2::-1], rgb)
+
+
+def test_movers_out_of_view_look_right_when_they_come_back():
+    """Movers outside the view are not re-lit; once in view again they must look exactly as a
+    fresh renderer draws them (headings and fog changed meanwhile)."""
+    world = next(w for w in (build_world("city", s) for s in range(20))
+                 if w.atmosphere.fog_density and len(w.movers) > 3)
+    eye, q = np.array([0.0, 0.0, 1.7]), quat_from_ypr(0.0, -5.0)
+    with Renderer(world, W, H, 90.0) as r:
+        for t in np.arange(0.0, 6.0, 0.5):  # every mover passes through view and out again
+            for yaw in (0.0, 90.0, 180.0, 270.0):
+                r.render(eye, quat_from_ypr(yaw, -5.0), world.mover_poses(t))
+        r.render(eye, quat_from_ypr(180.0, -5.0), world.mover_poses(9.0))  # look away, move on
+        back = r.render(eye, q, world.mover_poses(9.5))
+    with Renderer(world, W, H, 90.0) as fresh:
+        assert fresh.render(eye, q, world.mover_poses(9.5)).tobytes() == back.tobytes()
+
+
 def test_movers_are_drawn_at_the_poses_passed_in():
     car = Mover(parts=(Box((0.0, 0.0, 0.0), (4.0, 1.8, 3.0), "paint", RED),),
                 route=np.array([[8.0, -30.0], [8.0, 30.0]]), speed=3.0)
@@ -183,6 +207,9 @@ def test_gl_backend_works_or_says_what_is_missing(two_boxes):
     with r:
         img = r.render(EYE, quat_from_ypr(0.0, 0.0))
         assert r.info()["renderer"] != "p3tinydisplay"
+        # its framebuffer is 24-bit: the native layout is RGB, the same frame
+        assert r.pix_fmt == "rgb24"
+        assert r.render(EYE, quat_from_ypr(0.0, 0.0), native=True).tobytes() == img.tobytes()
     assert _mask(img, 0)[H // 2, W // 2]
 
 

@@ -168,5 +168,18 @@ def test_yuv420p_input_refuses_rgb_frames_and_unknown_formats(tmp_path):
             writer.write(np.zeros((H, W, 3), np.uint8))
         writer.write(np.zeros((H * 3 // 2, W), np.uint8))
     assert probe(tmp_path / "v.mp4").frames == 1
-    with pytest.raises(ValueError, match="pix_fmt must be one of rgb24, yuv420p"):
+    with pytest.raises(ValueError, match="pix_fmt must be one of rgb24, bgr0, yuv420p"):
         H264Writer(tmp_path / "w.mp4", W, H, FPS, pix_fmt="nv12")
+
+
+def test_bgr0_frames_encode_to_the_same_bytes_as_rgb(tmp_path):
+    frames = synthetic_frames(12, W, H)
+    write(tmp_path / "rgb.mp4", frames)
+    bgr = np.ascontiguousarray(frames[..., ::-1])
+    bgr0 = np.concatenate([bgr, np.full((*frames.shape[:3], 1), 77, np.uint8)], axis=-1)
+    write(tmp_path / "bgr0.mp4", bgr0, pix_fmt="bgr0")  # the fourth byte is ignored
+    reference = (tmp_path / "rgb.mp4").read_bytes()
+    assert (tmp_path / "bgr0.mp4").read_bytes() == reference
+    with (H264Writer(tmp_path / "v.mp4", W, H, FPS, pix_fmt="bgr0") as writer,
+          pytest.raises(ValueError, match=r"shape \(64, 96, 4\) \(B, G, R, unused")):
+        writer.write(frames[0])

@@ -8,7 +8,9 @@ Static geometry is merged into one Geom per material; movers are nodes placed ev
 poses the caller passes (``datagen.traffic`` simulates them; ``World.mover_poses`` free-runs).
 Lighting (ambient + the sun + a fill light) is evaluated per vertex by the renderer itself and
 written into the vertex colours, which the texture then modulates: once for static geometry, every
-frame for movers as they turn. p3tinydisplay has no fog and only a 16-bit depth buffer, so fog is
+frame for movers in view as they turn (movers outside the view frustum, tested with a
+conservative bounding sphere, are not drawn, so their colours wait until they are in view again).
+p3tinydisplay has no fog and only a 16-bit depth buffer, so fog is
 per-vertex too, the same on both backends: each frame every vertex colour is blended towards
 ``fog_color / mean(texture)`` by ``1 - exp(-density * distance)``, so a fully fogged surface shows
 the fog colour on average (dark textures such as asphalt cannot get brighter than their texel).
@@ -153,19 +155,19 @@ def _make_pipe(backend: str) -> GraphicsPipe:
 class _Shaded:
     """Geoms whose vertex colours the renderer computes, held as one set of vertex arrays.
 
-    ``owner`` says which mover (or 0 for static geometry) each vertex belongs to; ``slices``
-    map each GeomNode to its rows.
+    ``owner`` says which mover (or 0 for static geometry) each vertex belongs to; ``nodes``
+    map each GeomNode to its rows and owner.
     """
 
     def __init__(self) -> None:
-        self.nodes: list[tuple[GeomNode, slice]] = []
+        self.nodes: list[tuple[GeomNode, slice, int]] = []
         self.parts: list[tuple[np.ndarray, ...]] = []
 
     def add(self, node: GeomNode, mesh: Mesh, emissive: bool, fog_target: np.ndarray,
             owner: int) -> None:
         start = sum(len(p[0]) for p in self.parts)
         n = len(mesh.positions)
-        self.nodes.append((node, slice(start, start + n)))
+        self.nodes.append((node, slice(start, start + n), owner))
         self.parts.append((mesh.positions, mesh.normals, mesh.colors[:, :3],
                            np.full(n, emissive), np.tile(fog_target, (n, 1)), np.full(n, owner)))
 
@@ -175,11 +177,14 @@ class _Shaded:
         (self.positions, self.normals, self.base, self.emissive, self.fog_target,
          self.owner) = (np.concatenate(c) for c in zip(empty, *self.parts, strict=True))
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, owners: np.ndarray | None = None) -> None:
+        """Set the vertex colours from ``rgb`` (one row per vertex); with ``owners`` (a boolean
+        mask over owners), only the nodes of those owners."""
         data = np.full((len(rgb), 4), 255, dtype=np.uint8)
         data[:, :3] = np.clip(rgb * 255.0 + 0.5, 0, 255)
-        for node, rows in self.nodes:
-            _write_colours(node, data[rows].tobytes())
+        for node, rows, owner in self.nodes:
+            if owners is None or owners[owner]:
+                _write_colours(node, data[rows].tobytes())
 
 
 class Renderer:
@@ -224,10 +229,18 @@ class Renderer:
             self._build_static()
             self._mover_nodes = [self._build_mover(k, m) for k, m in enumerate(world.movers)]
             self._moving.freeze()
+            mv = self._moving
+            self._mover_radius = np.zeros(len(world.movers))
+            np.maximum.at(self._mover_radius, mv.owner, np.linalg.norm(mv.positions, axis=1))
             self._engine.open_windows()
         except BaseException:
             self.close()
             raise
+        # The frame layout render(native=True) returns (ffmpeg's names), known once a frame is
+        # drawn: p3tinydisplay keeps 32-bit pixels B, G, R, unused (encoded as they are); the GL
+        # pipe copies 24-bit B, G, R ones, which ffmpeg converts by a coarser path than RGB.
+        self._engine.render_frame()
+        self.pix_fmt = "bgr0" if self._frame.get_num_components() == 4 else "rgb24"
         gsg = self._buffer.get_gsg()
         self._renderer_name = ("p3tinydisplay" if backend == "tiny"
                                else gsg.get_driver_renderer() or "OpenGL")
@@ -269,6 +282,12 @@ class Renderer:
         vfov = 2.0 * math.degrees(math.atan(math.tan(math.radians(fov) / 2) * self.height
                                             / self.width))
         lens.set_fov(fov, vfov)
+        # inward unit normals of the four side planes of the view frustum, camera axes
+        # (x right, y forward, z up): a point is in view when every dot product is >= 0
+        th, tv = math.tan(math.radians(fov) / 2), math.tan(math.radians(vfov) / 2)
+        self._frustum = np.array([[-1.0, th, 0.0], [1.0, th, 0.0], [0.0, tv, -1.0],
+                                  [0.0, tv, 1.0]]) / np.array([[math.hypot(1, th)]] * 2
+                                                              + [[math.hypot(1, tv)]] * 2)
         lens.set_near_far(NEAR, FAR)
         cam = PandaCamera("camera")
         cam.set_lens(lens)
@@ -337,22 +356,35 @@ class Renderer:
 
     # --- per frame --------------------------------------------------------------------------
 
-    def _place_movers(self, poses: np.ndarray, eye: np.ndarray) -> None:
+    def _place_movers(self, poses: np.ndarray, eye: np.ndarray, axes: np.ndarray) -> None:
+        """Move the mover nodes to ``poses`` and re-light those in view of the camera at ``eye``
+        (``axes``: its right, forward and up axes as world-frame columns)."""
         if not self._mover_nodes:
             return
         z = np.asarray(self.world.height_at(poses[:, 0], poses[:, 1]), dtype=np.float64)
         for node, (x, y, heading), zk in zip(self._mover_nodes, poses, z, strict=True):
             node.set_pos_hpr(x, y, zk, heading, 0.0, 0.0)
+        # bounding sphere (mover origin, radius) against the frustum's side and near planes
+        rel = (np.stack([poses[:, 0], poses[:, 1], z], axis=1) - eye) @ axes
+        r = self._mover_radius
+        in_view = ((rel @ self._frustum.T >= -r[:, None]).all(axis=1)
+                   & (rel[:, 1] >= NEAR - r))
+        if not in_view.any():
+            return
         mv = self._moving
-        rad = np.radians(poses[mv.owner, 2])
+        rows = in_view[mv.owner]
+        owner = mv.owner[rows]
+        rad = np.radians(poses[owner, 2])
         c, s = np.cos(rad), np.sin(rad)
 
         def turn(v: np.ndarray) -> np.ndarray:
             return np.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1], v[:, 2]], 1)
-        lit = self._shade(turn(mv.normals), mv.base, mv.emissive)
-        where = turn(mv.positions) + np.stack([poses[mv.owner, 0], poses[mv.owner, 1],
-                                               z[mv.owner]], 1)
-        mv.write(self._fogged(lit, where, eye, mv.fog_target))
+        lit = self._shade(turn(mv.normals[rows]), mv.base[rows], mv.emissive[rows])
+        where = turn(mv.positions[rows]) + np.stack([poses[owner, 0], poses[owner, 1],
+                                                     z[owner]], 1)
+        rgb = np.zeros_like(mv.base)
+        rgb[rows] = self._fogged(lit, where, eye, mv.fog_target[rows])
+        mv.write(rgb, in_view)
 
     def _update_static_fog(self, eye: np.ndarray) -> None:
         """Re-fog static geometry when the eye enters a new FOG_STEP cell: the colours are a
@@ -367,10 +399,14 @@ class Renderer:
         st.write(self._fogged(self._static_lit, st.positions, centre, st.fog_target))
 
     def render(self, position: np.ndarray, quat: np.ndarray,
-               movers: np.ndarray | None = None) -> np.ndarray:
+               movers: np.ndarray | None = None, native: bool = False) -> np.ndarray:
         """RGB frame ``uint8 [H, W, 3]`` (row 0 = top) seen from ``position`` with orientation
         ``quat`` (w, x, y, z; camera-to-world, contract body frame), the world's movers drawn at
-        ``movers`` (``[M, 3]``: x, y, heading in degrees; may be omitted when M is 0)."""
+        ``movers`` (``[M, 3]``: x, y, heading in degrees; may be omitted when M is 0).
+
+        ``native=True`` returns the frame in the framebuffer's own channel layout
+        :attr:`pix_fmt` instead (row 0 = top still), which skips a colour conversion; an
+        :class:`~datagen.video.H264Writer` opened with that ``pix_fmt`` encodes it as it is."""
         if self._engine is None:
             raise RuntimeError("render() called on a closed Renderer")
         eye = np.asarray(position, dtype=np.float64)
@@ -388,13 +424,16 @@ class Renderer:
         self._camera.set_mat(LMatrix4f(*rot[:, 0], 0.0, *rot[:, 1], 0.0, *rot[:, 2], 0.0,
                                        *eye, 1.0))
         self._sky.set_pos(*eye)
-        self._place_movers(poses, eye)
+        self._place_movers(poses, eye, rot)
         if self._fog > 0.0:
             self._update_static_fog(eye)
         self._engine.render_frame()
-        data = self._frame.get_ram_image_as("RGB")
-        img = np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, 3)
-        return np.ascontiguousarray(img[::-1])
+        if native and self.pix_fmt == "bgr0":
+            data, channels = self._frame.get_ram_image(), 4
+        else:
+            data, channels = self._frame.get_ram_image_as("RGB"), 3
+        img = np.frombuffer(data, dtype=np.uint8).reshape(self.height, self.width, channels)
+        return np.ascontiguousarray(img[::-1])  # Panda's rows run bottom-up
 
     def info(self) -> dict:
         return {"name": "panda3d", "version": PandaSystem.get_version_string(),
