@@ -45,6 +45,7 @@ from webdataset import TarWriter
 from curation.config import FilterConfig
 from curation.segments import Reject
 from datagen.episode import EPISODE_ID_RE, KEYS
+from datagen.output_lock import LOCK_FILE, OutputLock, OutputLocked
 
 FORMAT = "worldforge.shards/1"
 DATASET_FILE = "dataset.json"
@@ -142,17 +143,24 @@ class ShardSet:
         self._in_open: Counter = Counter()  # episode -> its samples in open shards
         self._keys: set[str] = set()  # every key written (closed or open shards)
         self._closed = False
-        if (self.out / DATASET_FILE).exists():
-            self._reopen()
-        else:
-            self._create()
+        if self.out.exists() and not self.out.is_dir():
+            raise ShardSetError(f"{self.out} exists and is not a folder")
+        try:
+            self._lock = OutputLock(self.out, "curation")
+        except (OutputLocked, OSError) as exc:
+            raise ShardSetError(str(exc)) from None
+        try:
+            if (self.out / DATASET_FILE).exists():
+                self._reopen()
+            else:
+                self._create()
+        except BaseException:
+            self._lock.release()
+            raise
 
     # ---- opening
     def _create(self) -> None:
-        if self.out.exists() and not self.out.is_dir():
-            raise ShardSetError(f"{self.out} exists and is not a folder")
-        self.out.mkdir(parents=True, exist_ok=True)
-        ours = (MANIFEST_FILE, REJECTS_FILE)  # a kill inside the first commit leaves these
+        ours = (MANIFEST_FILE, REJECTS_FILE, LOCK_FILE)  # a kill in the first commit leaves two
         strangers = sorted(p.name for p in self.out.iterdir()
                            if p.name not in ours and not p.name.endswith(".tmp"))
         if strangers:
@@ -271,11 +279,14 @@ class ShardSet:
         """Close the open shards and write the final manifest, rejects and ``dataset.json``;
         returns the counts (as in ``dataset.json``). Closing twice is harmless."""
         if not self._closed:
-            for split in sorted(self._open):
-                self._close_shard(split)
-            self._mark_done()
-            self._commit()
-            self._closed = True
+            try:
+                for split in sorted(self._open):
+                    self._close_shard(split)
+                self._mark_done()
+                self._commit()
+                self._closed = True
+            finally:
+                self._lock.release()
         return self.summary()
 
     def abort(self) -> None:
@@ -285,6 +296,7 @@ class ShardSet:
             shard.abort()
         self._open.clear()
         self._closed = True
+        self._lock.release()
 
     def __enter__(self) -> ShardSet:
         return self

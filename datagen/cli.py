@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_record(args: argparse.Namespace) -> int:
     from datagen.action_mix import summary_line
     from datagen.episode import META_FILE, episode_dir, load_meta
+    from datagen.output_lock import OutputLocked
     from datagen.record import RecordConfig, config_differences, episode_id
     from datagen.scenes import SCENES
     from datagen.streams import default_streams, run_streams
@@ -139,7 +140,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     streams = min(args.streams or default_streams(len(todo)), len(todo))
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
           f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
-    summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
+    try:
+        summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
+    except (OutputLocked, OSError) as exc:
+        raise UsageError(str(exc)) from None
     for path in sorted(summary.finished):
         print(f"finished {path}")
     if summary.finished:

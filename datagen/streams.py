@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from datagen.output_lock import OutputLock
 from datagen.record import RecordConfig, episode_id, record_episode
 
 PROGRESS_EVERY = 10  # frames between progress messages from a stream process
@@ -62,7 +63,14 @@ def deal(indices: list[int], streams: int) -> list[list[int]]:
 def run_streams(
     cfg: RecordConfig, indices: list[int], out: Path, streams: int, progress: bool = True
 ) -> RunSummary:
-    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams."""
+    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams; raises
+    :class:`~datagen.output_lock.OutputLocked` while another run writes to ``out``."""
+    with OutputLock(out, "datagen record"):
+        return _run_streams(cfg, indices, out, streams, progress)
+
+
+def _run_streams(cfg: RecordConfig, indices: list[int], out: Path, streams: int,
+                 progress: bool) -> RunSummary:
     parts = deal(indices, streams)
     summary = RunSummary()
     start = time.perf_counter()
