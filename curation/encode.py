@@ -114,14 +114,15 @@ def _converter(frame: av.VideoFrame,
 
 def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
                  threads: int = THREADS, frames: Sequence[av.VideoFrame] | None = None,
-                 ) -> Iterator[tuple[ClipPlan, bytes]]:
+                 scratch: Path | None = None) -> Iterator[tuple[ClipPlan, bytes]]:
     """``(plan, mp4 bytes)`` for every plan, in plan order, each as soon as it is complete.
 
     All plans must come from segments of the one episode whose video is ``video``. ``frames``:
     that video's frames already decoded, in order (then ``video`` is not read, only named in
     errors); by default it is decoded, and decoding stops after the last frame any plan needs.
     Raises VideoError when the source cannot be decoded, ends before a clip's last frame or a
-    clip cannot be encoded, ValueError for plans of several episodes."""
+    clip cannot be encoded, ValueError for plans of several episodes. Clips are encoded to files
+    in a temporary folder under ``scratch`` (default: the system's), removed when done."""
     if not plans:
         return
     episodes = sorted({p.segment.episode for p in plans})
@@ -137,7 +138,7 @@ def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
     index = -1
     source = iter(frames) if frames is not None else _decode(video, episode)
     pix_fmt, convert = "", None
-    tmp = tempfile.TemporaryDirectory(prefix="curation-clips-")
+    tmp = tempfile.TemporaryDirectory(prefix="curation-clips-", dir=scratch)
     closer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clip-finish")
     try:
         while index < last_needed:

@@ -84,10 +84,12 @@ def discover(inputs: list[Path]) -> tuple[list[Path], list[Reject]]:
 
 
 def process_episode(path: Path, cfg: FilterConfig,
-                    decode_once_bytes: int = DECODE_ONCE_BYTES) -> EpisodeResult:
+                    decode_once_bytes: int = DECODE_ONCE_BYTES,
+                    scratch: Path | None = None) -> EpisodeResult:
     """Everything one worker does for one episode; never raises for bad data. The video is
     decoded once and kept in memory when its frames fit in ``decode_once_bytes`` (yuv420p at the
-    size in meta.json), else decoded once for the thumbnails and once more for the clips."""
+    size in meta.json), else decoded once for the thumbnails and once more for the clips.
+    Clips are encoded under ``scratch`` (see :func:`~curation.encode.encode_clips`)."""
     result = EpisodeResult(path.name)
     problems = validate_episode(path, decode_video=False)
     if problems:
@@ -124,7 +126,8 @@ def process_episode(path: Path, cfg: FilterConfig,
         result.rejects.extend(rejects)
         plans = [plan for segment in segments for plan in cut_clips(segment, cfg)]
         result.samples = [make_sample(plan, mp4, cfg)
-                          for plan, mp4 in encode_clips(video, plans, cfg, frames=frames)]
+                          for plan, mp4 in encode_clips(video, plans, cfg, frames=frames,
+                                                          scratch=scratch)]
     except Exception as exc:  # one episode's failure is a reject, never the run's
         result.samples = []
         result.rejects = [Reject(str(path), path.name, -1, result.frames or -1,
@@ -132,8 +135,9 @@ def process_episode(path: Path, cfg: FilterConfig,
     return result
 
 
-def _work(args: tuple[Path, FilterConfig]) -> EpisodeResult:
-    return process_episode(*args)
+def _work(args: tuple[Path, FilterConfig, Path]) -> EpisodeResult:
+    path, cfg, scratch = args
+    return process_episode(path, cfg, scratch=scratch)
 
 
 def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 1,
@@ -147,7 +151,7 @@ def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 
     with ShardSet(out, cfg, source=", ".join(str(p) for p in inputs)) as shards:
         todo = [p for p in episodes if not shards.is_done(p.name)]
         summary.skipped = len(episodes) - len(todo)
-        tasks = [(p, cfg) for p in todo]
+        tasks = [(p, cfg, shards.scratch) for p in todo]
         with tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress,
                   dynamic_ncols=True) as bar:
             if workers > 1 and len(todo) > 1:

@@ -9,6 +9,9 @@ Layout (part 4 of the data contract)::
                               first_frame, frames, scene, backend, fps, stats)
     <out>/rejects.parquet     one row per rejected episode or segment of a finished episode
     <out>/train-000000.tar .. <out>/val-000000.tar ..
+    <out>/.lock, <out>/.scratch/   while a run writes: its lock (see datagen.output_lock) and the
+                              clips its workers are encoding (removed at the end, and when a
+                              killed run's folder is opened again)
 
 Tars are written with ``webdataset.TarWriter`` (no encoder: members must already be bytes). Its
 source shows it gives everything reproducibility needs once configured: members sorted by
@@ -32,6 +35,7 @@ import io
 import json
 import os
 import re
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -51,6 +55,7 @@ FORMAT = "worldforge.shards/1"
 DATASET_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.parquet"
 REJECTS_FILE = "rejects.parquet"
+SCRATCH_DIR = ".scratch"  # clips being encoded by this run's workers
 SPLITS = ("train", "val")
 SHARD_PATTERN = "{split}-{index:06d}.tar"
 SHARD_RE = re.compile(r"(train|val)-\d{6}\.tar")
@@ -154,13 +159,18 @@ class ShardSet:
                 self._reopen()
             else:
                 self._create()
+            # scratch space for this run's workers; a killed run's is removed here
+            self.scratch = self.out / SCRATCH_DIR
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch.mkdir()
         except BaseException:
             self._lock.release()
             raise
 
     # ---- opening
     def _create(self) -> None:
-        ours = (MANIFEST_FILE, REJECTS_FILE, LOCK_FILE)  # a kill in the first commit leaves two
+        # a kill in the first commit leaves the first two; the lock and scratch are this run's
+        ours = (MANIFEST_FILE, REJECTS_FILE, LOCK_FILE, SCRATCH_DIR)
         strangers = sorted(p.name for p in self.out.iterdir()
                            if p.name not in ours and not p.name.endswith(".tmp"))
         if strangers:
@@ -286,6 +296,7 @@ class ShardSet:
                 self._commit()
                 self._closed = True
             finally:
+                shutil.rmtree(self.scratch, ignore_errors=True)
                 self._lock.release()
         return self.summary()
 
@@ -296,6 +307,7 @@ class ShardSet:
             shard.abort()
         self._open.clear()
         self._closed = True
+        shutil.rmtree(self.scratch, ignore_errors=True)
         self._lock.release()
 
     def __enter__(self) -> ShardSet:

@@ -200,5 +200,7 @@ def test_a_run_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL  # it really was interrupted mid-way
     assert tree_digest(killed) != tree_digest(clean)
+    assert (killed / ".scratch").is_dir()  # its clip scratch space stays inside --out ...
     assert curation([*args, "--out", str(killed)]) == 0
     assert tree_digest(killed) == tree_digest(clean)
+    assert not (killed / ".scratch").exists()  # ... and the next run there removes it
