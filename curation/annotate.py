@@ -3,23 +3,21 @@
 Pose-only footage (real video with camera trajectories, vehicle logs) has no key presses. From
 the camera positions and orientations alone this module infers the contract's inputs:
 
-- **mouse** exactly from the poses: ``mouse_dx[i] = -wrap(yaw[i] - yaw[i-1])`` and
-  ``mouse_dy[i] = wrap(pitch[i] - pitch[i-1])`` (the contract's alignment identities).
-- **W/S/A/D** from the horizontal velocity expressed in the camera's yaw frame, so climbing a
-  slope while walking forward is W. A body driven by keys reaches its commanded velocity with
-  bounded acceleration, so the velocity lags the key; each frame that is part of an acceleration
-  ramp (world-frame velocity change above ``ramp_accel``, steady direction) takes the velocity
-  at the end of its ramp as the commanded one (offline look-ahead). A change faster than any key
-  can cause (``contact_accel``) is a wall: the keys before it are held while the body is blocked
-  or slides along the wall. The commanded velocity is snapped to one of
-  the eight key octants with angular hysteresis, and switched on and off with speed hysteresis.
-- **shift** (sprint) from the commanded speed above the walking speed, **space** (jump) from
-  vertical velocity spikes no walk on the ground explains, **ctrl** (crouch) from the camera
-  stepping down (up) faster than the slope under it explains. These three are approximations
-  on pose-only footage; :func:`accuracy` reports how good they are against exact labels.
+- **mouse** exactly: ``mouse_dx[i] = -wrap(yaw[i] - yaw[i-1])``, ``mouse_dy[i] = wrap(pitch[i] -
+  pitch[i-1])`` (the contract's alignment identities).
+- **keys** by decoding the most likely key sequence under a body model
+  (:mod:`curation.annotate_decode`): a Viterbi over eye height, ctrl and airborne gives ctrl and
+  space (jumps); a Viterbi over movement octant (or none) x shift, whose states predict the next
+  horizontal velocity from the current one with bounded acceleration towards the velocity the
+  keys command in the camera's yaw frame (so climbing a slope while walking forward is W), gives
+  W/S/A/D and shift. Wall contacts, which take part of the velocity away, are a cheap
+  explanation where the motion fits them; switching costs, not min-hold rules, keep keys from
+  flickering.
 
-Short blips and gaps are removed (``min_hold_frames``) so keys do not flicker.
-:func:`annotate_episode` writes a new episode with the inferred columns; inputs are never touched.
+The body model's speeds and accelerations are :class:`AnnotateConfig` settings, re-estimated from
+each trajectory where it has enough steady stretches and ramps. :func:`accuracy` scores inferred
+keys against exact labels; :func:`annotate_episode` writes a new episode with the inferred
+columns (inputs are never touched).
 """
 
 from __future__ import annotations
@@ -32,8 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import median_filter, uniform_filter1d
+from scipy.ndimage import uniform_filter1d
 
+from curation.annotate_decode import (
+    Dynamics,
+    decode_horizontal,
+    decode_vertical,
+    estimate_dynamics,
+    ground_grade,
+)
 from datagen.episode import (
     ACTIONS_FILE,
     KEY_COLUMNS,
@@ -48,12 +53,8 @@ from datagen.episode import (
 )
 from datagen.rotation import quat_normalize, wrap_deg, ypr_from_quat
 
-METHOD = ("worldforge.annotate/2: yaw-frame velocity, ramp look-ahead, wall contacts hold keys, "
-          "octant hysteresis")
-# (w, s, a, d) for a commanded direction octant * 45 degrees left of the heading
-OCTANT_KEYS = np.array([(1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
-                        (0, 1, 0, 0), (0, 1, 0, 1), (0, 0, 0, 1), (1, 0, 0, 1)], dtype=np.int64)
-MOVE_KEYS = ("key_w", "key_s", "key_a", "key_d")
+METHOD = ("worldforge.annotate/3: Viterbi decoding under a bounded-acceleration body model "
+          "(eye height, jumps, walls), speeds estimated per trajectory")
 
 
 class AnnotateError(ValueError):
@@ -62,56 +63,94 @@ class AnnotateError(ValueError):
 
 @dataclass(frozen=True)
 class AnnotateConfig:
-    # --- movement keys (W/S/A/D), from the commanded horizontal velocity in the yaw frame
-    move_on: float = 0.3  # m/s: a still agent starts moving (keys pressed) above this speed
-    move_off: float = 0.15  # m/s: a moving agent stops (keys released) below this speed
-    octant_hysteresis: float = 7.5  # degrees beyond an octant's 22.5 half width before the key
-    #                                 combination changes (must stay below 22.5)
-    ramp_accel: float = 3.0  # m/s^2: a velocity change faster than this is an acceleration ramp
-    ramp_cos: float = 0.8  # consecutive ramp steps stay one ramp while their directions'
-    #                        cosine is above this
-    ramp_max_frames: int = 15  # look at most this many frames ahead for the end of a ramp
-    # --- contacts (walls): a velocity change faster than keys can cause is a collision; the
-    # keys before it are held while the body is blocked or slides along the obstacle
-    contact_accel: float = 18.0  # m/s^2: above the body's own acceleration and deceleration
-    contact_hold_s: float = 2.0  # longest a blocked (still) body is assumed to push on
-    slide_cos: float = 0.1  # sliding keeps the velocity within acos(slide_cos) of the keys'
-    # --- shift (sprint): commanded speed above the walking speed, with hysteresis
-    sprint_on: float = 2.6  # m/s
-    sprint_off: float = 2.3  # m/s
-    # --- space (jump): upward camera velocity above this starts a jump, held jump_hold_frames
-    jump_vz: float = 3.0  # m/s (above what walking up a slope or standing up from a crouch gives)
-    jump_hold_frames: int = 3
-    jump_airtime_s: float = 1.2  # after a jump starts, vertical motion is the jump's, not ctrl
-    # --- ctrl (crouch): the eye steps down (crouch) or up (stand) faster than the ground explains
-    crouch_rate: float = 1.2  # m/s: vertical speed beyond the slope trend that makes a step
-    crouch_drop: float = 0.4  # metres: the smallest step (built-in: eye 1.7 standing, 1.02 low)
-    crouch_trend_s: float = 1.0  # running median of vertical speed: the slope's part of it
-    # --- noise and flicker
-    smooth_frames: int = 1  # centred moving average of positions before differencing (1: off)
-    min_hold_frames: int = 3  # key presses and releases shorter than this are removed
+    """Settings of the decoder. Costs are negative log-likelihoods (a cost of c makes an
+    explanation e^-c times less likely); defaults suit exact engine logs at 30-60 fps."""
+
+    # --- body model: what keys do to the body on level ground. With estimate_dynamics the
+    # speeds, factors and accelerations are measured on each trajectory (modes of steady speeds
+    # and of ramp steps); these values are used where it has too little evidence
+    walk_speed: float = 2.0  # m/s, W or a W diagonal
+    sprint_speed: float = 4.5  # m/s, W + shift (shift changes nothing without W)
+    crouch_speed: float = 1.0  # m/s, with ctrl (before the strafe and backward factors)
+    strafe_factor: float = 0.85  # speed factor for A or D alone
+    backward_factor: float = 0.7  # speed factor whenever S is held
+    accel: float = 10.0  # m/s^2 towards a faster commanded velocity
+    decel: float = 14.0  # m/s^2 towards a slower one (releasing keys, turning)
+    air_control: float = 0.25  # fraction of accel and decel left in the air
+    estimate_dynamics: bool = True
+    estimate_min_frames: int = 20  # steady frames (or ramp steps) a measured value needs
+    # --- slopes: speed factor 1 - slope_slowdown * grade along the commanded direction,
+    # clipped to [slope_factor_min, slope_factor_max]; the grade comes from a plane fitted to the
+    # feet positions within grade_radius metres of path, good to about slope_noise (relative)
+    slope_slowdown: float = 1.2
+    slope_factor_min: float = 0.5
+    slope_factor_max: float = 1.1
+    grade_radius: float = 0.75
+    slope_noise: float = 0.03
+    # --- eye height (ctrl) and jumps (space)
+    crouch_drop: float = 0.68  # metres the eye drops when crouching (built-in: 1.7 -> 1.02)
+    eye_rate: float = 2.5  # m/s the eye moves while crouching or standing up
+    jump_vz: float = 3.0  # m/s: a take-off's vertical speed exceeds this, walking's never does
+    gravity: float = 9.81  # m/s^2: the airborne camera height is ballistic
+    jump_airtime_s: float = 1.5  # longest flight considered after a take-off
+    jump_hold_frames: int = 3  # frames space is reported held from a take-off
+    ground_trend_s: float = 1.0  # running median of vertical speed: the terrain's part of it
+    # --- observation noise
+    velocity_noise: float = 0.015  # m/s: horizontal velocity around the model's prediction
+    vertical_noise: float = 0.15  # m/s: feet vertical speed around the terrain's or a jump's
+    estimate_noise: bool = True  # raise both to the noise measured on the trajectory, if higher
+    smooth_frames: int = 1  # centred moving average of positions first (1: off; it bends the
+    #                         body model's ramps, prefer the measured noise)
+    outlier_cost: float = 40.0  # the most one frame can cost (glitches, landings)
+    # --- how keys are pressed
+    switch_cost: float = 12.0  # changing the movement keys
+    shift_switch_cost: float = 12.0  # pressing or releasing shift (half with a movement change)
+    shift_idle_cost: float = 3.0  # per frame of shift that changes nothing (no W, or ctrl)
+    min_press_frames: int = 3  # a key combination is held at least this long, ...
+    short_press_cost: float = 20.0  # ... or changing it costs this much more
+    ctrl_switch_cost: float = 12.0  # pressing or releasing ctrl
+    crouch_cost: float = 0.5  # per crouched frame (crouching is the exception)
+    eye_reset_cost: float = 30.0  # a lowered eye back at standing height without a ramp up
+    takeoff_cost: float = 10.0  # a jump
+    # --- walls (and anything solid): a contact takes the velocity's part along its normal away
+    contact_cost: float = 6.0  # per frame in contact
+    hit_cost: float = 10.0  # the most the first frame of a contact costs (stopped part way)
+    hold_cost: float = 4.0  # per frame of keys released while the body is blocked after an
+    #                         abrupt stop (players keep pushing into what stopped them), ...
+    contact_hold_s: float = 2.0  # ... for at most this long ...
+    stuck_radius: float = 0.1  # ... while the body stays within this many metres of the spot
+    still_speed: float = 0.05  # m/s: below this the body is still
+    abrupt_margin: float = 0.2  # a stop is abrupt when faster than (1 + margin) * decel allows
 
     def __post_init__(self) -> None:
         errors = []
-        if not 0 < self.move_off <= self.move_on:
-            errors.append(f"need 0 < move_off <= move_on, got {self.move_off}, {self.move_on}")
-        if not 0 < self.sprint_off <= self.sprint_on:
-            errors.append(f"need 0 < sprint_off <= sprint_on, got {self.sprint_off}, "
-                          f"{self.sprint_on}")
-        if not 0 <= self.octant_hysteresis < 22.5:
-            errors.append(f"octant_hysteresis must be in [0, 22.5) degrees, got "
-                          f"{self.octant_hysteresis}")
-        if not -1 < self.ramp_cos < 1:
-            errors.append(f"ramp_cos must be in (-1, 1), got {self.ramp_cos}")
-        if not -1 < self.slide_cos < 1:
-            errors.append(f"slide_cos must be in (-1, 1), got {self.slide_cos}")
-        for name in ("ramp_accel", "contact_accel", "contact_hold_s", "jump_vz", "jump_airtime_s",
-                     "crouch_rate", "crouch_drop", "crouch_trend_s"):
+        positive = ("walk_speed", "sprint_speed", "crouch_speed", "strafe_factor",
+                    "backward_factor", "accel", "decel", "air_control", "slope_factor_max",
+                    "grade_radius", "slope_noise", "crouch_drop", "eye_rate", "jump_vz",
+                    "gravity", "jump_airtime_s", "ground_trend_s", "velocity_noise",
+                    "vertical_noise", "outlier_cost", "contact_hold_s", "stuck_radius",
+                    "still_speed")
+        for name in positive:
             if not getattr(self, name) > 0:
                 errors.append(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("ramp_max_frames", "jump_hold_frames", "smooth_frames", "min_hold_frames"):
-            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
-                errors.append(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        non_negative = ("slope_slowdown", "slope_factor_min", "switch_cost", "shift_switch_cost",
+                        "shift_idle_cost", "short_press_cost", "ctrl_switch_cost", "crouch_cost",
+                        "eye_reset_cost", "takeoff_cost", "contact_cost", "hit_cost",
+                        "hold_cost", "abrupt_margin")
+        for name in non_negative:
+            if not getattr(self, name) >= 0:
+                errors.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if not self.slope_factor_min <= self.slope_factor_max:
+            errors.append(f"need slope_factor_min <= slope_factor_max, got "
+                          f"{self.slope_factor_min}, {self.slope_factor_max}")
+        if not self.walk_speed < self.sprint_speed:
+            errors.append(f"need walk_speed < sprint_speed, got {self.walk_speed}, "
+                          f"{self.sprint_speed}")
+        for name in ("estimate_min_frames", "min_press_frames", "jump_hold_frames",
+                     "smooth_frames"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                errors.append(f"{name} must be an integer >= 1, got {value!r}")
         if errors:
             raise AnnotateError("invalid AnnotateConfig: " + "; ".join(errors))
 
@@ -140,142 +179,58 @@ def _velocity(t: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return v
 
 
-def _debounce(x: np.ndarray, min_run: int) -> np.ndarray:
-    """Fill 0-gaps shorter than ``min_run`` between presses, then drop shorter presses."""
-    x = x.astype(np.int64).copy()
-    if min_run <= 1:
-        return x
-    for value in (0, 1):  # gaps first, so a briefly interrupted hold stays one hold
-        edges = np.flatnonzero(np.diff(np.concatenate([[-1], x, [-1]])) != 0)
-        for start, stop in zip(edges[:-1], edges[1:], strict=True):
-            inner = start > 0 and stop < len(x)  # a run touching an end may be cut by the clip
-            if x[start] == value and stop - start < min_run and (inner or value == 1):
-                x[start:stop] = 1 - value
-    return x
+def _noise(t: np.ndarray, pos: np.ndarray) -> tuple[float, float]:
+    """Noise of finite-difference velocities (horizontal, vertical; m/s) measured on the
+    trajectory: white position noise makes third differences of positions spread by sqrt(10)
+    times it; a robust spread (1.4826 MAD) ignores the key changes. Zero on exact logs."""
+    if len(t) < 5:
+        return 0.0, 0.0
+    third = np.diff(_velocity(t, pos)[1:], n=2, axis=0)
+    spread = 1.4826 * np.median(np.abs(third), axis=0) / np.sqrt(10.0)
+    return float(np.hypot(spread[0], spread[1]) / np.sqrt(2.0)), float(spread[2])
 
 
-def _hysteresis(x: np.ndarray, on: float, off: float) -> np.ndarray:
-    out = np.zeros(len(x), dtype=np.int64)
-    state = 0
-    for i, value in enumerate(x):
-        state = 1 if value > on else 0 if value < off else state
-        out[i] = state
-    return out
+def decode_trajectory(t: np.ndarray, pos: np.ndarray, quat: np.ndarray,
+                      cfg: AnnotateConfig | None = None
+                      ) -> tuple[dict[str, np.ndarray], Dynamics]:
+    """The key and mouse columns of :func:`infer_actions` (no velocities) and the body model
+    they were decoded with (the config's values, or the trajectory's own where estimated)."""
+    cfg = cfg or AnnotateConfig()
+    t = np.asarray(t, dtype=np.float64)
+    pos = np.asarray(pos, dtype=np.float64)
+    quat = np.asarray(quat, dtype=np.float64)
+    _check_inputs(t, pos, quat)
+    yaw, pitch, _ = ypr_from_quat(quat_normalize(quat))
+    fps = 1.0 / float(np.median(np.diff(t)))
+    smooth = uniform_filter1d(pos, cfg.smooth_frames, axis=0, mode="nearest") \
+        if cfg.smooth_frames > 1 else pos
 
+    if cfg.estimate_noise:
+        found = _noise(t, smooth)
+        cfg = dataclasses.replace(cfg, velocity_noise=max(cfg.velocity_noise, found[0]),
+                                  vertical_noise=max(cfg.vertical_noise, found[1]))
+    vert = decode_vertical(t, smooth[:, 2], cfg)
+    v = _velocity(t, smooth)[:, :2]
+    h = np.radians(yaw)
+    u = np.column_stack([v[:, 0] * np.cos(h) + v[:, 1] * np.sin(h),
+                         -v[:, 0] * np.sin(h) + v[:, 1] * np.cos(h)])  # yaw frame
+    grade = ground_grade(smooth[:, :2], smooth[:, 2] + vert.eye_offset, vert.air,
+                         cfg.grade_radius)
+    along = np.einsum("nk,nk->n", grade, v) / np.maximum(np.hypot(v[:, 0], v[:, 1]), 1e-9)
+    dyn = dataclasses.replace(estimate_dynamics(v, u, fps, vert.ctrl, vert.air, along, cfg),
+                              velocity_noise=cfg.velocity_noise,
+                              vertical_noise=cfg.vertical_noise)
+    move, shift = decode_horizontal(smooth[:, :2], v, yaw, fps, vert, grade, dyn, cfg)
 
-def _commanded(u: np.ndarray, vh: np.ndarray, dt: np.ndarray, cfg: AnnotateConfig
-               ) -> np.ndarray:
-    """Per frame, the velocity the keys ask for (``u``, yaw frame): the end of the acceleration
-    ramp it is on. Ramps are found in the world frame (``vh``), where the body accelerates
-    straight at its target even while the camera turns."""
-    du = np.zeros_like(vh)
-    du[1:] = np.diff(vh, axis=0)
-    size = np.hypot(du[:, 0], du[:, 1])
-    ramp = np.zeros(len(u), dtype=bool)
-    ramp[1:] = size[1:] > cfg.ramp_accel * dt[1:]
-    direction = du / np.maximum(size, 1e-12)[:, None]
-    target = u.copy()
-    n = len(u)
-    for i in np.flatnonzero(ramp):
-        j = i
-        while (j + 1 < n and j + 1 - i < cfg.ramp_max_frames and ramp[j + 1]
-               and direction[j + 1] @ direction[i] > cfg.ramp_cos):
-            j += 1
-        # the first frame after the ramp has reached the commanded velocity (the last, partial
-        # step may be below the ramp threshold); it is only used when it starts no new ramp
-        target[i] = u[j + 1] if j + 1 < n and not ramp[j + 1] else u[j]
-    return target
-
-
-def _contact_hold(u: np.ndarray, target: np.ndarray, contact: np.ndarray, fps: float,
-                  cfg: AnnotateConfig) -> np.ndarray:
-    """Hold the commanded velocity of the frame before each contact while the body is blocked
-    (still, at most ``contact_hold_s``) or slides (velocity within ``acos(slide_cos)`` of it and
-    no faster), until its own ramp brings it back to the commanded speed."""
-    target = target.copy()
-    speed = np.hypot(u[:, 0], u[:, 1])
-    max_still = int(round(cfg.contact_hold_s * fps))
-    n, i = len(u), 1
-    while i < n:
-        held = target[i - 1]
-        held_speed = float(np.hypot(*held))
-        if not contact[i] or held_speed < cfg.move_on:
-            i += 1
-            continue
-        direction, still, start = held / held_speed, 0, i
-        while i < n:
-            if speed[i] < cfg.move_off:
-                still += 1
-                if still > max_still:
-                    break
-            elif not (u[i] @ direction > cfg.slide_cos * speed[i]
-                      and speed[i] < held_speed + cfg.move_off
-                      and np.hypot(*target[i]) < held_speed - cfg.move_off):
-                break
-            target[i] = held
-            i += 1
-        i = max(i, start + 1)
-    return target
-
-
-def _movement_keys(target: np.ndarray, cfg: AnnotateConfig) -> np.ndarray:
-    """``[N, 4]`` W/S/A/D from commanded yaw-frame velocities (forward, left)."""
-    speed = np.hypot(target[:, 0], target[:, 1])
-    angle = np.degrees(np.arctan2(target[:, 1], target[:, 0]))
-    tolerance = 22.5 + cfg.octant_hysteresis
-    out = np.zeros((len(target), 4), dtype=np.int64)
-    current = -1
-    for i in range(len(target)):
-        nearest = int(round(angle[i] / 45.0)) % 8
-        if current < 0:
-            current = nearest if speed[i] > cfg.move_on else -1
-        elif speed[i] < cfg.move_off:
-            current = -1
-        elif abs(wrap_deg(angle[i] - 45.0 * current)) > tolerance:
-            current = nearest
-        if current >= 0:
-            out[i] = OCTANT_KEYS[current]
-    return out
-
-
-def _jumps(vz: np.ndarray, cfg: AnnotateConfig) -> np.ndarray:
-    up = vz > cfg.jump_vz
-    starts = np.flatnonzero(up & ~np.concatenate([[False], up[:-1]]))
-    space = np.zeros(len(vz), dtype=np.int64)
-    for s in starts:
-        space[s:s + cfg.jump_hold_frames] = 1
-    return space
-
-
-def _crouch(t: np.ndarray, vz: np.ndarray, jump: np.ndarray, cfg: AnnotateConfig) -> np.ndarray:
-    """Crouch state from eye-height steps: a quick drop (not a jump's fall) starts a crouch, a
-    quick rise (not a jump) ends it. Slopes are removed as the running median of ``vz``."""
-    fps = (len(t) - 1) / (t[-1] - t[0])
-    trend = median_filter(vz, size=max(3, int(round(cfg.crouch_trend_s * fps)) | 1),
-                          mode="nearest")
-    residual = vz - trend
-    dt = np.concatenate([[0.0], np.diff(t)])
-    after_jump = np.zeros(len(t), dtype=bool)
-    for start in np.flatnonzero(jump & ~np.concatenate([[False], jump[:-1].astype(bool)])):
-        after_jump[start:start + int(round(cfg.jump_airtime_s * fps))] = True
-    crouch = np.zeros(len(t), dtype=np.int64)
-    state, i, n = 0, 0, len(t)
-    while i < n:
-        sign = np.sign(residual[i]) if abs(residual[i]) > cfg.crouch_rate else 0
-        if sign == 0:
-            crouch[i] = state
-            i += 1
-            continue
-        j = i
-        while j + 1 < n and np.sign(residual[j + 1]) == sign and \
-                abs(residual[j + 1]) > cfg.crouch_rate:
-            j += 1
-        step = float(np.sum(residual[i:j + 1] * dt[i:j + 1]))
-        if not after_jump[i:j + 1].any() and abs(step) >= cfg.crouch_drop:
-            state = 1 if step < 0 else 0
-        crouch[i:j + 1] = state
-        i = j + 1
-    return crouch
+    space = np.zeros(len(t), dtype=np.int64)
+    for start in np.flatnonzero(vert.takeoff):
+        space[start:start + cfg.jump_hold_frames] = 1
+    keys = {"key_w": move[:, 0], "key_s": move[:, 1], "key_a": move[:, 2], "key_d": move[:, 3],
+            "key_space": space, "key_shift": shift, "key_ctrl": vert.ctrl}
+    out = {name: keys[name] for name in KEY_COLUMNS}
+    out["mouse_dx"] = np.concatenate([[0.0], -wrap_deg(np.diff(yaw))])
+    out["mouse_dy"] = np.concatenate([[0.0], wrap_deg(np.diff(pitch))])
+    return out, dyn
 
 
 def infer_actions(
@@ -289,39 +244,9 @@ def infer_actions(
     0/1), ``mouse_dx`` and ``mouse_dy`` (degrees, contract rows: row 0 is 0) and, when ``vel`` is
     not given, ``vel_x/vel_y/vel_z`` (finite differences of ``pos``, m/s; row 0 is 0).
     """
-    cfg = cfg or AnnotateConfig()
-    t = np.asarray(t, dtype=np.float64)
-    pos = np.asarray(pos, dtype=np.float64)
-    quat = np.asarray(quat, dtype=np.float64)
-    _check_inputs(t, pos, quat)
-    yaw, pitch, _ = ypr_from_quat(quat_normalize(quat))
-    dt = np.concatenate([[np.inf], np.diff(t)])
-
-    smooth = uniform_filter1d(pos, cfg.smooth_frames, axis=0, mode="nearest") \
-        if cfg.smooth_frames > 1 else pos
-    v = _velocity(t, smooth)
-    h = np.radians(yaw)
-    forward = v[:, 0] * np.cos(h) + v[:, 1] * np.sin(h)
-    left = -v[:, 0] * np.sin(h) + v[:, 1] * np.cos(h)
-    u = np.stack([forward, left], axis=1)
-    contact = np.zeros(len(t), dtype=bool)
-    contact[1:] = np.hypot(*np.diff(v[:, :2], axis=0).T) > cfg.contact_accel * dt[1:]
-    fps = (len(t) - 1) / (t[-1] - t[0])
-    target = _contact_hold(u, _commanded(u, v[:, :2], dt, cfg), contact, fps, cfg)
-
-    move = _movement_keys(target, cfg)
-    space = _jumps(v[:, 2], cfg)
-    sprint = _hysteresis(target[:, 0], cfg.sprint_on, cfg.sprint_off) * move[:, 0]
-    keys = {name: _debounce(move[:, j], cfg.min_hold_frames) for j, name in enumerate(MOVE_KEYS)}
-    keys["key_space"] = space
-    keys["key_shift"] = _debounce(sprint, cfg.min_hold_frames)
-    keys["key_ctrl"] = _debounce(_crouch(t, v[:, 2], space, cfg), cfg.min_hold_frames)
-
-    out: dict[str, np.ndarray] = {name: keys[name] for name in KEY_COLUMNS}
-    out["mouse_dx"] = np.concatenate([[0.0], -wrap_deg(np.diff(yaw))])
-    out["mouse_dy"] = np.concatenate([[0.0], wrap_deg(np.diff(pitch))])
+    out, _ = decode_trajectory(t, pos, quat, cfg)
     if vel is None:
-        raw = _velocity(t, pos)
+        raw = _velocity(np.asarray(t, dtype=np.float64), np.asarray(pos, dtype=np.float64))
         out |= {"vel_x": raw[:, 0], "vel_y": raw[:, 1], "vel_z": raw[:, 2]}
     return out
 
@@ -363,8 +288,9 @@ def annotate_episode(src: str | Path, out_root: str | Path,
     The video is copied byte for byte, the pose columns (and any extra columns) are kept, the
     key and mouse columns are replaced; velocity columns that are all zero (a pose-only recorder
     has none) are filled with finite differences. ``meta.json`` gains ``"annotation"``
-    (``method``, ``config``, ``source``). Written to ``<episode_id>.partial/`` then renamed;
-    an existing output is never overwritten and ``src`` is never modified.
+    (``method``, ``config``, ``dynamics``: the body model and noise levels used, ``source``,
+    ``velocity``). Written to ``<episode_id>.partial/`` then renamed; an existing output is
+    never overwritten and ``src`` is never modified.
     """
     cfg = cfg or AnnotateConfig()
     episode = read_episode(src)
@@ -378,7 +304,10 @@ def annotate_episode(src: str | Path, out_root: str | Path,
     has_vel = bool(np.any(vel != 0))
     pos = np.stack([data["pos_x"], data["pos_y"], data["pos_z"]], axis=1)
     quat = np.stack([data["qw"], data["qx"], data["qy"], data["qz"]], axis=1)
-    inferred = infer_actions(data["t"], pos, quat, cfg, vel=vel if has_vel else None)
+    inferred, dynamics = decode_trajectory(data["t"], pos, quat, cfg)
+    if not has_vel:
+        raw = _velocity(data["t"], pos)
+        inferred |= {"vel_x": raw[:, 0], "vel_y": raw[:, 1], "vel_z": raw[:, 2]}
     columns = {**data, **inferred}
 
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
@@ -398,7 +327,8 @@ def annotate_episode(src: str | Path, out_root: str | Path,
         f.flush()
         os.fsync(f.fileno())
     annotation = {"method": METHOD, "config": dataclasses.asdict(cfg),
-                  "source": str(episode.path), "velocity": "source" if has_vel else "inferred"}
+                  "dynamics": dynamics.as_dict(), "source": str(episode.path),
+                  "velocity": "source" if has_vel else "inferred"}
     write_meta(partial / META_FILE, dataclasses.replace(
         meta, extra={**meta.extra, "annotation": annotation}))
     if final.exists():
