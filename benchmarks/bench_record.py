@@ -43,13 +43,18 @@ def time_stages(cfg: RecordConfig, tmp: Path, repeats: int) -> dict[str, float]:
     is_key = [c in KEY_COLUMNS for c in columns]
     best: dict[str, float] = {}
 
-    def keep(name: str, seconds: float) -> None:
-        best[name] = max(best.get(name, 0.0), cfg.frames / seconds)
+    def keep(name: str, seconds: float, cpu: float, frames: int = cfg.frames) -> None:
+        """Keep the fastest run of a stage, with its CPU time (ms per frame, all threads and
+        child processes) and the cores it kept busy on average."""
+        if frames / seconds > best.get(name, 0.0):
+            best[name] = frames / seconds
+            best[f"{name}_cpu_ms"] = 1e3 * cpu / frames
+            best[f"{name}_cores"] = cpu / seconds
 
     for r in range(repeats):
         agent = Agent(world, navmesh, seed=seed, fps=cfg.fps, fov=cfg.fov,
                       profile=PROFILES[cfg.profile])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         ticks = [agent.first()]
         with open(tmp / "log.csv", "w") as csv:
             for i in range(cfg.frames):
@@ -60,23 +65,23 @@ def time_stages(cfg: RecordConfig, tmp: Path, repeats: int) -> dict[str, float]:
                 cells += [format_cell(c, row[c], k)
                           for c, k in zip(columns, is_key, strict=True)]
                 csv.write(",".join(cells) + "\n")
-        keep("log", time.perf_counter() - start)
+        keep("log", time.perf_counter() - start, cpu_seconds() - cpu)
 
         renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
         # frames in the layout the recorder asks for: the framebuffer's own, no conversion
         renderer.render(ticks[0].position, ticks[0].quat, ticks[0].movers)  # builds textures
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         frames = [renderer.render(t.position, t.quat, t.movers, native=True) for t in ticks]
-        keep("render", time.perf_counter() - start)
+        keep("render", time.perf_counter() - start, cpu_seconds() - cpu)
         renderer.close()
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         with H264Writer(tmp / "encode.mp4", cfg.width, cfg.height, cfg.fps, crf=cfg.crf,
                         preset=cfg.preset, threads=cfg.encoder_threads,
                         pix_fmt=renderer.pix_fmt) as video:
             for frame in frames:
                 video.write(frame)
-        keep("encode", time.perf_counter() - start)
+        keep("encode", time.perf_counter() - start, cpu_seconds() - cpu)
         del frames
 
         # The pipeline from its first frame to the finished episode (encoder flush included),
@@ -85,15 +90,20 @@ def time_stages(cfg: RecordConfig, tmp: Path, repeats: int) -> dict[str, float]:
 
         def mark(n: int, first_frame: list[float] = first_frame) -> None:
             if n == 1:
-                first_frame.append(time.perf_counter())
+                first_frame += [time.perf_counter(), cpu_seconds()]
 
         start = time.perf_counter()
         record_episode(cfg, 0, tmp / f"pipeline{r}", on_frame=mark)
-        end = time.perf_counter()
-        best["pipeline"] = max(best.get("pipeline", 0.0),
-                               (cfg.frames - 1) / (end - first_frame[0]))
+        end, cpu = time.perf_counter(), cpu_seconds()  # ffmpeg's share counts once it exits
+        keep("pipeline", end - first_frame[0], cpu - first_frame[1], cfg.frames - 1)
         best["setup_s"] = min(best.get("setup_s", float("inf")), first_frame[0] - start)
     return best
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its finished child processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def time_cli(cfg: RecordConfig, tmp: Path, streams: int, cores: str | None,
@@ -137,14 +147,19 @@ def main() -> None:
           f"stages best of {args.repeats}\n")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
           f"({cores} usable), Python {platform.python_version()}\n")
-    print("| stage | frames/s |")
-    print("|---|---|")
+    print("| stage | frames/s | CPU ms per frame | cores busy |")
+    print("|---|---|---|---|")
     for name in ("render", "log", "encode", "pipeline"):
         print(f"| {name}{' (overlapped, one stream)' if name == 'pipeline' else ' alone'} | "
-              f"{stages[name]:.0f} |")
+              f"{stages[name]:.0f} | {stages[name + '_cpu_ms']:.2f} | "
+              f"{stages[name + '_cores']:.2f} |")
+    demand = sum(stages[f"{n}_cpu_ms"] for n in ("render", "log", "encode"))
     print(f"\none stream / slowest stage alone = {stages['pipeline'] / slowest:.2f} "
           f"(target >= 0.8); per-episode set-up (scene, navmesh, renderer, first frame) "
-          f"{stages['setup_s']:.2f} s\n")
+          f"{stages['setup_s']:.2f} s")
+    print(f"the stages alone need {demand:.2f} ms of CPU per frame together: at most "
+          f"{1e3 * cores / demand:.0f} frames/s on {cores} cores "
+          f"({1e3 * cores / demand / slowest:.2f} of the slowest stage) before any contention\n")
     print("| `datagen record` run (start-up included) | frames/s | vs one stream on one core |")
     print("|---|---|---|")
     if one_core is not None:

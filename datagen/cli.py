@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--size", type=_size, default=(640, 360), help="WIDTHxHEIGHT")
     rec.add_argument("--seed", type=_non_negative, default=0, help="run seed")
     rec.add_argument("--streams", type=_positive, default=None,
-                     help="recorders side by side (default: one per usable core)")
+                     help="recorders side by side (default: one per two usable cores)")
     rec.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder")
     rec.add_argument("--crf", type=int, default=18, help="H.264 CRF (0-51, lower = better)")
     rec.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset")

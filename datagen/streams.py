@@ -46,13 +46,14 @@ def usable_cores() -> int:
 
 
 def default_streams(episodes: int) -> int:
-    """One stream per usable core, never more streams than episodes.
+    """One stream per two usable cores (rounded up), never more streams than episodes.
 
-    A stream keeps about one core busy rendering and one busy encoding, but its stages
-    alternate and wait on each other; one stream per core fills the gaps (measured in
-    benchmarks/RESULTS.md), and more streams than cores only add switching.
+    A stream keeps about two cores busy: one rendering, and about 1.2 for ffmpeg (conversion
+    and libx264) with the writer thread. On two cores one stream records 3-6 % more frames/s
+    than two and two more than three, in every run (benchmarks/RESULTS.md): more streams than
+    that only add contention.
     """
-    return max(1, min(episodes, usable_cores()))
+    return max(1, min(episodes, (usable_cores() + 1) // 2))
 
 
 def deal(indices: list[int], streams: int) -> list[list[int]]:
