@@ -1,8 +1,10 @@
 """The ``curation`` command line: ``filter``, ``annotate``, ``report`` and ``preview``.
 
 ``filter``'s flags are generated from :class:`~curation.config.FilterConfig`, one per field
-(``--clip-frames``, ``--dup-threshold``, ...), so the config and the command line never drift
-apart. Errors a user can cause end in one ``curation: error: ...`` line and a non-zero exit.
+(``--clip-frames``, ``--dup-threshold``, ...), and ``annotate``'s from
+:class:`~curation.annotate.AnnotateConfig` (``--walk-speed``, ...), so the configs and the
+command line never drift apart. Errors a user can cause end in one ``curation: error: ...``
+line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -14,31 +16,44 @@ import types
 import typing
 from pathlib import Path
 
+from curation.annotate import AnnotateConfig
 from curation.config import FilterConfig
 from datagen.command import UsageError, run
 
 EXIT_REJECTS = 1  # --strict and something was rejected
 
 
-def _field_type(f: dataclasses.Field) -> type:
-    hint = typing.get_type_hints(FilterConfig)[f.name]
+def _field_type(cls: type, f: dataclasses.Field) -> type:
+    hint = typing.get_type_hints(cls)[f.name]
     if isinstance(hint, types.UnionType):  # "float | None": the non-None member
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
 
 
-def _config_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("filter settings (FilterConfig; see docs/curation.md)")
-    for f in dataclasses.fields(FilterConfig):
-        group.add_argument(f"--{f.name.replace('_', '-')}", type=_field_type(f), default=None,
-                           metavar=_field_type(f).__name__.upper(),
-                           help=f"default: {f.default}")
-    group.add_argument("--size", default=None, help="WIDTHxHEIGHT (sets --width and --height)")
+def _boolean(text: str) -> bool:
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value[text.lower()]
+
+
+def _config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One ``--flag`` per field of the config dataclass ``cls``, default None (= the field's)."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        kind = _field_type(cls, f)
+        group.add_argument(f"--{f.name.replace('_', '-')}", default=None,
+                           type=_boolean if kind is bool else kind,
+                           metavar=kind.__name__.upper(), help=f"default: {f.default}")
+
+
+def _given(args: argparse.Namespace, cls: type) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name) is not None}
 
 
 def _config(args: argparse.Namespace) -> FilterConfig:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(FilterConfig)
-              if getattr(args, f.name) is not None}
+    values = _given(args, FilterConfig)
     if args.size:
         try:
             values["width"], values["height"] = (int(v) for v in args.size.lower().split("x"))
@@ -62,11 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
     flt.add_argument("--strict", action="store_true", help="exit 1 when anything was rejected")
     flt.add_argument("--no-progress", action="store_true")
-    _config_flags(flt)
+    _config_flags(flt, FilterConfig, "filter settings (FilterConfig; see docs/curation.md)")
+    flt.add_argument("--size", default=None, help="WIDTHxHEIGHT (sets --width and --height)")
 
     ann = sub.add_parser("annotate", help="infer keys and mouse from camera trajectories")
     ann.add_argument("episodes", nargs="+", type=Path)
     ann.add_argument("--out", type=Path, required=True, help="where annotated copies go")
+    _config_flags(ann, AnnotateConfig, "decoder settings (AnnotateConfig; see "
+                  "curation/annotate.py, field by field)")
 
     rep = sub.add_parser("report", help="HTML report of a shard folder")
     rep.add_argument("shards", type=Path)
@@ -104,10 +122,13 @@ def cmd_filter(args: argparse.Namespace) -> int:
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
-    from curation.annotate import AnnotateConfig, annotate_episode
+    from curation.annotate import annotate_episode
     from datagen.episode import find_episodes
 
-    cfg = AnnotateConfig()
+    try:
+        cfg = AnnotateConfig(**_given(args, AnnotateConfig))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     failed = 0
     for root in args.episodes:
         if not root.exists():

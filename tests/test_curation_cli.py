@@ -172,11 +172,22 @@ def test_report_and_preview_from_the_command_line(raw, shards, tmp_path):
     assert probe(tmp_path / "ep.mp4").frames == 120
 
 
-def test_annotate_from_the_command_line(raw, tmp_path):
+def test_annotate_from_the_command_line(raw, tmp_path, capsys):
     assert curation(["annotate", str(raw / "park"), "--out", str(tmp_path)]) == 0
     [annotated] = sorted((tmp_path / "park").iterdir())
     assert validate_episode(annotated) == []
-    assert "annotation" in json.loads((annotated / "meta.json").read_text())
+    assert json.loads((annotated / "meta.json").read_text())["annotation"]["config"][
+        "walk_speed"] == 2.0
+    # every decoder setting is a flag; the settings used are recorded with the episode
+    assert curation(["annotate", str(raw / "park"), "--out", str(tmp_path / "tuned"),
+                     "--walk-speed", "2.5", "--estimate-dynamics", "no"]) == 0
+    [tuned] = sorted((tmp_path / "tuned" / "park").iterdir())
+    config = json.loads((tuned / "meta.json").read_text())["annotation"]["config"]
+    assert (config["walk_speed"], config["estimate_dynamics"]) == (2.5, False)
+    assert curation(["annotate", str(raw / "park"), "--out", str(tmp_path / "bad"),
+                     "--walk-speed", "5", "--sprint-speed", "4"]) == 2
+    assert "need walk_speed < sprint_speed" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.slow
