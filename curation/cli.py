@@ -124,21 +124,28 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_annotate(args: argparse.Namespace) -> int:
     from curation.annotate import annotate_episode
     from datagen.episode import find_episodes
+    from datagen.output_lock import OutputLock, OutputLocked
 
     try:
         cfg = AnnotateConfig(**_given(args, AnnotateConfig))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    failed = 0
     for root in args.episodes:
         if not root.exists():
             raise UsageError(f"no such file or folder: {root}")
-        for path in find_episodes(root)[0]:
-            try:
-                print(f"annotated {annotate_episode(path, args.out, cfg)}")
-            except (OSError, ValueError) as exc:
-                failed += 1
-                print(f"FAILED {path}: {exc}", file=sys.stderr)
+    failed = 0
+    try:  # annotate_episode clears stale .partial leftovers: one run per --out
+        lock = OutputLock(args.out, "curation annotate")
+    except (OutputLocked, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    with lock:
+        for root in args.episodes:
+            for path in find_episodes(root)[0]:
+                try:
+                    print(f"annotated {annotate_episode(path, args.out, cfg)}")
+                except (OSError, ValueError) as exc:
+                    failed += 1
+                    print(f"FAILED {path}: {exc}", file=sys.stderr)
     return 1 if failed else 0
 
 

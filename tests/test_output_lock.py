@@ -1,5 +1,5 @@
 """One run per output folder: the second run is refused with the holder named; a killed holder
-leaves the folder free; recording and curation both take the lock."""
+leaves the folder free; recording, filtering and annotating all take the lock."""
 
 from __future__ import annotations
 
@@ -62,3 +62,6 @@ def test_record_and_filter_refuse_a_folder_another_run_writes(tmp_path, capsys):
         assert curation(["filter", str(raw), "--out", str(shards), "--no-progress"]) == 2
     assert "being written by another run (curation" in capsys.readouterr().err
     assert sorted(p.name for p in shards.iterdir()) == [LOCK_FILE]
+    with OutputLock(tmp_path / "annotated", "curation annotate"):
+        assert curation(["annotate", str(raw), "--out", str(tmp_path / "annotated")]) == 2
+    assert "being written by another run (curation annotate" in capsys.readouterr().err
