@@ -12,13 +12,13 @@ Steps, on the episode's CSV and its grey thumbnails (one per frame):
    inputs are merged into the next kept frame (the motion they caused shows there): mouse deltas
    summed, keys OR-ed, so ``mouse_dx[k] == -(yaw[k] - yaw[k-1])`` still holds between kept
    frames. Repeats after the piece's last kept frame have no next frame: dropped with their
-   inputs. ``Segment.extra["merged_repeats"]`` counts every repeat dropped from the piece.
+   inputs. ``Segment.extra["segment_merged_repeats"]`` counts every repeat dropped from the piece.
 4. With ``cfg.fps`` set and different from the episode's rate, resample
    (:mod:`curation.resample`).
 5. A segment shorter than ``cfg.clip_frames`` (after resampling) becomes a :class:`Reject` naming
    its frames and what bounds it.
 
-So every source frame is in a segment, counted in a segment's ``merged_repeats``, or in a
+So every source frame is in a segment, counted in a segment's ``segment_merged_repeats``, or in a
 reject. Deterministic: no randomness.
 """
 
@@ -72,7 +72,7 @@ def _merge(episode: Episode, a: int, b: int, repeats: np.ndarray) -> Segment:
     meta = episode.meta
     return Segment(episode=meta.episode_id, source=episode.path, source_frames=kept,
                    labels=labels, fps=float(meta.fps), scene=meta.scene, backend=meta.backend,
-                   extra={"merged_repeats": int(b - a - len(kept))})
+                   extra={"segment_merged_repeats": int(b - a - len(kept))})
 
 
 def plan_segments(
@@ -115,7 +115,7 @@ def plan_segments(
             continue
         before = BOUND[int(code[bounds[i - 1][0]])] if i else "the start"
         after = BOUND[int(code[bounds[i + 1][0]])] if i + 1 < len(bounds) else "the end"
-        merged = segment.extra["merged_repeats"]
+        merged = segment.extra["segment_merged_repeats"]
         rejects.append(Reject(
             source, meta.episode_id, a, b - a,
             f"too short: {_span(a, b)}{resampled}"

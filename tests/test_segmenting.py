@@ -95,7 +95,7 @@ def accounted(segments: list[Segment], rejects, n: int) -> bool:
         covered[s.source_frames[0]: s.source_frames[-1] + 1] += 1
     for r in rejects:
         covered[r.first_frame: r.first_frame + r.frames] += 1
-    trailing = sum(s.extra["merged_repeats"] for s in segments) - sum(
+    trailing = sum(s.extra["segment_merged_repeats"] for s in segments) - sum(
         s.source_frames[-1] - s.source_frames[0] + 1 - len(s) for s in segments)
     return int((covered == 0).sum()) == trailing and covered.max() == 1
 
@@ -115,7 +115,7 @@ def test_clean_recording_is_one_segment_of_every_frame(recording: Path) -> None:
     assert np.array_equal(seg.source_frames, np.arange(FRAMES))
     for c in LABEL_COLUMNS:
         assert np.array_equal(seg.labels[c], ep.data[c]), c
-    assert seg.extra["merged_repeats"] == 0 and seg.resampling is None
+    assert seg.extra["segment_merged_repeats"] == 0 and seg.resampling is None
     assert (seg.fps, seg.scene, seg.backend, seg.episode) == (30.0, "city", "builtin",
                                                              ep.meta.episode_id)
 
@@ -129,7 +129,7 @@ def test_injected_duplicates_are_detected_dropped_and_merged(stutter: Injected) 
     [seg] = segments
     assert seg.problems() == []
     assert np.array_equal(seg.source_frames, stutter.original_at)
-    assert seg.extra["merged_repeats"] == len(stutter.repeats) == n - FRAMES
+    assert seg.extra["segment_merged_repeats"] == len(stutter.repeats) == n - FRAMES
     assert_identities(seg)  # the raw CSV breaks them at the stutter; merging restores them
     assert_pose_is_source_row(seg, ep)
     after_stutter = np.isin(seg.source_frames - 1, stutter.repeats)
@@ -262,7 +262,7 @@ def test_a_piece_that_starts_with_repeats_keeps_its_first_real_frame(recording: 
     repeats[[100, 101, 103]] = True
     seg = _merge(ep, 100, 110, repeats)
     assert seg.source_frames.tolist() == [100, 102, 104, 105, 106, 107, 108, 109]
-    assert seg.extra["merged_repeats"] == 2
+    assert seg.extra["segment_merged_repeats"] == 2
     repeats[120:130] = True
     only_repeats = _merge(ep, 120, 130, repeats)
     assert only_repeats.source_frames.tolist() == [120]
