@@ -18,6 +18,7 @@ from pathlib import Path
 
 from curation.annotate import AnnotateConfig
 from curation.config import FilterConfig
+from curation.pipeline import DECODE_ONCE_BYTES
 from datagen.command import UsageError, run
 
 EXIT_REJECTS = 1  # --strict and something was rejected
@@ -75,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("episodes", nargs="+", type=Path, help="episode, scene or output folders")
     flt.add_argument("--out", type=Path, required=True, help="shard folder")
     flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
+    flt.add_argument("--decode-memory-gb", type=float, default=DECODE_ONCE_BYTES / 1e9,
+                     help="per worker: an episode whose decoded frames fit is decoded once, "
+                          "a longer one twice (default: %(default)g; speed only, same shards)")
     flt.add_argument("--strict", action="store_true", help="exit 1 when anything was rejected")
     flt.add_argument("--no-progress", action="store_true")
     _config_flags(flt, FilterConfig, "filter settings (FilterConfig; see docs/curation.md)")
@@ -103,12 +107,15 @@ def cmd_filter(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if not args.decode_memory_gb >= 0:
+        raise UsageError(f"--decode-memory-gb must not be negative, got {args.decode_memory_gb}")
     for path in args.episodes:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
     try:
         summary = run_filter(args.episodes, args.out, cfg, workers=args.workers,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress,
+                             decode_once_bytes=int(args.decode_memory_gb * 1e9))
     except (OSError, RuntimeError) as exc:
         raise UsageError(str(exc)) from None
     for reject in summary.skipped_inputs:

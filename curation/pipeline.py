@@ -12,8 +12,8 @@ inputs and settings. A bad episode becomes rows of ``rejects.parquet`` with its 
 run goes on; inputs are only ever read.
 
 The decoded frames stay in memory from the thumbnails to the clips, so the video is decoded
-once, unless the episode's frames exceed ``DECODE_ONCE_BYTES``: then it is decoded again for the
-clips (same bytes, less memory).
+once, unless the episode's frames exceed ``decode_once_bytes`` (``--decode-memory-gb``): then
+it is decoded again for the clips (same bytes, less memory).
 """
 
 from __future__ import annotations
@@ -135,14 +135,17 @@ def process_episode(path: Path, cfg: FilterConfig,
     return result
 
 
-def _work(args: tuple[Path, FilterConfig, Path]) -> EpisodeResult:
-    path, cfg, scratch = args
-    return process_episode(path, cfg, scratch=scratch)
+def _work(args: tuple[Path, FilterConfig, Path, int]) -> EpisodeResult:
+    path, cfg, scratch, decode_once_bytes = args
+    return process_episode(path, cfg, decode_once_bytes, scratch)
 
 
 def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 1,
-               progress: bool = True) -> FilterSummary:
-    """Curate ``inputs`` into the shard folder ``out``; returns what happened."""
+               progress: bool = True,
+               decode_once_bytes: int = DECODE_ONCE_BYTES) -> FilterSummary:
+    """Curate ``inputs`` into the shard folder ``out``; returns what happened. Each worker keeps
+    an episode's decoded frames in memory up to ``decode_once_bytes`` (see
+    :func:`process_episode`); it changes speed and memory, never the shards."""
     start = time.perf_counter()
     summary = FilterSummary()
     episodes, summary.skipped_inputs = discover(inputs)
@@ -151,7 +154,7 @@ def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 
     with ShardSet(out, cfg, source=", ".join(str(p) for p in inputs)) as shards:
         todo = [p for p in episodes if not shards.is_done(p.name)]
         summary.skipped = len(episodes) - len(todo)
-        tasks = [(p, cfg, shards.scratch) for p in todo]
+        tasks = [(p, cfg, shards.scratch, decode_once_bytes) for p in todo]
         with tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress,
                   dynamic_ncols=True) as bar:
             if workers > 1 and len(todo) > 1:

@@ -113,6 +113,10 @@ def test_same_inputs_give_byte_identical_shards_whatever_the_workers(raw, shards
     assert curation(["filter", str(raw), "--out", str(tmp_path / "two"), "--workers", "2",
                      *CLIP]) == 0
     assert tree_digest(tmp_path / "two") == tree_digest(shards)
+    # no memory for decoded frames: every episode is decoded twice, same bytes
+    assert curation(["filter", str(raw), "--out", str(tmp_path / "lean"),
+                     "--decode-memory-gb", "0", *CLIP]) == 0
+    assert tree_digest(tmp_path / "lean") == tree_digest(shards)
 
 
 def test_a_rerun_over_grown_input_processes_only_the_new_episodes(raw, tmp_path, capsys):
