@@ -14,7 +14,7 @@ writer encoded as keyframes (every ``round(fps)``-th frame): an intra-coded copy
 inter-coded frame differs from it by more codec noise than a P-frame copy does.
 
     python benchmarks/bench_redundancy.py [--scenes city,park,hills] [--frames 300]
-        [--size 320x180] [--thresholds 0.25,0.5,1,2,3]
+        [--size 320x180] [--profile explore] [--thresholds 0.25,0.5,1,2,3]
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--scenes", default="city,park,hills")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--size", default="320x180")
+    parser.add_argument("--profile", default="explore", help="the recorder's behaviour profile")
     parser.add_argument("--thresholds", default="0.25,0.5,1,2,3")
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -88,6 +89,7 @@ def main() -> None:
         for k, scene in enumerate(args.scenes.split(",")):
             datagen_main(["record", "--out", str(tmp / "rec"), "--scene", scene, "--frames",
                           str(args.frames), "--size", args.size, "--streams", "1",
+                          "--profile", args.profile,
                           "--seed", str(k), "--no-progress"])
             [source] = sorted((tmp / "rec" / scene).iterdir())
             path, inserted = inject_stutter(source, tmp / "stutter",
@@ -121,10 +123,11 @@ def main() -> None:
     frames = sum(len(e[2]) for e in episodes)
     inserted = sum(int(e[3].sum()) for e in episodes)
     frozen_truth = len(episodes) * sum(FROZEN_RUNS)
-    print(f"{len(episodes)} episodes ({args.scenes}), {frames} frames at {args.size} after "
-          f"injection, {inserted} inserted duplicates ({frozen_truth} of them in frozen runs "
-          f"of {', '.join(map(str, FROZEN_RUNS))} frames; {idle_inserted} more fell on idle "
-          "moments, where a repeat is a legitimate still frame, and are not counted)")
+    print(f"{len(episodes)} episodes ({args.scenes}, profile {args.profile}), {frames} frames "
+          f"at {args.size} after injection, {inserted} inserted duplicates ({frozen_truth} of "
+          f"them in frozen runs of {', '.join(map(str, FROZEN_RUNS))} frames; {idle_inserted} "
+          "more fell on idle moments, where a repeat is a legitimate still frame, and are not "
+          "counted)")
     print(f"thumbnails (decode + grey 160x90): "
           f"{frames / sum(e[4] for e in episodes):.0f} frames/s\n")
     print("| dup_threshold | precision | recall | false repeats | missed (on keyframes) | "
