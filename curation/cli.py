@@ -138,8 +138,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for root in args.episodes:
-        if not root.exists():
-            raise UsageError(f"no such file or folder: {root}")
+        if not root.is_dir():
+            raise UsageError(f"no such folder: {root} (give episode folders or folders of them)")
     failed = 0
     try:  # annotate_episode clears stale .partial leftovers: one run per --out
         lock = OutputLock(args.out, "curation annotate")

@@ -35,6 +35,7 @@ from curation.segments import Reject
 from curation.shardwriter import ShardSet, reason_kind
 from curation.thumbnails import thumbnails, thumbnails_of
 from datagen.episode import VIDEO_FILE, find_episodes, read_episode, validate_episode
+from datagen.lifetime import die_with_parent
 from datagen.video import VideoError, decode_frames
 
 # Decoded yuv420p bytes of one episode at most that a worker keeps in memory to decode its video
@@ -158,7 +159,9 @@ def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 
         with tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress,
                   dynamic_ncols=True) as bar:
             if workers > 1 and len(todo) > 1:
-                with mp.get_context("spawn").Pool(workers) as pool:
+                # workers die with the run: none goes on writing into a folder whose lock the
+                # kernel has already released
+                with mp.get_context("spawn").Pool(workers, initializer=die_with_parent) as pool:
                     _collect(pool.imap(_work, tasks), shards, summary, bar, start)
             else:
                 _collect(map(_work, tasks), shards, summary, bar, start)

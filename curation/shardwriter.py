@@ -10,8 +10,8 @@ Layout (part 4 of the data contract)::
     <out>/rejects.parquet     one row per rejected episode or segment of a finished episode
     <out>/train-000000.tar .. <out>/val-000000.tar ..
     <out>/.lock, <out>/.scratch/   while a run writes: its lock (see datagen.output_lock) and the
-                              clips its workers are encoding (removed at the end, and when a
-                              killed run's folder is opened again)
+                              clips its workers are encoding (removed at the end; what a killed
+                              run left, when the folder is opened again)
 
 Tars are written with ``webdataset.TarWriter`` (no encoder: members must already be bytes). Its
 source shows it gives everything reproducibility needs once configured: members sorted by
@@ -30,12 +30,14 @@ sample sequence as an uninterrupted run, so every file ends byte-identical to on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
@@ -159,10 +161,13 @@ class ShardSet:
                 self._reopen()
             else:
                 self._create()
-            # scratch space for this run's workers; a killed run's is removed here
-            self.scratch = self.out / SCRATCH_DIR
-            shutil.rmtree(self.scratch, ignore_errors=True)
-            self.scratch.mkdir()
+            # Scratch space for this run's workers, a folder of its own: what killed runs left
+            # is removed (best effort: an orphaned worker may still be finishing a clip there).
+            shared = self.out / SCRATCH_DIR
+            shared.mkdir(exist_ok=True)
+            for leftover in shared.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            self.scratch = Path(tempfile.mkdtemp(prefix="run-", dir=shared))
         except BaseException:
             self._lock.release()
             raise
@@ -294,10 +299,12 @@ class ShardSet:
                     self._close_shard(split)
                 self._mark_done()
                 self._commit()
-                self._closed = True
-            finally:
-                shutil.rmtree(self.scratch, ignore_errors=True)
-                self._lock.release()
+            except BaseException:
+                self.abort()  # the last commit stands; the next run resumes from it
+                raise
+            self._closed = True
+            self._remove_scratch()
+            self._lock.release()
         return self.summary()
 
     def abort(self) -> None:
@@ -307,8 +314,13 @@ class ShardSet:
             shard.abort()
         self._open.clear()
         self._closed = True
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self._remove_scratch()
         self._lock.release()
+
+    def _remove_scratch(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: an orphaned worker's; the next run's
+            self.scratch.parent.rmdir()
 
     def __enter__(self) -> ShardSet:
         return self

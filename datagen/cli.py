@@ -10,10 +10,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from datagen.command import UsageError, run
+
+if TYPE_CHECKING:
+    from datagen.record import RecordConfig
 
 EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
 MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the renderer can allocate
@@ -102,12 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from datagen.action_mix import summary_line
-    from datagen.episode import META_FILE, episode_dir, load_meta
-    from datagen.output_lock import OutputLocked
-    from datagen.record import RecordConfig, config_differences, episode_id
+    from datagen.output_lock import OutputLock, OutputLocked
+    from datagen.record import RecordConfig
     from datagen.scenes import SCENES
-    from datagen.streams import default_streams, run_streams
 
     if args.scene not in SCENES:
         raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
@@ -120,6 +121,20 @@ def cmd_record(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     _check_writable(args.out)
+    try:  # held from the scan of what exists to the last episode
+        lock = OutputLock(args.out, "datagen record")
+    except (OutputLocked, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    with lock:
+        return _record(args, cfg)
+
+
+def _record(args: argparse.Namespace, cfg: RecordConfig) -> int:
+    from datagen.action_mix import summary_line
+    from datagen.episode import META_FILE, episode_dir, load_meta
+    from datagen.record import config_differences, episode_id
+    from datagen.streams import default_streams, run_streams
+
     indices = range(args.first_index, args.first_index + args.episodes)
     todo = []
     for i in indices:
@@ -140,10 +155,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     streams = min(args.streams or default_streams(len(todo)), len(todo))
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
           f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
-    try:
-        summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
-    except (OutputLocked, OSError) as exc:
-        raise UsageError(str(exc)) from None
+    summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
     for path in sorted(summary.finished):
         print(f"finished {path}")
     if summary.finished:

@@ -7,6 +7,7 @@ On disk (docs/data-format.md is the user-facing description)::
         actions.csv    header row, then one row per video frame: COLUMNS, then extra columns
         meta.json      EpisodeMeta.to_dict()
     <out>/<scene>/<episode_id>.partial/  being written, or left by a crash: skipped by readers
+    <out>/.lock                          the writing run's lock (datagen.output_lock)
 
 Every recorder writes through :class:`EpisodeWriter`; curation and ``datagen validate`` read
 through :func:`read_episode`, :func:`validate_episode` and :func:`find_episodes`.

@@ -42,9 +42,17 @@ class OutputLock:
             raise OutputLocked(
                 f"{self.path.parent} is being written by another run ({holder}); wait for it "
                 f"to end or choose another output folder") from None
+        except BaseException:
+            self.release()
+            raise
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{what}, pid {os.getpid()} on {socket.gethostname()}\n".encode(),
+                      0)
+        except BaseException:  # disk full, say: never keep a lock nobody can use
+            self.release()
+            raise
         self._held = True
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{what}, pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
 
     def release(self) -> None:
         """Give the lock up (closing the file releases it); releasing twice is harmless."""

@@ -12,15 +12,13 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
-from datagen.output_lock import OutputLock
+from datagen.lifetime import die_with_parent
 from datagen.record import RecordConfig, episode_id, record_episode
 
 PROGRESS_EVERY = 10  # frames between progress messages from a stream process
@@ -64,14 +62,8 @@ def deal(indices: list[int], streams: int) -> list[list[int]]:
 def run_streams(
     cfg: RecordConfig, indices: list[int], out: Path, streams: int, progress: bool = True
 ) -> RunSummary:
-    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams; raises
-    :class:`~datagen.output_lock.OutputLocked` while another run writes to ``out``."""
-    with OutputLock(out, "datagen record"):
-        return _run_streams(cfg, indices, out, streams, progress)
-
-
-def _run_streams(cfg: RecordConfig, indices: list[int], out: Path, streams: int,
-                 progress: bool) -> RunSummary:
+    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams. The caller holds
+    ``out``'s :class:`~datagen.output_lock.OutputLock` (``datagen record`` does)."""
     parts = deal(indices, streams)
     summary = RunSummary()
     start = time.perf_counter()
@@ -149,7 +141,7 @@ def _run_processes(cfg, parts, out, bars, summary) -> None:
 
 
 def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, events) -> None:
-    threading.Thread(target=_die_with_parent, args=(os.getppid(),), daemon=True).start()
+    die_with_parent()  # else an orphan would record every remaining episode on its own
     try:
         for index in part:
             sent = 0
@@ -168,15 +160,6 @@ def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, eve
                 events.put(("failed", stream, episode_id(cfg, index), _reason(exc)))
     finally:
         events.put(("exit", stream))
-
-
-def _die_with_parent(parent: int) -> None:
-    """Kill this stream the moment its parent is gone (killed, terminated, crashed), exactly as
-    if it had been killed with it: the episode in progress stays in its ``.partial`` folder
-    instead of the orphan recording every remaining episode on its own."""
-    while os.getppid() == parent:
-        time.sleep(0.25)
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _reason(exc: BaseException) -> str:

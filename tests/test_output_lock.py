@@ -3,6 +3,8 @@ leaves the folder free; recording, filtering and annotating all take the lock.""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -47,6 +49,33 @@ def test_a_holder_killed_with_sigkill_leaves_the_folder_free(tmp_path):
         except OutputLocked:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_children_of_the_holder_do_not_keep_the_lock(tmp_path):
+    """ffmpeg-like subprocesses and spawned workers get no copy of the lock's descriptor, so
+    a killed run frees its folder at once even while its children are still alive."""
+    script = (
+        "import multiprocessing as mp, subprocess, sys, time\n"
+        "from datagen.output_lock import OutputLock\n"
+        "if __name__ == '__main__':\n"
+        f"    lock = OutputLock({str(tmp_path)!r}, 'test')\n"
+        "    child = subprocess.Popen(['sleep', '60'])\n"
+        "    worker = mp.get_context('spawn').Process(target=time.sleep, args=(60,))\n"
+        "    worker.start()\n"
+        "    print(child.pid, worker.pid, flush=True)\n"
+        "    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    children = [int(pid) for pid in holder.stdout.readline().split()]
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        for pid in children:
+            os.kill(pid, 0)  # still alive
+        OutputLock(tmp_path, "curation").release()
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_record_and_filter_refuse_a_folder_another_run_writes(tmp_path, capsys):

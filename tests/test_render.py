@@ -131,6 +131,24 @@ def test_movers_out_of_view_look_right_when_they_come_back():
         assert fresh.render(eye, q, world.mover_poses(9.5)).tobytes() == back.tobytes()
 
 
+@pytest.mark.parametrize("fov", [30.0, 90.0, 150.0, 170.0])
+def test_skipping_movers_out_of_view_never_changes_a_frame(fov):
+    """Against a renderer that re-lights every mover every frame: random poses with roll, steep
+    pitch, the eye next to or inside a mover; the cull must never skip a mover that is drawn."""
+    world = next(w for w in (build_world("city", s) for s in range(20))
+                 if w.atmosphere.fog_density and len(w.movers) > 3)
+    rng = np.random.default_rng(int(fov))
+    with Renderer(world, 64, 36, fov) as culled, Renderer(world, 64, 36, fov) as every:
+        every._mover_radius[:] = np.inf  # every mover counts as in view
+        for k in range(40):
+            t = float(rng.uniform(0, 30))
+            poses = world.mover_poses(t)
+            x, y, _ = poses[k % len(poses)]
+            eye = np.array([x, y, 0.0]) + rng.uniform([-3, -3, 0.3], [3, 3, 3])
+            q = quat_from_ypr(rng.uniform(-180, 180), rng.uniform(-85, 85), rng.uniform(-60, 60))
+            assert culled.render(eye, q, poses).tobytes() == every.render(eye, q, poses).tobytes()
+
+
 def test_movers_are_drawn_at_the_poses_passed_in():
     car = Mover(parts=(Box((0.0, 0.0, 0.0), (4.0, 1.8, 3.0), "paint", RED),),
                 route=np.array([[8.0, -30.0], [8.0, 30.0]]), speed=3.0)

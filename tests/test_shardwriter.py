@@ -337,3 +337,24 @@ def test_an_exception_inside_with_commits_nothing_of_the_open_shard(tmp_path):
     assert json.loads((tmp_path / "dataset.json").read_text())["episodes"] == {}
     assert not ShardSet(tmp_path, CFG).is_done("ep_1")
     assert list(tmp_path.glob("*.tmp")) == []
+
+
+def test_a_failing_close_gives_the_folder_back_and_the_next_run_finishes_it(tmp_path,
+                                                                              monkeypatch):
+    inputs = make_inputs(6)
+    clean = write_all(tmp_path / "clean", inputs)
+    shards = ShardSet(tmp_path / "full", CFG, source="/in")
+    for ep, samples, rejects, info in inputs:
+        shards.add_episode(ep, samples, rejects, info)
+    real_commit = ShardSet._commit
+
+    def disk_full(self):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(ShardSet, "_commit", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        shards.close()
+    monkeypatch.setattr(ShardSet, "_commit", real_commit)
+    assert shards.close() == shards.summary()  # closed: nothing more is written
+    assert not (tmp_path / "full" / ".scratch").exists()
+    assert write_all(tmp_path / "full", inputs) == clean  # the lock is free; resumed
+    assert folder_bytes(tmp_path / "full") == folder_bytes(tmp_path / "clean")

@@ -233,14 +233,15 @@ class Renderer:
             self._mover_radius = np.zeros(len(world.movers))
             np.maximum.at(self._mover_radius, mv.owner, np.linalg.norm(mv.positions, axis=1))
             self._engine.open_windows()
+            # The frame layout render(native=True) returns (ffmpeg's names), known once a frame
+            # is drawn: p3tinydisplay keeps 32-bit pixels B, G, R, unused (encoded as they
+            # are); the GL pipe copies 24-bit B, G, R ones, which ffmpeg converts by a coarser
+            # path than RGB.
+            self._engine.render_frame()
+            self.pix_fmt = "bgr0" if self._frame.get_num_components() == 4 else "rgb24"
         except BaseException:
             self.close()
             raise
-        # The frame layout render(native=True) returns (ffmpeg's names), known once a frame is
-        # drawn: p3tinydisplay keeps 32-bit pixels B, G, R, unused (encoded as they are); the GL
-        # pipe copies 24-bit B, G, R ones, which ffmpeg converts by a coarser path than RGB.
-        self._engine.render_frame()
-        self.pix_fmt = "bgr0" if self._frame.get_num_components() == 4 else "rgb24"
         gsg = self._buffer.get_gsg()
         self._renderer_name = ("p3tinydisplay" if backend == "tiny"
                                else gsg.get_driver_renderer() or "OpenGL")
