@@ -2,7 +2,9 @@
 
 Simulates the built-in agent (``Agent`` stepping only, no rendering) on every scene for several
 seeds and prints one markdown table of key shares (plus a few key combinations) and one of mouse
-directions, a row per profile, pooled over all runs. Run:
+directions, a row per profile, pooled over all runs, plus how much of the time the agent is
+blocked (a movement key held while it does not move: pressing against a person or a wall) per
+scene and profile, as a share of frames and the longest blocked stretch in seconds. Run:
 
     python benchmarks/bench_action_mix.py [--seconds 60] [--seeds 1 2 3] [--fps 30]
 """
@@ -14,7 +16,7 @@ import argparse
 import numpy as np
 
 from datagen.action_mix import MOUSE_BINS, action_mix
-from datagen.controller import PROFILES, Agent
+from datagen.controller import PROFILES, Agent, blocked_frames, longest_stretch
 from datagen.episode import KEYS
 from datagen.navmesh import NavMesh
 from datagen.scenes import SCENES, build_world
@@ -24,10 +26,12 @@ COMBOS = {"w+a": (1, 0, 1, 0), "w+d": (1, 0, 0, 1), "s+a": (0, 1, 1, 0), "s+d": 
 
 
 def simulate(profile: str, scenes: list[str], seeds: list[int], frames: int,
-             fps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Keys ``[N, 7]`` and mouse ``[N, 2]`` of every run stacked together."""
-    keys, mouse = [], []
+             fps: int) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
+    """Keys ``[N, 7]`` and mouse ``[N, 2]`` of every run stacked together, and per scene the
+    blocked share of frames and the longest blocked stretch (seconds) over its seeds."""
+    keys, mouse, blocked = [], [], {}
     for scene in scenes:
+        masks = []
         for seed in seeds:
             world = build_world(scene, seed)
             agent = Agent(world, NavMesh.from_world(world), seed=seed, fps=fps,
@@ -35,7 +39,10 @@ def simulate(profile: str, scenes: list[str], seeds: list[int], frames: int,
             ticks = [agent.first()] + [agent.step() for _ in range(frames - 1)]
             keys.append([t.keys for t in ticks])
             mouse.append([(t.mouse_dx, t.mouse_dy) for t in ticks])
-    return np.concatenate(keys), np.concatenate(mouse)
+            masks.append(blocked_frames(keys[-1], [t.position for t in ticks]))
+        blocked[scene] = (float(np.concatenate(masks).mean()),
+                          max(longest_stretch(m) for m in masks) / fps)
+    return np.concatenate(keys), np.concatenate(mouse), blocked
 
 
 def pct(share: float) -> str:
@@ -52,9 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     frames = round(args.seconds * args.fps)
 
-    mixes = {}
+    mixes, blocked = {}, {}
     for name in args.profiles:
-        keys, mouse = simulate(name, args.scenes, args.seeds, frames, args.fps)
+        keys, mouse, blocked[name] = simulate(name, args.scenes, args.seeds, frames, args.fps)
         mix = action_mix(keys, mouse)
         wsad = keys[:, :4]
         mix["extra"] = {c: float((wsad == v).all(axis=1).mean()) for c, v in COMBOS.items()}
@@ -77,6 +84,14 @@ def main() -> None:
     print("|---" * (1 + len(MOUSE_BINS)) + "|")
     for name, mix in mixes.items():
         print(f"| {name} | " + " | ".join(pct(mix["mouse"][b]) for b in MOUSE_BINS) + " |")
+    print("\nblocked: % of frames / longest stretch in seconds")
+    print("\n| profile | " + " | ".join(args.scenes) + " | all |")
+    print("|---" * (2 + len(args.scenes)) + "|")
+    for name, per_scene in blocked.items():
+        share = float(np.mean([v[0] for v in per_scene.values()]))  # equal frames per scene
+        worst = max(v[1] for v in per_scene.values())
+        cells = [f"{pct(v[0])} / {v[1]:.1f}" for v in per_scene.values()]
+        print(f"| {name} | " + " | ".join(cells) + f" | {pct(share)} / {worst:.1f} |")
 
 
 if __name__ == "__main__":

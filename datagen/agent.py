@@ -8,8 +8,9 @@ rounding. Movement: W/S/A/D give a desired velocity in the heading frame (diagon
 limited per gait and by the ground's slope, reached with bounded acceleration; the navmesh's
 ``clamp_step`` is the collision response (the feet never leave the mesh); with a
 :class:`~datagen.traffic.Traffic`, a step that would bring the agent's radius into a mover's
-footprint is refused (the keys stay logged, the agent just does not move); the feet follow the
-ground, and space starts a ballistic jump under gravity that ends on landing.
+footprint is refused (the keys stay logged, the agent just does not move; ``Body.bumped`` names
+the mover, so the controller can give way); the feet follow the ground, and space starts a
+ballistic jump under gravity that ends on landing.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def max_speed(profile: BehaviourProfile, keys: Keys) -> float:
 class Body:
     """The agent's state (feet, orientation, velocity, eye height) and its integration step.
 
-    ``traffic``, when given, holds the movers the agent cannot walk into.
+    ``traffic``, when given, holds the movers the agent cannot walk into; ``bumped`` is the
+    index of the mover that refused the last step, ``-1`` when none did.
     """
 
     def __init__(self, world: World, navmesh: NavMesh, profile: BehaviourProfile, xy: np.ndarray,
@@ -70,6 +72,7 @@ class Body:
         self.velocity = np.zeros(3)  # feet displacement over the last tick / dt
         self.eye = float(world.eye_height)
         self.on_ground = True
+        self.bumped = -1
         self._vh = np.zeros(2)  # horizontal velocity carried from tick to tick
         self._vz = 0.0
 
@@ -105,7 +108,8 @@ class Body:
         size = math.hypot(*change)
         self._vh = self._vh + (change if size <= limit else change * (limit / size))
         new_xy = np.asarray(self.navmesh.clamp_step(xy, xy + self._vh * dt), dtype=np.float64)
-        if self._into_mover(xy, new_xy):
+        self.bumped = self._mover_in_the_way(xy, new_xy)
+        if self.bumped >= 0:
             new_xy = xy.copy()
         self._vh = (new_xy - xy) / dt  # what a wall or a mover took away is gone
 
@@ -134,14 +138,15 @@ class Body:
         self.feet = np.array([new_xy[0], new_xy[1], z])
         self.velocity = (self.feet - old) / dt
 
-    def _into_mover(self, old: np.ndarray, new: np.ndarray) -> bool:
-        """Whether stepping from ``old`` to ``new`` brings the agent's radius into a mover's
-        footprint (a step that moves away from a mover it already touches is allowed)."""
+    def _mover_in_the_way(self, old: np.ndarray, new: np.ndarray) -> int:
+        """The mover whose footprint a step from ``old`` to ``new`` would bring the agent's
+        radius into (the closest, if several), or -1: a step that moves away from a mover it
+        already touches is allowed."""
         if self.traffic is None or self.traffic.n == 0 or np.array_equal(old, new):
-            return False
+            return -1
         after = self.traffic.clearance(new)
-        close = after < self.navmesh.agent_radius
-        return bool(close.any() and (after[close] < self.traffic.clearance(old)[close]).any())
+        into = (after < self.navmesh.agent_radius) & (after < self.traffic.clearance(old))
+        return int(np.argmin(np.where(into, after, np.inf))) if into.any() else -1
 
     def _slope_factor(self, xy: np.ndarray, direction: np.ndarray) -> float:
         """Speed factor from the ground's grade along ``direction`` (slower uphill)."""

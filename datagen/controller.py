@@ -5,7 +5,18 @@ on the path with the mouse (eased, rate-limited, a little noisy, sometimes overs
 picks the W/A/S/D combination closest to the wanted direction of motion (held at least
 ``min_hold_s``, with hysteresis), plus shift for sprint legs, ctrl for crouch legs and short
 space taps for jumps. Pauses, turns in place and look-arounds use the mouse alone. A walk that
-makes no progress for ``stuck_s`` is dropped and re-planned.
+makes no progress for ``stuck_s`` is dropped and re-planned; keys that press straight into a wall
+corner are swapped for the neighbouring combination that slides along it.
+
+People (the world's movers) are treated as a person would. Someone standing on the path ahead
+is walked round, beside them and back to the path past them, when there is room (see
+``Controller._around_people``); a wall met on the way back to the path gets a fresh path to the
+same goal. With no way round (a doorway), or after pressing against someone for
+``give_way_notice_s``, or being stuck next to someone, the agent gives way: a step back and
+aside, out of their path where there is room so they can walk on, a short wait facing the same
+way, then the same walk if the way is clear now, else a fresh leg whose first metres keep clear
+of the people around. (Movers stop for the agent, so without this both would wait for each
+other, the agent pressing against them with its keys held.)
 
 :class:`Agent` is the facade the recorder uses: ``first()`` and ``step()`` return one
 :class:`Tick` (one ``actions.csv`` row and the movers' poses) per frame, ``describe()`` what goes
@@ -16,14 +27,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from datagen.agent import Body, Keys
 from datagen.episode import KEYS
+from datagen.navigation import Unreachable
 from datagen.navmesh import NavMesh
 from datagen.planner import (
+    MODES,
     PROFILES,
     Activity,
     BehaviourProfile,
@@ -37,7 +50,8 @@ from datagen.rotation import wrap_deg
 from datagen.traffic import Traffic
 from datagen.world import World
 
-__all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick"]
+__all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick",
+           "blocked_frames", "longest_stretch"]
 
 # (w, s, a, d) for a motion direction octant * 45 degrees left of the heading
 OCTANT_KEYS = ((1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
@@ -54,6 +68,26 @@ DEADBAND_DEG = 0.3  # the hand rests once the aim is this close and the turn slo
 REST_RATE = 20.0  # deg/s: below this a hand inside the dead band stops
 NOISE_TAU_S = 0.15  # correlation time of the hand's jitter
 NOISE_FULL_RATE = 30.0  # deg/s: the jitter grows with the turn rate up to this
+# giving way to a person: the step back is tried straight away from them and turned by these
+# angles (degrees; the side tried first is drawn), at the drawn distance and at half of it
+GIVE_WAY_TURNS = (0.0, 25.0, 50.0, 75.0)  # under 90: every one of them moves away at once
+GIVE_WAY_CLEAR_M = 0.25  # beyond the radius: the fresh leg's first metres keep this from people
+GIVE_WAY_AHEAD_M = 4.0  # how many metres of the fresh leg are checked
+# walking round people: the path is searched AROUND_LOOK_M ahead for someone in the way, and
+# AROUND_PAST_M further for where it is free again; the detour keeps a berth of AROUND_CLEAR_M
+# beyond the radius (the first if it can, else the squeeze); with no way round, someone within
+# AROUND_CLOSE_M beyond the radius is given way to
+AROUND_LOOK_M = 2.5
+AROUND_PAST_M = 2.0
+AROUND_REJOIN = 3  # path points (0.2 m apart) past the person where the detour rejoins it
+AROUND_CLEAR_M = (0.2, 0.05)
+AROUND_CLOSE_M = 0.5
+STUCK_NEAR_M = 1.0  # a walk stuck with someone this close (beyond the radius) gives way to them
+# pressed against a wall (keys held, slower than PINNED_SPEED m/s) for PINNED_TICKS: the keys
+# are chosen among the wanted octant and its neighbours by the progress a test step makes
+PINNED_SPEED = 0.03
+PINNED_TICKS = 3
+OFF_PATH_M = 0.3  # this far off the path, with a wall before the carrot: a fresh path to the goal
 
 
 @dataclass
@@ -164,7 +198,9 @@ class Controller:
         self.hand = MouseHand(profile, rng, fps)
         self.hold_ticks = max(1, round(profile.min_hold_s * fps))
         self.tap_ticks = max(1, round(profile.jump_tap_s * fps))
-        self.replans = 0
+        self.replans = 0  # walks dropped for lack of progress
+        self.give_ways = 0  # times the agent gave way to someone
+        self.reroutes = 0  # fresh paths to the same goal after walking round someone
         self.counts: Counter[str] = Counter()  # activities started, by kind
         self.activity: Activity | None = None
         self.yaw_u = body.yaw  # unwrapped yaw: the sum of every turn so far
@@ -180,6 +216,13 @@ class Controller:
         self._mods = {"shift": 0, "ctrl": 0}  # ticks held so far (0 = released)
         self._space_left = 0
         self._idle_pitch, self._wander_t = 0.0, 0.0
+        self.notice_ticks = max(1, round(profile.give_way_notice_s * fps))
+        self._bumped_ticks = 0  # ticks lately that the body was refused a step by a mover
+        self._pinned_ticks = 0  # ticks in a row with keys held and no motion
+        self._queue: deque[Activity] = deque()  # the steps of giving way, before the planner's
+        self._giving_way = False  # stepping back or waiting for someone
+        self._resume: Move | None = None  # the walk given up for them, to take up again
+        self._side = 0.0  # the side (+1 left, -1 right) people are being passed on, 0: none
         self.hand.set_aim(self.yaw_u, 0.0)
 
     def inputs(self) -> tuple[Keys, float, float]:
@@ -188,7 +231,7 @@ class Controller:
         combo, shift, ctrl = NO_KEYS, False, False
         for _ in range(8):  # an activity may finish at once; a few retries always settle
             if self.activity is None:
-                self.begin(self.planner.next(xy))
+                self.begin(self._next(xy))
             want = self._want(xy)
             if want is not None:
                 combo, shift, ctrl = want
@@ -217,11 +260,26 @@ class Controller:
 
     # --- activities -------------------------------------------------------------------------
 
+    def _next(self, xy: np.ndarray) -> Activity:
+        """What comes after the current activity: the rest of giving way, then the planner's."""
+        if self._queue:
+            return self._queue.popleft()
+        if self._giving_way:  # done waiting: walk on if the way is clear now, else elsewhere
+            self._giving_way = False
+            move = self._path_from(xy, self._resume)
+            if move is not None and not self._near_people(move.path):
+                return move
+            activity = self.planner.leg(xy, avoid=self._near_people)
+            if isinstance(activity, Move):
+                return activity
+        return self.planner.next(xy)
+
     def begin(self, activity: Activity) -> None:
         """Start ``activity`` now; the planner supplies the ones after it."""
         self.activity = activity
         self.counts[type(activity).__name__] += 1
         self._t = 0.0
+        self._bumped_ticks = self._pinned_ticks = 0
         self._history.clear()
         if isinstance(activity, Move):
             seg = np.hypot(*np.diff(activity.path, axis=0).T)
@@ -259,9 +317,20 @@ class Controller:
         walk, p = self._walk, self.profile
         path, cum = walk.move.path, walk.cum
         total = float(cum[-1])
+        # ticks refused by a mover lately (a step that gets through only slows the count)
+        self._bumped_ticks = (self._bumped_ticks + 1 if self.body.bumped >= 0
+                              else max(0, self._bumped_ticks - 1))
+        if self._bumped_ticks >= self.notice_ticks:
+            return self._give_way(xy, self.body.bumped)
+        # keys held and (nearly) no motion, with no one in the way: pressed against a wall
+        pinned = self._combo != NO_KEYS and math.hypot(*self.body.velocity[:2]) < PINNED_SPEED
+        self._pinned_ticks = self._pinned_ticks + 1 if pinned else 0
         self._history.append(xy)
         if len(self._history) == self._history.maxlen and \
                 math.hypot(*(xy - self._history[0])) < p.stuck_min_m:
+            k = self._closest_mover(xy, STUCK_NEAR_M)
+            if k >= 0:  # dithering round someone who waits for the agent: let them pass
+                return self._give_way(xy, k)
             self.replans += 1
             self.begin(self.planner.leg(xy))
             return self._want(xy)
@@ -287,15 +356,27 @@ class Controller:
 
         look = 0.5 + 0.35 * max(speed, 1.0)
         carrot = _point_at(path, cum, min(walk.s + look, total))
+        if best_d > OFF_PATH_M and not self.body.navmesh.segment_clear(xy, carrot) and \
+                self._reroute(xy):  # off the path (round someone) with a wall in between
+            walk = self._walk
+            path, cum, total = walk.move.path, walk.cum, float(walk.cum[-1])
+            carrot = _point_at(path, cum, min(look, total))
         if math.hypot(*(carrot - xy)) < 1e-6:
             carrot = path[-1]
+        carrot, blocker = self._around_people(xy, walk, carrot, to_goal)
+        if blocker == -2:
+            return None  # someone stands on the goal: close enough
+        if blocker >= 0:
+            return self._give_way(xy, blocker)
         motion = math.degrees(math.atan2(carrot[1] - xy[1], carrot[0] - xy[0]))
         yaw = self.body.yaw
         self.hand.set_aim(self.yaw_u + wrap_deg(motion + FACING[walk.move.mode] - yaw),
                           self._idle_pitch)
         rel = wrap_deg(motion - yaw)
         octant = round(rel / 45.0) % 8
-        if self._combo in OCTANT_KEYS:
+        if self._pinned_ticks >= PINNED_TICKS:
+            octant = self._feel_along(xy, yaw, motion, octant)
+        elif self._combo in OCTANT_KEYS:
             current = OCTANT_KEYS.index(self._combo)
             if abs(wrap_deg(rel - 45.0 * current)) < 22.5 + OCTANT_HYSTERESIS:
                 octant = current
@@ -309,6 +390,204 @@ class Controller:
                 self._tap_space()
         sprint = walk.move.gait == "sprint" and combo[0] == 1
         return combo, sprint, crouch
+
+    def _feel_along(self, xy: np.ndarray, yaw: float, motion: float, octant: int) -> int:
+        """The octant (of ``octant`` and its two neighbours) whose direction gets furthest
+        towards ``motion`` (degrees) by a short test step against the walls: a corner the
+        quantised keys press straight into is slid out of, as a person feels along a wall."""
+        wanted = np.array([math.cos(math.radians(motion)), math.sin(math.radians(motion))])
+
+        def progress(o: int) -> float:
+            a = math.radians(yaw + 45.0 * o)
+            step = self.body.navmesh.clamp_step(xy, xy + 0.1 * np.array([math.cos(a),
+                                                                         math.sin(a)]))
+            return float((step - xy) @ wanted)
+
+        return max((octant, (octant + 1) % 8, (octant - 1) % 8), key=progress)
+
+    def _closest_mover(self, xy: np.ndarray, within: float) -> int:
+        """The mover closest to ``xy`` if its footprint is within ``within`` beyond the
+        radius, else -1."""
+        traffic = self.body.traffic
+        near = [] if traffic is None else traffic.near(xy, within + self.body.navmesh.agent_radius)
+        if not near:
+            return -1
+        clearance = traffic.clearance_of(near, xy)
+        k = int(np.argmin(clearance))
+        return near[k] if clearance[k] < within + self.body.navmesh.agent_radius else -1
+
+    def _reroute(self, xy: np.ndarray) -> bool:
+        """Off the path with a wall between the agent and it (after walking round someone): a
+        fresh path to the same goal from here, walked the same way, becomes the current walk
+        (False if there is none). The stuck check counts on, so a goal that stays out of reach
+        is still given up."""
+        move = self._path_from(xy, self._rest_of_walk())
+        if move is None:
+            return False
+        self.reroutes += 1
+        self.activity = move
+        seg = np.hypot(*np.diff(move.path, axis=0).T)
+        self._walk = _Walk(move, np.concatenate([[0.0], np.cumsum(seg)]))
+        return True
+
+    def _rest_of_walk(self) -> Move:
+        """The current walk, its jumps counted from where the agent is along it."""
+        walk = self._walk
+        jumps = tuple(j - walk.s for j in walk.move.jumps[walk.next_jump:] if j > walk.s)
+        return replace(walk.move, jumps=jumps)
+
+    def _path_from(self, xy: np.ndarray, move: Move | None) -> Move | None:
+        """``move`` with a fresh path from ``xy`` to its goal, or None if there is none."""
+        if move is None:
+            return None
+        try:
+            path = self.body.navmesh.find_path(xy, move.path[-1])
+        except Unreachable:
+            return None
+        return replace(move, path=path) if len(path) >= 2 else None
+
+    def _around_people(self, xy: np.ndarray, walk: _Walk, carrot: np.ndarray,
+                       to_goal: float) -> tuple[np.ndarray, int]:
+        """``(carrot, blocker)``: the carrot moved to walk round anyone in the way, as a person
+        steps round someone standing in the corridor.
+
+        Someone is in the way when the next ``AROUND_LOOK_M`` of the path, or the straight line
+        to the carrot, come within a berth of ``AROUND_CLEAR_M[0]`` beyond the radius of their
+        footprint (or closer than the agent already is). The detour runs beside them, level
+        with the first and the last point of the path in their way and offset across it by
+        their footprint's extent plus radius and berth, then back to the path a little past
+        them; every leg of it must lie on the mesh and keep the berth from everyone, else a
+        narrower berth is tried. Of the two sides the one already taken is kept while it
+        works (so the agent does not dither). The carrot heads for the farthest point of the
+        detour in open sight. ``blocker`` is -1, -2 when someone
+        stands on the goal within ``AROUND_LOOK_M``, or the mover to give way to when there is
+        no way round and it is within ``AROUND_CLOSE_M``.
+        """
+        traffic = self.body.traffic
+        radius = self.body.navmesh.agent_radius
+        near = [] if traffic is None else traffic.near(xy, AROUND_LOOK_M + AROUND_PAST_M)
+        if not near:
+            self._side = 0.0
+            return carrot, -1
+        now = traffic.clearance_of(near, xy)
+
+        def clear(points: np.ndarray, berth: float = AROUND_CLEAR_M[0]) -> np.ndarray:
+            need = np.clip(now - 0.02, radius, radius + berth)
+            return (traffic.clearance_of(near, points) >= need).all(axis=1)
+
+        def open_line(a: np.ndarray, b: np.ndarray, berth: float) -> bool:
+            steps = max(2, int(math.hypot(*(b - a)) / 0.1) + 1)
+            points = a + np.linspace(0.0, 1.0, steps)[1:, None] * (b - a)
+            return bool(clear(points, berth).all()) and self.body.navmesh.segment_clear(a, b)
+
+        path, cum = walk.move.path, walk.cum
+        along = walk.s + np.arange(0.2, AROUND_LOOK_M + AROUND_PAST_M, 0.2)
+        along = along[along <= cum[-1]]
+        ahead = _points_at(path, cum, along)
+        free = clear(ahead) if len(ahead) else np.ones(0, dtype=bool)
+        line = xy + np.array([0.25, 0.5, 0.75, 1.0])[:, None] * (carrot - xy)
+        soon = along < walk.s + AROUND_LOOK_M
+        if free[soon].all() and clear(line).all():
+            self._side = 0.0
+            return carrot, -1
+        if to_goal < AROUND_LOOK_M and not clear(path[-1:]).all():
+            return carrot, -2
+        blocked = np.flatnonzero(~free)
+        first = int(blocked[0]) if blocked.size else 0
+        past = np.flatnonzero(free[first + 1:])
+        if past.size:
+            last = first + int(past[0])  # the last point of the path in the way
+            rejoin = ahead[min(last + 1 + AROUND_REJOIN, len(ahead) - 1)]
+            k = near[int(np.argmin(traffic.clearance_of(near, ahead[first])))]
+            tangent = ahead[min(last + 1, len(ahead) - 1)] - ahead[max(first - 1, 0)]
+            normal = np.array([-tangent[1], tangent[0]]) / max(math.hypot(*tangent), 1e-9)
+            spread = (traffic.corners(k) - ahead[first]) @ normal
+            for berth in AROUND_CLEAR_M:
+                targets = {}
+                for side in (1.0, -1.0):
+                    offset = side * ((spread.max() if side > 0 else -spread.min()) + radius
+                                     + berth) * normal
+                    chain = [ahead[first] + offset, ahead[last] + offset, rejoin]
+                    # the farthest point of the chain in sight, and the rest of it open
+                    seen = [j for j in range(3) if open_line(xy, chain[j], berth)]
+                    if seen and all(open_line(chain[j], chain[j + 1], berth)
+                                    for j in range(seen[-1], 2)):
+                        targets[side] = chain[seen[-1]]
+                if not targets:
+                    continue
+                if self._side not in targets:
+                    self._side = min(targets, key=lambda s: math.hypot(*(targets[s] - xy)))
+                target = targets[self._side]
+                reach = math.hypot(*(carrot - xy))
+                gap = math.hypot(*(target - xy))
+                return (target if gap <= reach else xy + (target - xy) * (reach / gap)), -1
+        closest = int(np.argmin(now))
+        return carrot, near[closest] if now[closest] < radius + AROUND_CLOSE_M else -1
+
+    def _give_way(self, xy: np.ndarray, k: int) -> Want | None:
+        """Held up by mover ``k``: step back and aside, wait, then walk on clear of people;
+        returns what to do now. Held up again while stepping back, the agent just stops there
+        and waits.
+
+        The step back is the most open of a few directions away from the mover's footprint
+        (straight away, then turned further and further to either side), preferring one that
+        leaves the mover's path (so it can walk on) and sideways to its heading; it is walked
+        in the mode that keeps the camera facing about where it faced, as a person steps back
+        from someone without turning away.
+        """
+        if self._giving_way and self._queue:
+            return None  # (the step back ends here; the wait comes next)
+        p, traffic, navmesh = self.profile, self.body.traffic, self.body.navmesh
+        self.give_ways += 1
+        away = xy - traffic.nearest(k, xy)
+        if math.hypot(*away) < 1e-9:
+            away = xy - traffic.poses()[k, :2]
+        base = math.atan2(away[1], away[0])
+        heading = math.radians(float(traffic.poses()[k, 2]))
+        side = np.array([-math.sin(heading), math.cos(heading)])
+        sign = 1.0 if self.rng.random() < 0.5 else -1.0
+        length = float(self.rng.uniform(*p.give_way_back_m))
+        everyone = list(range(traffic.n))
+        keep = np.minimum(traffic.clearance(xy), navmesh.agent_radius + 0.05)
+        best, best_score = None, -math.inf
+        for scale in (1.0, 0.5):
+            for turn in GIVE_WAY_TURNS:
+                for turn_sign in ((sign, -sign) if turn else (1.0,)):
+                    a = base + math.radians(turn_sign * turn)
+                    direction = np.array([math.cos(a), math.sin(a)])
+                    end = xy + scale * length * direction
+                    steps = xy + np.array([0.25, 0.5, 0.75, 1.0])[:, None] * (end - xy)
+                    if not navmesh.segment_clear(xy, end) or \
+                            (traffic.clearance_of(everyone, steps) < keep).any():
+                        continue
+                    score = (math.cos(math.radians(turn)) + abs(float(direction @ side))
+                             + (0.0 if traffic.in_path(k, end) else 1.0))
+                    if score > best_score + 1e-9:
+                        best, best_score = end, score
+            if best is not None:
+                break
+        self._queue.clear()
+        if best is not None:
+            motion = math.degrees(math.atan2(*(best - xy)[::-1]))
+            mode = min(MODES, key=lambda m: abs(wrap_deg(motion + FACING[m] - self.body.yaw)))
+            self._queue.append(Move(path=np.array([xy, best]), gait="walk", mode=mode))
+        self._queue.append(Pause(float(self.rng.uniform(*p.give_way_wait_s))))
+        self._resume = self._rest_of_walk()
+        self._giving_way = True
+        self.begin(self._queue.popleft())
+        return self._want(xy)
+
+    def _near_people(self, path: np.ndarray) -> bool:
+        """Whether the first ``GIVE_WAY_AHEAD_M`` of ``path`` come within ``GIVE_WAY_CLEAR_M``
+        beyond the radius of a mover's footprint (or closer to it than the start is)."""
+        traffic, radius = self.body.traffic, self.body.navmesh.agent_radius
+        near = [] if traffic is None else traffic.near(path[0], GIVE_WAY_AHEAD_M + radius + 1.0)
+        if not near:
+            return False
+        cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
+        ahead = _points_at(path, cum, np.arange(0.1, min(GIVE_WAY_AHEAD_M, cum[-1]) + 1e-9, 0.1))
+        limit = np.minimum(radius + GIVE_WAY_CLEAR_M, traffic.clearance_of(near, path[0]) - 0.05)
+        return bool((traffic.clearance_of(near, ahead) < limit).any())
 
     def _look(self, act: LookAround) -> Want | None:
         if self._glance >= len(act.glances):
@@ -337,6 +616,14 @@ class Controller:
             spread = p.pitch_wander_deg
             self._idle_pitch = float(np.clip(self.rng.normal(0.0, spread), -2 * spread,
                                              2 * spread))
+
+
+def _points_at(path: np.ndarray, cum: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``[len(s), 2]``: the points at arc lengths ``s`` along ``path`` (see ``_point_at``)."""
+    k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(path) - 2)
+    span = cum[k + 1] - cum[k]
+    t = np.clip(np.divide(s - cum[k], span, out=np.zeros(len(k)), where=span > 0), 0.0, 1.0)
+    return path[k] + t[:, None] * (path[k + 1] - path[k])
 
 
 def _point_at(path: np.ndarray, cum: np.ndarray, s: float) -> np.ndarray:
@@ -416,6 +703,7 @@ class Agent:
             "fps": self.fps, "fov": self.fov, "seed": self.seed,
             "start": [float(v) for v in self.start_xy], "start_yaw": self.start_yaw,
             "replans": self.controller.replans,
+            "give_ways": self.controller.give_ways, "reroutes": self.controller.reroutes,
             "activities": dict(sorted(self.controller.counts.items())),
         }
 
@@ -426,3 +714,24 @@ class Agent:
                     roll=b.roll, velocity=b.velocity.copy(), fov=self.fov,
                     movers=self.traffic.poses())
 
+
+BLOCKED_STEP_M = 1e-3  # a frame that moves the agent less than this has not moved it
+
+
+def blocked_frames(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``bool [N]``: frames where a movement key (W/S/A/D) is held while the horizontal
+    position has not changed (by ``BLOCKED_STEP_M``) this frame nor the one before: the agent
+    pressing against something (a wall's collision may still slide it by a hair).
+    ``keys`` ``[N, 7]`` in the contract's order, ``positions`` ``[N, 2+]``."""
+    keys, xy = np.asarray(keys), np.asarray(positions, dtype=np.float64)[:, :2]
+    still = np.hypot(*np.diff(xy, axis=0).T) < BLOCKED_STEP_M
+    out = np.zeros(len(xy), dtype=bool)
+    out[2:] = still[1:] & still[:-1]
+    return out & keys[:, :4].any(axis=1).astype(bool)
+
+
+def longest_stretch(mask: np.ndarray) -> int:
+    """Length of the longest run of ``True`` in ``mask``."""
+    edges = np.diff(np.r_[0, np.asarray(mask, dtype=np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return int((stops - starts).max()) if starts.size else 0

@@ -12,6 +12,7 @@ engine) turns them into keyboard state and mouse deltas tick by tick.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -98,6 +99,13 @@ class BehaviourProfile:
     # --- getting unstuck
     stuck_s: float = 1.5  # no progress for this long in a walk -> re-plan
     stuck_min_m: float = 0.25
+    # --- giving way to people (controller): with no way round someone in the way, or after
+    # pressing against them for give_way_notice_s, the agent steps back (and aside, out of their
+    # path) by give_way_back_m and waits give_way_wait_s, then walks on if the way is clear,
+    # else to a fresh goal by a path that keeps clear of the people around it
+    give_way_notice_s: float = 0.3
+    give_way_back_m: tuple[float, float] = (0.8, 1.5)
+    give_way_wait_s: tuple[float, float] = (0.6, 1.8)
 
     def __post_init__(self) -> None:
         probs = {k: v for k, v in asdict(self).items() if k.startswith("p_")}
@@ -114,14 +122,16 @@ class BehaviourProfile:
         bad = [f"{k} = {v:g}" for k, v in sums.items() if v > 1.0 + 1e-12]
         if bad:
             raise ValueError(f"profile {self.name!r}: these sums must not exceed 1: {bad}")
-        ranges = ("pause_s", "turn_in_place_deg", "glance_dwell_s", "side_leg_m", "crouch_leg_m")
+        ranges = ("pause_s", "turn_in_place_deg", "glance_dwell_s", "side_leg_m", "crouch_leg_m",
+                  "give_way_back_m", "give_way_wait_s")
         bad = [f"{k}={getattr(self, k)}" for k in ranges
                if not 0.0 < getattr(self, k)[0] <= getattr(self, k)[1]]
         if bad:
             raise ValueError(f"profile {self.name!r}: these (low, high) ranges need "
                              f"0 < low <= high: {bad}")
         positive = ("walk_speed", "sprint_speed", "crouch_speed", "accel", "decel", "gravity",
-                    "max_turn_rate", "turn_accel", "turn_gain", "eye_rate", "stuck_s")
+                    "max_turn_rate", "turn_accel", "turn_gain", "eye_rate", "stuck_s",
+                    "give_way_notice_s")
         bad = [f"{k}={getattr(self, k)}" for k in positive if getattr(self, k) <= 0]
         if bad:
             raise ValueError(f"profile {self.name!r}: these must be positive: {bad}")
@@ -187,6 +197,7 @@ class LookAround:
 
 
 Activity = Move | Pause | TurnInPlace | LookAround
+Avoid = Callable[[np.ndarray], bool]  # vetoes a candidate path [K, 2] when it returns True
 
 
 class Quota:
@@ -253,10 +264,13 @@ class Planner:
                 return self._look_around()
         return self.leg(position)
 
-    def leg(self, position: np.ndarray) -> Activity:
+    def leg(self, position: np.ndarray, avoid: Avoid | None = None) -> Activity:
         """A walk from ``position`` to a fresh goal (also what a re-plan asks for).
 
-        Falls back to a short pause when no goal can be reached from ``position``.
+        ``avoid(path)``, when given, vetoes a candidate path ``[K, 2]`` (after jitter): the
+        controller passes one that keeps a re-planned leg clear of a person who blocked the
+        way; the planner itself still knows nothing but paths. Falls back to a short pause
+        when no goal can be reached from ``position`` (or every path is vetoed).
         """
         start = np.asarray(position, dtype=np.float64)
         for _ in range(20):
@@ -267,7 +281,10 @@ class Planner:
                 continue
             if len(path) < 2 or np.hypot(*(path[-1] - path[0])) < 0.5:
                 continue
-            move = self._dress(self.jitter(path))
+            path = self.jitter(path)
+            if avoid is not None and avoid(path):
+                continue
+            move = self._dress(path)
             self.goals.append(move.path[-1].copy())
             self._moved_last = True
             return move

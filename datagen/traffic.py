@@ -3,11 +3,12 @@
 Each :class:`~datagen.world.Mover` keeps an arc-length position and a speed on its closed route.
 Every tick a mover looks along its route ahead (its braking distance plus a margin): if the agent
 stands in that stretch, within the mover's half-width plus the agent's radius plus a margin
-sideways, the mover eases to a stop short of it, and resumes once the way is clear. Movers that
-share a route (the cars of one loop) keep their distance from the one ahead. A last check makes
-it a guarantee: a mover never takes a step that would bring its footprint (the oriented box
-around its parts) within ``keep`` metres of the agent, or closer to the one ahead than it already
-is, so nothing ever drives into the camera. With the agent out of the way the poses equal the
+sideways, the mover eases to a stop short of it, and resumes once the way is clear (a route that
+comes back the way it went passes the agent twice: both count). Movers that share a route (the
+cars of one loop) keep their distance from the one ahead. A last check makes it a guarantee: a
+mover never takes a step that would bring its footprint (the oriented box around its parts)
+within ``keep`` metres of the agent, or closer to the one ahead than it already is, so nothing
+ever drives into the camera. With the agent out of the way the poses equal the
 free-running :meth:`Mover.pose_at` of the same time. Pure float64 arithmetic in a fixed order:
 the same inputs give the same poses.
 """
@@ -65,6 +66,8 @@ class Traffic:
         self.x0, self.x1, self.y0, self.y1 = box.T
         self._box = [tuple(b) for b in box.tolist()]
         self.half_width = np.maximum(np.abs(self.y0), np.abs(self.y1))
+        # radius of the circle round the footprint about the mover's origin
+        self.size = np.hypot(np.maximum(np.abs(self.x0), np.abs(self.x1)), self.half_width)
         self.cruise = np.array([m.speed for m in movers], dtype=np.float64)
         self.s = np.array([m.offset for m in movers], dtype=np.float64).reshape(-1) % self.total
         self.v = self.cruise.copy()
@@ -128,21 +131,71 @@ class Traffic:
         p = np.asarray(xy, dtype=np.float64)
         return np.array([self._clearance_one(k, self.s[k], p) for k in range(self.n)])
 
+    def near(self, xy: np.ndarray, distance: float) -> list[int]:
+        """Indices of the movers whose footprint may lie within ``distance`` of ``xy`` now."""
+        if self.n == 0:
+            return []
+        centre = np.hypot(*(self.poses()[:, :2] - np.asarray(xy, dtype=np.float64)[:2]).T)
+        return np.flatnonzero(centre <= distance + self.size).tolist()
+
+    def clearance_of(self, ks: list[int], points: np.ndarray) -> np.ndarray:
+        """``float64 [P, len(ks)]``: distance from each of ``points`` ``[P, 2]`` to the
+        footprints of movers ``ks`` now (0 inside); ``[len(ks)]`` for one point ``[2]``."""
+        p = np.asarray(points, dtype=np.float64)
+        flat = p.reshape(-1, 2)
+        out = np.empty((len(flat), len(ks)))
+        for j, k in enumerate(ks):
+            x, y, h = self._pose(k, float(self.s[k]))
+            c, si = math.cos(h), math.sin(h)
+            dx, dy = flat[:, 0] - x, flat[:, 1] - y
+            lx, ly = c * dx + si * dy, -si * dx + c * dy
+            x0, x1, y0, y1 = self._box[k]
+            out[:, j] = np.hypot(np.maximum(np.maximum(x0 - lx, 0.0), lx - x1),
+                                 np.maximum(np.maximum(y0 - ly, 0.0), ly - y1))
+        return out[0] if p.ndim == 1 else out
+
+    def corners(self, k: int) -> np.ndarray:
+        """``float64 [4, 2]``: the corners of mover ``k``'s footprint box now."""
+        x, y, h = self._pose(k, float(self.s[k]))
+        c, si = math.cos(h), math.sin(h)
+        x0, x1, y0, y1 = self._box[k]
+        local = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+        return np.array([x, y]) + local @ np.array([[c, si], [-si, c]])
+
     def _ahead_gap(self, k: int, xy: np.ndarray) -> float:
         """Free route length ahead of mover ``k`` before it must stop for the agent at ``xy``
-        (``inf`` when the agent is not in its path)."""
+        (``inf`` when the agent is not in its path).
+
+        Every stretch of the route that passes the agent counts, the nearest ahead first: a
+        route that comes back the way it went (into a room and out again) passes the same spot
+        twice, and the agent stands in the mover's way on the way back as well.
+        """
         pts, seg, lengths, cum = self._routes[k]
         rel = xy - pts[:-1]
         t = np.clip((rel * seg).sum(axis=1) / lengths**2, 0.0, 1.0)
         near = pts[:-1] + t[:, None] * seg
         dist = np.hypot(*(near - xy).T)
-        i = int(np.argmin(dist))
-        if dist[i] > self.half_width[k] + self.radius + SIDE_MARGIN:
+        beside = dist <= self.half_width[k] + self.radius + SIDE_MARGIN
+        if not beside.any():
             return math.inf
-        ahead = (cum[i] + t[i] * lengths[i] - self.s[k]) % self.total[k]
+        ahead = float(((cum[:-1] + t * lengths - self.s[k]) % self.total[k])[beside].min())
         if ahead > self._reach[k]:
             return math.inf
         return ahead - self.x1[k] - self.radius - STOP_MARGIN
+
+    def in_path(self, k: int, xy: np.ndarray) -> bool:
+        """Whether an agent at ``xy`` stands in mover ``k``'s way (so it stops for it)."""
+        return self._ahead_gap(k, np.asarray(xy, dtype=np.float64)) < math.inf
+
+    def nearest(self, k: int, xy: np.ndarray) -> np.ndarray:
+        """``float64 [2]``: the point of mover ``k``'s footprint now closest to ``xy``."""
+        x, y, h = self._pose(k, float(self.s[k]))
+        c, si = math.cos(h), math.sin(h)
+        dx, dy = float(xy[0]) - x, float(xy[1]) - y
+        x0, x1, y0, y1 = self._box[k]
+        lx = min(max(c * dx + si * dy, x0), x1)
+        ly = min(max(-si * dx + c * dy, y0), y1)
+        return np.array([x + c * lx - si * ly, y + si * lx + c * ly])
 
     # --- simulation -------------------------------------------------------------------------
 

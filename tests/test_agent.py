@@ -11,18 +11,31 @@ from shapely.geometry import box
 
 from datagen.action_mix import MOUSE_BINS, action_mix
 from datagen.agent import HEAD_CLEARANCE, Body, max_speed
-from datagen.controller import PROFILES, Agent, Controller, MouseHand, Tick
+from datagen.controller import (
+    PROFILES,
+    Agent,
+    Controller,
+    MouseHand,
+    Tick,
+    blocked_frames,
+    longest_stretch,
+)
 from datagen.episode import KEYS
 from datagen.navmesh import NavMesh
 from datagen.planner import BehaviourProfile, Move, Planner
+from datagen.record import RecordConfig, episode_seed
 from datagen.rotation import quat_from_ypr, wrap_deg
-from datagen.world import Atmosphere, Box, Terrain, World
+from datagen.scenes import build_world
+from datagen.traffic import Traffic
+from datagen.world import Atmosphere, Box, Mover, Terrain, World
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
                         sun_color=(1.0, 1.0, 1.0), ambient_color=(0.3, 0.3, 0.3),
                         sky_zenith=(0.2, 0.4, 0.8), sky_horizon=(0.7, 0.8, 0.9),
                         fog_color=(0.7, 0.8, 0.9), fog_density=0.0)
 WALL = dict(material="brick", color=(0.6, 0.3, 0.2))
+PERSON = (Box((0.0, 0.0, 0.0), (0.3, 0.46, 1.7), "fabric", (0.3, 0.3, 0.6)),)  # 0.46 m wide
+BLOCKED_MAX_S = 1.5  # the longest a person would press against something before reacting
 COLUMNS = ["key_w", "key_s", "key_a", "key_d", "key_space", "key_shift", "key_ctrl",
            "mouse_dx", "mouse_dy", "pos_x", "pos_y", "pos_z", "qw", "qx", "qy", "qz",
            "yaw", "pitch", "roll", "vel_x", "vel_y", "vel_z", "fov"]
@@ -333,3 +346,102 @@ def test_action_mix_rejects_mismatched_arrays():
         action_mix(np.zeros((4, 7)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="0/1"):
         action_mix(np.full((2, 7), 2), np.zeros((2, 2)))
+
+
+# --- people in the way: the agent walks round them or gives way, never stays pinned ----------
+
+def test_blocked_frames_are_keys_held_without_moving_for_two_frames():
+    keys = np.zeros((7, 7), dtype=np.int64)
+    keys[1:6, 0] = 1  # W held on frames 1..5
+    keys[6, 4] = 1  # space only: not a movement key
+    xy = np.array([[0, 0], [1, 0], [1, 0], [1, 0], [1, 0], [2, 0], [2, 0]], dtype=float)
+    mask = blocked_frames(keys, xy)
+    assert mask.tolist() == [False, False, False, True, True, False, False]
+    assert longest_stretch(mask) == 2 and longest_stretch(np.zeros(3, dtype=bool)) == 0
+
+
+def person_in_the_way(door: bool) -> tuple[World, np.ndarray, np.ndarray]:
+    """A pedestrian walking at the agent, who will stop for it: in a 2.4 m wide corridor (room
+    to pass), or through the 1.2 m door of a wall between two rooms (no room to pass). Returns
+    the world, the agent's start and the goal of its walk past the pedestrian."""
+    if door:
+        walls = [Box((10.0, 1.7, 0.0), (0.3, 3.4, 3.0), **WALL),
+                 Box((10.0, 6.3, 0.0), (0.3, 3.4, 3.0), **WALL)]
+        size, y = (20.0, 8.0), 4.0
+    else:
+        walls, size, y = [], (20.0, 2.4), 1.2
+    route = np.array([[16.0, y], [4.0, y]])  # there and back again, starting at x = 14
+    mover = Mover(parts=PERSON, route=route, speed=1.2, offset=2.0)
+    world = World("person", 0, (0, 0, *size), box(0, 0, *size), "floor", (0.5, 0.5, 0.5),
+                  ATMOSPHERE, primitives=walls, movers=[mover])
+    return world, np.array([3.0, y]), np.array([17.0, y])
+
+
+def walk_past(world: World, start: np.ndarray, goal: np.ndarray, ticks: int = 600):
+    """Walk from ``start`` towards ``goal`` with the explore profile among the world's movers;
+    returns the controller, the feet ``[T, 3]``, the keys ``[T, 7]`` and the movers' poses."""
+    navmesh = NavMesh.from_world(world)
+    profile, rng = PROFILES["explore"], np.random.default_rng(0)
+    traffic = Traffic(world, 30, navmesh.agent_radius, start)
+    body = Body(world, navmesh, profile, start, 0.0, fps=30, traffic=traffic)
+    controller = Controller(body, Planner(navmesh, rng, profile), profile, rng, fps=30)
+    controller.begin(Move(path=navmesh.find_path(start, goal), gait="walk", mode="forward"))
+    feet, keys, poses = [], [], []
+    for _ in range(ticks):
+        inputs = controller.inputs()
+        body.apply(*inputs)
+        traffic.step(body.feet[:2])
+        keys.append(inputs[0])
+        feet.append(body.feet.copy())
+        poses.append(traffic.poses()[0])
+    return controller, np.array(feet), np.array(keys), np.array(poses)
+
+
+def test_a_person_waiting_in_a_corridor_is_walked_round():
+    """The pedestrian stops for the agent in its way; the agent used to walk into them and stay
+    pinned (each re-plan down the corridor went through them again) while they waited for it."""
+    world, start, goal = person_in_the_way(door=False)
+    controller, feet, keys, poses = walk_past(world, start, goal, ticks=450)
+    assert longest_stretch(blocked_frames(keys, feet)) == 0
+    assert controller.give_ways == 0 and controller.replans == 0
+    arrived = np.flatnonzero(feet[:, 0] > goal[0] - 1.0)
+    assert arrived.size and arrived[0] < 11 * 30  # 14 m at walking speed, barely slowed down
+    assert poses[:, 0].min() < 5.0  # and the pedestrian got to the far end of the corridor
+
+
+def test_the_agent_gives_way_to_a_person_in_a_doorway_and_both_get_through():
+    """No room to pass in the door: the agent steps back out of the pedestrian's way, waits,
+    and walks on through the door once they are through it (it used to stay pinned against
+    them, and they waited for it for good)."""
+    world, start, goal = person_in_the_way(door=True)
+    controller, feet, keys, poses = walk_past(world, start, goal, ticks=600)
+    assert longest_stretch(blocked_frames(keys, feet)) <= BLOCKED_MAX_S * 30
+    assert controller.give_ways >= 1
+    assert poses[:, 0].min() < 8.0  # the pedestrian got through the door
+    assert (feet[:, 0] > goal[0] - 1.0).any()  # and so did the agent, to its goal
+    # never closer than its radius to the pedestrian's footprint (x +-0.15, y +-0.23 m)
+    h = np.radians(poses[:, 2])
+    d = feet[:, :2] - poses[:, :2]
+    along = np.abs(np.cos(h) * d[:, 0] + np.sin(h) * d[:, 1]) - 0.15
+    across = np.abs(-np.sin(h) * d[:, 0] + np.cos(h) * d[:, 1]) - 0.23
+    clearance = np.hypot(np.maximum(along, 0.0), np.maximum(across, 0.0))
+    assert clearance.min() >= 0.4 - 1e-9
+
+
+# agent-only runs that stayed pinned for seconds before: (scene, profile, episode seed, seconds)
+PINNED_BEFORE = [
+    ("rooms", "balanced", episode_seed(RecordConfig(scene="rooms", seed=4), 1), 30),  # 26 s
+    ("rooms", "explore", 4, 35),  # 20 s in a dead-end corridor
+    ("rooms", "explore", 3, 20),
+    ("rooms", "calm", 7, 35),
+    ("park", "balanced", 6, 40),
+]
+
+
+@pytest.mark.parametrize("scene, profile, seed, seconds", PINNED_BEFORE)
+def test_agent_is_never_pinned_against_people_for_long(scene, profile, seed, seconds):
+    world = build_world(scene, seed)
+    ticks = run(world, NavMesh.from_world(world), seed=seed, ticks=seconds * 30, profile=profile)
+    blocked = blocked_frames([t.keys for t in ticks], [t.position for t in ticks])
+    assert longest_stretch(blocked) <= BLOCKED_MAX_S * 30
+    assert blocked.mean() < 0.02

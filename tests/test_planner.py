@@ -170,11 +170,30 @@ def test_planner_gives_up_gracefully_off_the_mesh(navmesh):
     assert isinstance(planner.leg(np.array([15.0, 3.0])), Pause)
 
 
+def test_a_leg_keeps_clear_of_what_the_avoid_check_vetoes(navmesh):
+    """The controller re-plans round a person who blocked the way through ``avoid``: vetoed
+    paths are skipped, and without a veto the plan is the same as ever (same draws)."""
+    start = np.array([20.0, 5.0])  # east of the wall
+
+    def west(path: np.ndarray) -> bool:  # through a gap in the wall
+        return bool((path[:, 0] < 15.0).any())
+
+    planner = Planner(navmesh, np.random.default_rng(2), PROFILES["explore"])
+    legs = [planner.leg(start, avoid=west) for _ in range(20)]
+    assert all(isinstance(leg, Move) and not west(leg.path) for leg in legs)
+    assert isinstance(planner.leg(start, avoid=lambda path: True), Pause)
+    plain, vetoed_none = (Planner(ProtocolOnly(navmesh), np.random.default_rng(3),
+                                  PROFILES["explore"]) for _ in range(2))
+    assert fingerprint([plain.leg(start) for _ in range(10)]) == \
+        fingerprint([vetoed_none.leg(start, avoid=lambda path: False) for _ in range(10)])
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("p_pause", 1.5, "probabilities"), ("p_sprint", 0.7, "p_sprint"),
     ("walk_speed", 0.0, "positive"), ("pitch_limit", 95.0, "pitch_limit"),
     ("p_diagonal", 0.9, "p_strafe \\+ p_backward \\+ p_diagonal"),
-    ("side_leg_m", (3.0, 1.0), "ranges"), ("crouch_leg_m", (0.0, 2.0), "ranges")])
+    ("side_leg_m", (3.0, 1.0), "ranges"), ("crouch_leg_m", (0.0, 2.0), "ranges"),
+    ("give_way_wait_s", (2.0, 1.0), "ranges"), ("give_way_notice_s", 0.0, "positive")])
 def test_profile_rejects_impossible_settings(field, value, message):
     changes = {field: value}
     if field == "p_sprint":

@@ -71,6 +71,22 @@ def test_a_car_eases_to_a_stop_before_the_agent_and_resumes_once_clear():
     assert traffic.poses()[0, 0] > 10.0 and traffic.v[0] > 0
 
 
+def test_a_mover_on_its_way_back_stops_for_the_agent_in_time():
+    """A route into a room and out again passes the agent twice: on the way back too the mover
+    sees it ahead and eases to a stop short of it (it used to look only at the first stretch of
+    route beside the agent, walk on and halt against it at the last moment)."""
+    person = Mover(parts=(Box((0.0, 0.0, 0.0), (0.3, 0.46, 1.7), "fabric", (0.3, 0.3, 0.6)),),
+                   route=np.array([[-20.0, 0.0], [20.0, 0.0]]), speed=1.2, offset=44.0)
+    world = world_with([person])  # on the way back at x = 16, walking towards -x
+    traffic = Traffic(world, FPS, RADIUS, clear_of=np.array([0.0, 60.0]))
+    agent = np.array([10.0, 0.0])
+    for _ in range(300):
+        traffic.step(agent)
+    assert traffic.in_path(0, agent)
+    assert traffic.v[0] == 0.0 and traffic.poses()[0, 0] > agent[0]
+    assert front_gap(traffic, 0, agent) > RADIUS + 1.5
+
+
 def test_a_car_halts_rather_than_touch_an_agent_who_steps_right_in_front():
     world = world_with([car(offset=50.0, speed=9.0)])  # x = -10, fast
     traffic = Traffic(world, FPS, RADIUS, clear_of=np.array([0.0, 60.0]))
