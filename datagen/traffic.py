@@ -145,14 +145,19 @@ class Traffic:
         flat = p.reshape(-1, 2)
         out = np.empty((len(flat), len(ks)))
         for j, k in enumerate(ks):
-            x, y, h = self._pose(k, float(self.s[k]))
-            c, si = math.cos(h), math.sin(h)
-            dx, dy = flat[:, 0] - x, flat[:, 1] - y
-            lx, ly = c * dx + si * dy, -si * dx + c * dy
-            x0, x1, y0, y1 = self._box[k]
-            out[:, j] = np.hypot(np.maximum(np.maximum(x0 - lx, 0.0), lx - x1),
-                                 np.maximum(np.maximum(y0 - ly, 0.0), ly - y1))
+            (lx, ly), (cx, cy), _ = self._in_box(k, flat)
+            out[:, j] = np.hypot(lx - cx, ly - cy)
         return out[0] if p.ndim == 1 else out
+
+    def _in_box(self, k: int, points: np.ndarray) -> tuple[tuple, tuple, tuple]:
+        """``points`` ``[P, 2]`` in mover ``k``'s own frame now, the nearest points of its
+        footprint box there (both as ``(x, y)`` arrays), and its pose ``(x, y, cos, sin)``."""
+        x, y, h = self._pose(k, float(self.s[k]))
+        c, si = math.cos(h), math.sin(h)
+        dx, dy = points[:, 0] - x, points[:, 1] - y
+        lx, ly = c * dx + si * dy, -si * dx + c * dy
+        x0, x1, y0, y1 = self._box[k]
+        return (lx, ly), (np.clip(lx, x0, x1), np.clip(ly, y0, y1)), (x, y, c, si)
 
     def corners(self, k: int) -> np.ndarray:
         """``float64 [4, 2]``: the corners of mover ``k``'s footprint box now."""
@@ -189,13 +194,8 @@ class Traffic:
 
     def nearest(self, k: int, xy: np.ndarray) -> np.ndarray:
         """``float64 [2]``: the point of mover ``k``'s footprint now closest to ``xy``."""
-        x, y, h = self._pose(k, float(self.s[k]))
-        c, si = math.cos(h), math.sin(h)
-        dx, dy = float(xy[0]) - x, float(xy[1]) - y
-        x0, x1, y0, y1 = self._box[k]
-        lx = min(max(c * dx + si * dy, x0), x1)
-        ly = min(max(-si * dx + c * dy, y0), y1)
-        return np.array([x + c * lx - si * ly, y + si * lx + c * ly])
+        _, (lx, ly), (x, y, c, si) = self._in_box(k, np.asarray(xy, dtype=np.float64)[None, :2])
+        return np.array([x + c * lx[0] - si * ly[0], y + si * lx[0] + c * ly[0]])
 
     # --- simulation -------------------------------------------------------------------------
 
