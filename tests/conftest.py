@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic episodes whose right answers are known by construction.
 
+``record_builtin(...)`` records real episodes on the built-in engine (160x90, one stream).
 ``make_episode(...)`` writes a small but fully consistent episode (real H.264 through the real
 writer) and returns what went in, so tests can compare what comes out. Rows satisfy every
 contract identity: yaw/pitch are running sums of random mouse deltas, the quaternion comes from
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datagen.episode import KEY_COLUMNS, EpisodeMeta, EpisodeWriter
+from datagen.cli import main as datagen_main
+from datagen.episode import KEY_COLUMNS, EpisodeMeta, EpisodeWriter, find_episodes
 from datagen.rotation import quat_from_ypr, wrap_deg
 
 
@@ -63,6 +65,14 @@ def synthetic_frames(n: int, width: int, height: int) -> np.ndarray:
         frames[i, ..., 1] = 128 + 100 * np.cos((y - i) / height * 2 * np.pi)
         frames[i, ..., 2] = (x + y + 3 * i) / (width + height + 3 * n) * 255
     return frames
+
+
+def record_builtin(out: Path, frames: int, scene: str = "city") -> list[Path]:
+    """Record one real ``scene`` episode of ``frames`` frames at 160x90 under ``out``; returns
+    every finished episode there."""
+    assert datagen_main(["record", "--out", str(out), "--scene", scene, "--frames", str(frames),
+                         "--size", "160x90", "--streams", "1", "--no-progress"]) == 0
+    return find_episodes(out)[0]
 
 
 @dataclass

@@ -12,14 +12,14 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from conftest import record_builtin
 
 from curation.clips import ClipPlan, cut_clips, intrinsics_after_resize, resize_frame
 from curation.config import FilterConfig
 from curation.encode import encode_clips
 from curation.pipeline import process_episode
 from curation.segments import LABEL_COLUMNS, Segment
-from datagen.cli import main as datagen_main
-from datagen.episode import VIDEO_FILE, find_episodes, read_episode
+from datagen.episode import VIDEO_FILE, read_episode
 from datagen.video import VideoError, decode_frames, read_frames
 
 FRAMES = 90
@@ -56,10 +56,7 @@ def segment_of(path: Path, source_frames: np.ndarray | None = None) -> Segment:
 
 @pytest.fixture(scope="module")
 def episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec")
-    datagen_main(["record", "--out", str(out), "--scene", "city", "--frames", str(FRAMES),
-                  "--size", "160x90", "--streams", "1", "--no-progress"])
-    return find_episodes(out)[0][0]
+    return record_builtin(tmp_path_factory.mktemp("rec"), FRAMES)[0]
 
 
 def decode(mp4: bytes) -> np.ndarray:

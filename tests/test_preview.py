@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import record_builtin
 
 from curation.preview import HELD, PreviewError, draw_overlay, layout, preview
-from datagen.cli import main as datagen_main
-from datagen.episode import KEY_COLUMNS, find_episodes, read_episode
+from datagen.episode import KEY_COLUMNS, read_episode
 from datagen.video import probe, read_frames
 
 FRAMES = 90
@@ -20,10 +20,7 @@ FRAMES = 90
 
 @pytest.fixture(scope="module")
 def episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec")
-    datagen_main(["record", "--out", str(out), "--scene", "city", "--frames", str(FRAMES),
-                  "--size", "160x90", "--streams", "1", "--no-progress"])
-    return find_episodes(out)[0][0]
+    return record_builtin(tmp_path_factory.mktemp("rec"), FRAMES)[0]
 
 
 def _npy(array: np.ndarray) -> bytes:

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import record_builtin
 
 from curation.config import FilterConfig
 from curation.report import ReportError, histogram, speeds, write_report
 from curation.segments import Reject
 from curation.shardwriter import ShardSet
-from datagen.cli import main as datagen_main
-from datagen.episode import KEY_COLUMNS, find_episodes, read_episode
+from datagen.episode import KEY_COLUMNS, read_episode
 from datagen.video import H264Writer, read_frames
 
 CLIP = 30
@@ -91,10 +91,8 @@ def _clips(path: Path, scratch: Path) -> list[tuple[str, dict[str, bytes]]]:
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     out = tmp_path_factory.mktemp("rec")
-    for scene in ("city", "park"):
-        datagen_main(["record", "--out", str(out), "--scene", scene, "--frames", "60", "--size",
-                      "160x90", "--streams", "1", "--no-progress"])
-    return find_episodes(out)[0]
+    record_builtin(out, 60, "city")
+    return record_builtin(out, 60, "park")
 
 
 @pytest.fixture(scope="module")

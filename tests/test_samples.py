@@ -8,19 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import record_builtin
 
 from curation.clips import cut_clips, intrinsics_after_resize
 from curation.config import FilterConfig
 from curation.encode import encode_clips
 from curation.samples import make_sample
 from curation.segments import LABEL_COLUMNS, Segment
-from datagen.cli import main as datagen_main
 from datagen.episode import (
     ACTIONS_FILE,
     KEY_COLUMNS,
     KEYS,
     VIDEO_FILE,
-    find_episodes,
     read_actions,
     read_episode,
 )
@@ -39,10 +38,7 @@ def segment_of(path: Path, source_frames: np.ndarray) -> Segment:
 
 @pytest.fixture(scope="module")
 def episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec")
-    datagen_main(["record", "--out", str(out), "--scene", "city", "--frames", "60",
-                  "--size", "160x90", "--streams", "1", "--no-progress"])
-    return find_episodes(out)[0][0]
+    return record_builtin(tmp_path_factory.mktemp("rec"), 60)[0]
 
 
 def load(sample: dict, member: str) -> np.ndarray:

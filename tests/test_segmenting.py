@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import record_builtin
 
 from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect
@@ -16,7 +17,6 @@ from curation.resample import METHOD, resample
 from curation.segmenting import plan_segments
 from curation.segments import LABEL_COLUMNS, Segment
 from curation.thumbnails import thumbnails
-from datagen.cli import main as datagen_main
 from datagen.episode import KEY_COLUMNS, ROW_COLUMNS, Episode, EpisodeWriter, read_episode
 from datagen.rotation import wrap_deg
 from datagen.video import read_frames
@@ -35,10 +35,7 @@ class Injected:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("rec")
-    datagen_main(["record", "--out", str(out), "--scene", "city", "--frames", str(FRAMES),
-                  "--size", "160x90", "--streams", "1", "--no-progress"])
-    return next(out.glob("city/*"))
+    return record_builtin(tmp_path_factory.mktemp("rec"), FRAMES)[0]
 
 
 def inject(
