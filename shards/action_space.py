@@ -17,7 +17,8 @@ Mouse sign convention (documented, and flippable per space):
 Matrix-Game 2.0 spaces: ``mg2_universal`` = keyboard ``[W, S, A, D]`` multi-hot + mouse;
 ``mg2_driving`` (the GTA driving model) = keyboard ``[W, S]`` + mouse (its released config keeps
 the mouse branch: steering shows up as a yaw change). ``worldforge`` is the identity: all 7 keys,
-mouse ``[dx, dy]`` in degrees.
+mouse ``[dx, dy]`` in degrees. ``keys7`` is the 7 keys without a mouse: the width of the
+keyboard-only Temple Run model (whose released actions are 7 one-hot game moves, not our keys).
 
 Round trips: ``to_space(*from_space(kb, ms, s), s)`` returns ``kb, ms`` exactly; the other way
 round keys outside the space come back as 0 and the mouse within float32 rounding.
@@ -79,6 +80,7 @@ SPACES: dict[str, ActionSpace] = {
                                  mouse_unit_deg=15.0, mouse_order=("pitch", "yaw")),
     "mg2_driving": ActionSpace("mg2_driving", ("w", "s"), mouse=True, mouse_unit_deg=15.0,
                                mouse_order=("pitch", "yaw")),
+    "keys7": ActionSpace("keys7", KEYS, mouse=False),
 }
 
 

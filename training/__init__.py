@@ -1,0 +1,1 @@
+"""Train action-conditioned DiT world models on curated shards: VAE, DiT, trainer, sampler."""

@@ -1,0 +1,106 @@
+"""The Matrix-Game 2.0 action module: keyboard and mouse inputs injected into a DiT block.
+
+Frame actions ``[B, N, A]`` (``N = 4 * (F - 1) + 1`` video frames for ``F`` latent frames) are
+windowed per latent frame: 12 copies of the first action are prepended, and latent ``i`` sees
+the 12 frame actions ``a[4i - 12 .. 4i - 1]`` (:func:`action_windows`).
+
+- Mouse branch: the hidden state is regrouped per spatial position (a sequence over time per
+  token); the 24-d window (12 x ``[pitch, yaw]``) is concatenated to it, through an MLP
+  (``dim + 24 -> 1024 -> 1024``, tanh-GELU, LayerNorm), then q/k/v (16 heads x 64, RMSNorm on q
+  and k, a 1-D RoPE on the latent frame), temporal self-attention per token, a projection
+  ``1024 -> dim`` and a residual.
+- Keyboard branch: a per-frame MLP (``K -> 128 -> 128``, SiLU); each 12-frame group flattened
+  (1536) gives k and v per latent frame; each token's query comes from the hidden state; RMSNorm
+  and RoPE as above; each token attends over time to the keyboard keys; a projection
+  ``1024 -> dim`` and a residual.
+
+Both output projections start at zero, so an untrained module changes nothing. Temporal
+attention is full (the bidirectional foundation model) unless a ``frame_mask`` ``[F, F]``
+(True = may attend) is given, e.g. block-causal for a streaming student. Parameter names are
+the released checkpoints' (``mouse_attn_q`` is the keyboard branch's query, as released).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from training.config import ActionConfig
+from training.layers import LayerNorm, RMSNorm, attention
+from training.rope import angles_time, apply_rope
+
+
+def action_windows(actions: Tensor, latent_frames: int, window: int = 3, ratio: int = 4
+                   ) -> Tensor:
+    """``[B, N, A]`` frame actions to ``[B, F, window * ratio, A]``: row ``i`` holds
+    ``a[ratio*i - window*ratio .. ratio*i - 1]``, indices below 0 taking ``a[0]``."""
+    n = actions.shape[1]
+    if n != ratio * (latent_frames - 1) + 1:
+        raise ValueError(f"{latent_frames} latent frames need {ratio * (latent_frames - 1) + 1} "
+                         f"frame actions, got {n}")
+    pad = window * ratio
+    padded = torch.cat([actions[:, :1].expand(-1, pad, -1), actions], dim=1)
+    index = ratio * torch.arange(latent_frames, device=actions.device)[:, None] \
+        + torch.arange(pad, device=actions.device)
+    return padded[:, index]
+
+
+class ActionModule(nn.Module):
+    def __init__(self, dim: int, cfg: ActionConfig, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.cfg = cfg
+        span = cfg.frames_per_latent_window
+        if cfg.mouse:
+            c = cfg.mouse_hidden
+            self.mouse_mlp = nn.Sequential(
+                nn.Linear(dim + 2 * span, c), nn.GELU(approximate="tanh"), nn.Linear(c, c),
+                LayerNorm(c))
+            self.t_qkv = nn.Linear(c, 3 * c, bias=False)
+            self.img_attn_q_norm = RMSNorm(c // cfg.heads, eps)
+            self.img_attn_k_norm = RMSNorm(c // cfg.heads, eps)
+            self.proj_mouse = nn.Linear(c, dim, bias=False)
+        e, c = cfg.keyboard_embed, cfg.keyboard_hidden
+        self.keyboard_embed = nn.Sequential(nn.Linear(cfg.keyboard_dim, e), nn.SiLU(),
+                                            nn.Linear(e, e))
+        self.key_attn_q_norm = RMSNorm(c // cfg.heads, eps)
+        self.key_attn_k_norm = RMSNorm(c // cfg.heads, eps)
+        self.mouse_attn_q = nn.Linear(dim, c, bias=False)
+        self.keyboard_attn_kv = nn.Linear(e * span, 2 * c, bias=False)
+        self.proj_keyboard = nn.Linear(c, dim, bias=False)
+
+    def forward(self, x: Tensor, frames: int, keyboard: Tensor, mouse: Tensor | None,
+                frame_mask: Tensor | None = None) -> Tensor:
+        """``x [B, F * S, dim]`` (frame-major tokens) -> the same with both residuals added."""
+        cfg = self.cfg
+        b, length, dim = x.shape
+        s = length // frames
+        if cfg.mouse:
+            x = self._mouse(x, frames, s, mouse, frame_mask)
+        # Keyboard: queries stay in token order; every token of frame f has time position f.
+        hd = cfg.keyboard_hidden // cfg.heads
+        groups = action_windows(self.keyboard_embed(keyboard.to(x.dtype)), frames, cfg.window,
+                                cfg.temporal_ratio).flatten(2)
+        k, v = self.keyboard_attn_kv(groups).view(b, frames, 2, cfg.heads, hd).unbind(2)
+        q = self.key_attn_q_norm(self.mouse_attn_q(x).view(b, length, cfg.heads, hd))
+        k = self.key_attn_k_norm(k)
+        angles = angles_time(frames, hd, cfg.rope_time_dims, cfg.rope_theta, x.device)
+        q = apply_rope(q, angles.repeat_interleave(s, dim=0))
+        k = apply_rope(k, angles)
+        mask = None if frame_mask is None else frame_mask.repeat_interleave(s, dim=0)
+        return x + self.proj_keyboard(attention(q, k, v.type_as(q), mask))
+
+    def _mouse(self, x: Tensor, frames: int, s: int, mouse: Tensor,
+               frame_mask: Tensor | None) -> Tensor:
+        cfg = self.cfg
+        b, _, dim = x.shape
+        hd = cfg.mouse_hidden // cfg.heads
+        per_token = x.view(b, frames, s, dim).transpose(1, 2).reshape(b * s, frames, dim)
+        windows = action_windows(mouse.to(x.dtype), frames, cfg.window, cfg.temporal_ratio)
+        windows = windows.flatten(2)[:, None].expand(b, s, frames, -1).reshape(b * s, frames, -1)
+        hidden = self.mouse_mlp(torch.cat([per_token, windows], dim=-1))
+        q, k, v = self.t_qkv(hidden).view(b * s, frames, 3, cfg.heads, hd).unbind(2)
+        angles = angles_time(frames, hd, cfg.rope_time_dims, cfg.rope_theta, x.device)
+        q = apply_rope(self.img_attn_q_norm(q), angles)
+        k = apply_rope(self.img_attn_k_norm(k), angles)
+        per_token = per_token + self.proj_mouse(attention(q, k, v.type_as(q), frame_mask))
+        return per_token.view(b, s, frames, dim).transpose(1, 2).reshape(b, frames * s, dim)
