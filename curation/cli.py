@@ -10,51 +10,19 @@ line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import types
-import typing
 from pathlib import Path
 
 from curation.annotate import AnnotateConfig
 from curation.config import FilterConfig
 from curation.pipeline import DECODE_ONCE_BYTES
-from datagen.command import UsageError, run
+from datagen.command import UsageError, config_flags, given_fields, run
 
 EXIT_REJECTS = 1  # --strict and something was rejected
 
 
-def _field_type(cls: type, f: dataclasses.Field) -> type:
-    hint = typing.get_type_hints(cls)[f.name]
-    if isinstance(hint, types.UnionType):  # "float | None": the non-None member
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    return hint
-
-
-def _boolean(text: str) -> bool:
-    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-    if text.lower() not in value:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value[text.lower()]
-
-
-def _config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
-    """One ``--flag`` per field of the config dataclass ``cls``, default None (= the field's)."""
-    group = parser.add_argument_group(title)
-    for f in dataclasses.fields(cls):
-        kind = _field_type(cls, f)
-        group.add_argument(f"--{f.name.replace('_', '-')}", default=None,
-                           type=_boolean if kind is bool else kind,
-                           metavar=kind.__name__.upper(), help=f"default: {f.default}")
-
-
-def _given(args: argparse.Namespace, cls: type) -> dict:
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-            if getattr(args, f.name) is not None}
-
-
 def _config(args: argparse.Namespace) -> FilterConfig:
-    values = _given(args, FilterConfig)
+    values = given_fields(args, FilterConfig)
     if args.size:
         try:
             values["width"], values["height"] = (int(v) for v in args.size.lower().split("x"))
@@ -81,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "a longer one twice (default: %(default)g; speed only, same shards)")
     flt.add_argument("--strict", action="store_true", help="exit 1 when anything was rejected")
     flt.add_argument("--no-progress", action="store_true")
-    _config_flags(flt, FilterConfig, "filter settings (FilterConfig; see docs/curation.md)")
+    config_flags(flt, FilterConfig, "filter settings (FilterConfig; see docs/curation.md)")
     flt.add_argument("--size", default=None, help="WIDTHxHEIGHT (sets --width and --height)")
 
     ann = sub.add_parser("annotate", help="infer keys and mouse from camera trajectories")
     ann.add_argument("episodes", nargs="+", type=Path)
     ann.add_argument("--out", type=Path, required=True, help="where annotated copies go")
-    _config_flags(ann, AnnotateConfig, "decoder settings (AnnotateConfig; see "
+    config_flags(ann, AnnotateConfig, "decoder settings (AnnotateConfig; see "
                   "curation/annotate.py, field by field)")
 
     rep = sub.add_parser("report", help="HTML report of a shard folder")
@@ -134,7 +102,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     from datagen.output_lock import OutputLock, OutputLocked
 
     try:
-        cfg = AnnotateConfig(**_given(args, AnnotateConfig))
+        cfg = AnnotateConfig(**given_fields(args, AnnotateConfig))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for root in args.episodes:

@@ -2,12 +2,17 @@
 
 A command raises :class:`UsageError` for anything the user can fix; :func:`run` prints it as
 one ``<prog>: error: ...`` line with exit code 2, and turns Ctrl-C into a message and 130.
+:func:`config_flags` gives a command one ``--flag`` per field of its config dataclass, and
+:func:`given_fields` collects the ones the user set, so a config and its flags never drift.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import types
+import typing
 from collections.abc import Callable
 
 EXIT_USAGE = 2  # bad arguments or unusable paths
@@ -30,3 +35,50 @@ def run(parser: argparse.ArgumentParser, commands: dict[str, Callable[[argparse.
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> object:
+    hint = typing.get_type_hints(cls)[f.name]
+    if isinstance(hint, types.UnionType):  # "float | None": the non-None member
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _boolean(text: str) -> bool:
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value[text.lower()]
+
+
+def _parser_for(kind: object) -> tuple[Callable[[str], object], str]:
+    """The argparse ``type`` and metavar of a field annotation; ``tuple[int, ...]`` takes a
+    comma-separated list."""
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+
+        def items(text: str) -> tuple:
+            return tuple(item(v) for v in text.split(",") if v.strip())
+
+        return items, f"{item.__name__.upper()},..."
+    return (_boolean if kind is bool else kind), kind.__name__.upper()
+
+
+def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
+                 skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per field of the config dataclass ``cls`` (but ``skip``), default None
+    (= the field's default)."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind, metavar = _parser_for(_field_type(cls, f))
+        default = f.default if f.default is not dataclasses.MISSING else "required"
+        group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
+                           metavar=metavar, help=f"default: {default}")
+
+
+def given_fields(args: argparse.Namespace, cls: type) -> dict:
+    """The fields of ``cls`` the user set on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
