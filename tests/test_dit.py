@@ -14,7 +14,7 @@ from training.action_module import action_windows
 from training.config import PRESETS, ActionConfig, DiTConfig, get_preset
 from training.dit import WorldDiT
 from training.init_weights import init_from_wan
-from training.params import param_shapes
+from training.params import forward_flops, param_shapes
 from training.rope import angles_3d, angles_time, apply_rope
 
 MG2_PARAMS = Path(__file__).resolve().parents[2] / "shared" / "docs" / "mg2-params.json"
@@ -198,3 +198,12 @@ def test_without_action_modules_it_computes_what_diffusers_wan_computes(tmp_path
         got = ours(batch["x"], batch["t"], batch["cond"], batch["image"])
     assert expected.abs().max() > 1e-2
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_flops_grow_with_tokens_and_match_the_dense_estimate():
+    small = forward_flops("tiny", 3, 4, 8)
+    assert forward_flops("tiny", 5, 4, 8) > small
+    big = forward_flops("mg2-foundation", 15, 44, 80)  # 57 frames at 352x640
+    tokens = 15 * 22 * 40
+    dense = 2 * param_shapes("mg2-foundation")["count"] * tokens  # matmuls alone
+    assert dense < big < 2 * dense  # attention over 13200 tokens adds the rest

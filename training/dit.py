@@ -177,7 +177,8 @@ class WorldDiT(nn.Module):
             mouse = x.new_zeros(b, n, 2)
         tokens = self.patch_embedding(torch.cat([x, cond], dim=1).to(self.patch_embedding.weight))
         tokens = tokens.flatten(2).transpose(1, 2).float()
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        device_type = "cpu" if x.device.type == "meta" else x.device.type  # meta: FLOP counting
+        with torch.autocast(device_type=device_type, enabled=False):
             e = self.time_embedding(timestep_embedding(t.flatten(), cfg.freq_dim).float())
             e0 = self.time_projection(e).view(b, frames, 6, cfg.dim)
             e = e.view(b, frames, cfg.dim)
