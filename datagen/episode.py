@@ -23,7 +23,7 @@ import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -68,7 +68,7 @@ def episode_dir(out_root: str | Path, scene: str, episode_id: str) -> Path:
 
 def utc_now() -> str:
     """The current UTC time as ``2026-11-21T06:00:00Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _is_int(v: object) -> bool:

@@ -21,7 +21,9 @@ Each sample is a dict: ``__key__``; ``video`` (torch uint8 ``[T, H, W, 3]``, RGB
 float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False``); ``keys``
 (float32 ``[T, K]`` keyboard of the action space); ``mouse`` (float32 ``[T, 2]`` in the space's
 units; absent when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
-json, plus ``shard``: the tar it came from).
+json, plus ``shard``: the tar it came from); ``latents`` (torch float16 ``[2, 16, F, h, w]``,
+only in samples that have ``latents.npy``, written by ``training encode``: the clip's and the
+condition video's VAE latents, with the VAE's identity in ``meta["latents"]``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from webdataset.utils import pytorch_worker_info
 from shards.action_space import ActionSpace, get_space, to_space
 
 MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
+LATENTS = "latents.npy"  # optional: float16 [2, 16, F, h, w] from training encode
 SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -92,8 +95,14 @@ def decode_sample(
         mouse = np.load(io.BytesIO(sample["mouse.npy"]), allow_pickle=False)
         pose = np.load(io.BytesIO(sample["pose.npy"]), allow_pickle=False)
         video = decode_mp4(sample["mp4"]) if decode_video else sample["mp4"]
+        latents = (np.load(io.BytesIO(sample[LATENTS]), allow_pickle=False)
+                   if LATENTS in sample else None)
     except (ValueError, OSError, av.FFmpegError) as exc:
         raise ShardError(f"{where}: cannot decode: {exc}") from exc
+    if latents is not None and (latents.ndim != 5 or latents.shape[0] != 2
+                                or latents.dtype != np.float16):
+        raise ShardError(f"{where}: {LATENTS} is {latents.dtype} {list(latents.shape)}, not "
+                         f"float16 [2, C, F, h, w]")
     t = len(keys)
     if pose.shape != (t, 8) or mouse.shape != (t, 2):
         raise ShardError(f"{where}: keys {keys.shape}, mouse {mouse.shape}, pose {pose.shape} "
@@ -120,6 +129,8 @@ def decode_sample(
     }
     if model_mouse is not None:  # absent, not None, so torch's default collate still works
         sample["mouse"] = torch.from_numpy(model_mouse)
+    if latents is not None:
+        sample["latents"] = torch.from_numpy(latents)
     return sample
 
 

@@ -1,0 +1,200 @@
+"""The Wan VAE wrapper, PSNR/SSIM, and `training vae` on real built-in recordings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import record_builtin
+from scipy.ndimage import gaussian_filter
+
+from curation.cli import main as curation
+from training.metrics import psnr, ssim
+from training.vae import VaeError, WanVAE, build_vae, check_identity
+from training.vae_train import VaeConfig, train_vae
+
+
+def save_tiny(folder: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    build_vae("tiny").save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory) -> Path:
+    return save_tiny(tmp_path_factory.mktemp("vae") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def vae(tiny_folder) -> WanVAE:
+    return WanVAE.load(tiny_folder)
+
+
+def video(frames: int, height: int = 16, width: int = 24, batch: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(frames)
+    return torch.rand(batch, 3, frames, height, width, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("frames", [1, 5, 9, 13])
+def test_encode_decode_round_trip_shapes_for_4k_plus_1_frames(vae, frames):
+    latents = vae.encode(video(frames, batch=2))
+    assert latents.shape == (2, 16, (frames - 1) // 4 + 1, 2, 3)
+    assert latents.dtype == torch.float32 and torch.isfinite(latents).all()
+    out = vae.decode(latents)
+    assert out.shape == (2, 3, frames, 16, 24)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_encoding_is_deterministic_and_normalised_with_the_config(vae):
+    x = video(5)
+    assert torch.equal(vae.encode(x), vae.encode(x))
+    raw = vae.model.encode(x).latent_dist.mode()
+    mean = torch.tensor(vae.model.config.latents_mean).view(1, 16, 1, 1, 1)
+    std = torch.tensor(vae.model.config.latents_std).view(1, 16, 1, 1, 1)
+    assert torch.allclose(vae.encode(x), (raw - mean) / std, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (video(4), "4 frames; the VAE needs 4k\\+1"),
+    (video(5, height=12), "24x12; width and height must be multiples of 8"),
+    (video(5)[0], "must be \\[B, 3, T, H, W\\]"),
+    (video(5) * 127.5 + 127.5, "values must be in \\[-1, 1\\]"),
+    (torch.zeros(1, 3, 5, 16, 16, dtype=torch.uint8), "must be float"),
+])
+def test_bad_videos_are_clear_errors(vae, bad, message):
+    with pytest.raises(VaeError, match=message):
+        vae.encode(bad)
+
+
+def test_bad_latents_are_a_clear_error(vae):
+    with pytest.raises(VaeError, match="latents must be \\[B, 16, F, h, w\\]"):
+        vae.decode(torch.zeros(1, 4, 2, 2, 2))
+
+
+def test_load_names_a_missing_or_wrong_folder(tmp_path, tiny_folder):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "nowhere")):
+        WanVAE.load(tmp_path / "nowhere")
+    with pytest.raises(VaeError, match=f"{tmp_path} is not a VAE folder"):
+        WanVAE.load(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    with pytest.raises(VaeError, match="is not a VAE folder"):
+        WanVAE.load(tmp_path)
+    unweighted = tmp_path / "unweighted"
+    unweighted.mkdir()
+    (unweighted / "config.json").write_bytes((tiny_folder / "config.json").read_bytes())
+    with pytest.raises(VaeError, match="no \\*.safetensors weights"):
+        WanVAE.load(unweighted)
+
+
+def test_load_round_trip_keeps_the_identity_and_a_weight_change_changes_it(
+        tmp_path, tiny_folder, vae):
+    weights = tiny_folder / "diffusion_pytorch_model.safetensors"
+    identity = vae.identity
+    assert identity["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert identity["z_dim"] == 16 and identity["name"] == "tiny"
+    assert identity["latents_std"] == list(vae.model.config.latents_std)  # Wan2.1's by default
+
+    vae.model.save_pretrained(tmp_path / "run" / "vae")  # a run folder, VAE in vae/
+    again = WanVAE.load(tmp_path / "run")
+    assert again.identity == {**identity, "name": "run"}
+    check_identity(again.identity, identity, "these latents")  # same VAE, other name
+    assert torch.equal(again.encode(video(5)), vae.encode(video(5)))
+
+    other = WanVAE.load(save_tiny(tmp_path / "other", seed=1))
+    assert other.identity["sha256"] != identity["sha256"]
+    with pytest.raises(VaeError, match="'other'.*not with 'tiny'.*sha256 differ"):
+        check_identity(other.identity, identity, "these latents")
+
+
+def test_psnr_is_infinite_for_identical_videos_and_exact_for_a_known_error():
+    x = torch.rand(2, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.isinf(psnr(x, x)).all()
+    sign = torch.ones_like(x)
+    sign[..., ::2] = -1
+    y = x + 0.1 * sign  # every pixel off by 0.1: MSE 0.01
+    assert torch.allclose(psnr(x, y), torch.tensor(20.0, dtype=torch.float64))
+    assert torch.allclose(psnr(255 * x, 255 * y, data_range=255.0), psnr(x, y))
+    half = y.clone()
+    half[1] = x[1] + 0.05 * sign[1]  # MSE 0.0025: 26.02 dB
+    assert psnr(x, half)[1].item() == pytest.approx(10 * math.log10(1 / 0.0025))
+
+
+def reference_ssim(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
+    """Wang et al.'s SSIM of two grey images with scipy (11-tap Gaussian, valid region)."""
+    def blur(v):
+        return gaussian_filter(v, 1.5, truncate=3.5)[5:-5, 5:-5]
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ma, mb = blur(a), blur(b)
+    va, vb, cab = blur(a * a) - ma**2, blur(b * b) - mb**2, blur(a * b) - ma * mb
+    return float((((2 * ma * mb + c1) * (2 * cab + c2))
+                  / ((ma**2 + mb**2 + c1) * (va + vb + c2))).mean())
+
+
+def test_ssim_matches_known_values_and_a_reference_implementation():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((1, 3, 2, 24, 20)))
+    assert ssim(x, x).item() == pytest.approx(1.0)
+    a, b = 0.3, 0.7  # constant frames: only the luminance term is left
+    c1 = (0.01) ** 2
+    flat = ssim(torch.full((1, 3, 1, 16, 16), a), torch.full((1, 3, 1, 16, 16), b))
+    assert flat.item() == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1))
+    y = (x + 0.2 * torch.from_numpy(rng.standard_normal(x.shape))).clamp(0, 1)
+    expected = np.mean([reference_ssim(x[0, c, t].numpy(), y[0, c, t].numpy(), 1.0)
+                        for c in range(3) for t in range(2)])
+    assert ssim(x, y).item() == pytest.approx(expected, abs=1e-9)
+    assert ssim(255 * x, 255 * y, data_range=255.0).item() == pytest.approx(expected, abs=1e-9)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(x[..., :10, :], y[..., :10, :])
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """64x32 shards of 9-frame clips: a city episode (val split) and a park one (train)."""
+    root = tmp_path_factory.mktemp("vae_data")
+    record_builtin(root / "raw", 90, "city")
+    record_builtin(root / "raw", 90, "park")
+    out = root / "shards"
+    assert curation(["filter", str(root / "raw"), "--out", str(out), "--size", "64x32",
+                     "--clip-frames", "9", "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_training_vae_lowers_the_reconstruction_error(shards, tmp_path):
+    cfg = VaeConfig(shards=shards, out=tmp_path / "run", steps=100, batch_size=2,
+                    eval_clips=4, stats_clips=4, progress=False)
+    run = train_vae(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["eval_split"] == "val" and metrics["eval_clips"] == 4
+    assert metrics["end"]["psnr"] > metrics["start"]["psnr"] + 1.0  # dB, on unseen episodes
+    assert metrics["end"]["ssim"] > metrics["start"]["ssim"]
+    vae = WanVAE.load(run)
+    assert vae.identity["name"] == "run" and not (run / "vae.partial").exists()
+    std = vae.identity["latents_std"]
+    assert std != list(build_vae("tiny").config.latents_std) and min(std) > 0  # measured
+    with pytest.raises(FileExistsError, match="already exists and is not empty"):
+        train_vae(cfg)
+
+
+def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
+    def weights(name: str) -> str:
+        cfg = VaeConfig(shards=shards, out=tmp_path / name, steps=3, batch_size=2,
+                        eval_clips=1, stats_clips=2, progress=False)
+        return WanVAE.load(train_vae(cfg)).identity["sha256"]
+
+    assert weights("a") == weights("b")
+
+
+def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
+    with pytest.raises(ValueError, match="frames must be 4k\\+1"):
+        VaeConfig(shards=shards, out=tmp_path / "r", frames=8)
+    with pytest.raises(ValueError, match="9-frame clips, shorter than the 13 frames"):
+        train_vae(VaeConfig(shards=shards, out=tmp_path / "r", frames=13))
+    with pytest.raises(FileNotFoundError, match="no test-\\*.tar shards.*eval_split"):
+        train_vae(VaeConfig(shards=shards, out=tmp_path / "r", eval_split="test"))
+    assert not (tmp_path / "r").exists()

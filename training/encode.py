@@ -1,0 +1,151 @@
+"""``training encode``: a copy of a shard set with VAE latents in every sample.
+
+Each sample of every tar listed in ``dataset.json`` (all splits) gains ``latents.npy``, float16
+``[2, 16, F, h, w]`` with ``F = (frames - 1) / 4 + 1``: index 0 the normalised latents of the
+clip's first ``frames`` frames, index 1 those of the condition video (the first frame, then
+zeros; ``training.conditioning.condition_video``). Its json gains
+``"latents": {"vae": <WanVAE.identity>, "frames": frames}``, and so does ``dataset.json``;
+``manifest.parquet`` and ``rejects.parquet`` are copied as they are. Every other member is
+copied byte for byte (a ``latents.npy`` from an earlier pass is replaced).
+
+Tars are written like ``curation filter`` writes them (``webdataset.TarWriter``: members sorted,
+mtime 0, mode 0644, empty owner; samples in their original order), so the same shards and VAE
+give byte-identical output. The input is only read; the output is built in
+``<out>.partial`` and renamed to ``<out>`` when complete.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from webdataset import TarWriter
+
+from curation.shardwriter import DATASET_FILE, FORMAT, MANIFEST_FILE, REJECTS_FILE, SPLITS
+from shards.reader import decode_mp4
+from training.conditioning import condition_video
+from training.vae import VaeError, WanVAE
+
+LATENTS_MEMBER = "latents.npy"
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    shards: Path  # shard folder to read (never modified)
+    vae: Path  # VAE folder (see training.vae: diffusers layout, a Wan2.1 repo or a run)
+    out: Path  # new shard folder; must not exist
+    frames: int | None = None  # frames encoded per clip, 4k+1; None: the longest that fits
+    device: str = "cpu"  # torch device of the VAE
+    progress: bool = True  # tqdm bar over samples
+
+    def __post_init__(self) -> None:
+        if self.frames is not None and (self.frames < 1 or (self.frames - 1) % 4):
+            raise ValueError(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
+
+
+def read_dataset(shards: Path) -> dict:
+    """``dataset.json`` of a shard folder, checked to be one."""
+    path = Path(shards) / DATASET_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{shards} is not a shard folder (no {DATASET_FILE})")
+    try:
+        dataset = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise VaeError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(dataset, dict) or dataset.get("format") != FORMAT:
+        raise VaeError(f"{path} is not a {FORMAT} shard set")
+    return dataset
+
+
+def tar_samples(path: Path) -> Iterator[dict[str, bytes]]:
+    """The samples of a WebDataset tar in file order: ``{"__key__": key, member: bytes}``."""
+    sample: dict[str, bytes] = {}
+    with tarfile.open(path) as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            key, _, member = info.name.partition(".")
+            if sample and sample["__key__"] != key:
+                yield sample
+                sample = {}
+            sample.setdefault("__key__", key)
+            sample[member] = tar.extractfile(info).read()
+    if sample:
+        yield sample
+
+
+def encode_sample(sample: dict[str, bytes], vae: WanVAE, frames: int, where: str) -> dict:
+    """``sample`` with ``latents.npy`` added and the json's ``latents`` set."""
+    try:
+        video = decode_mp4(sample["mp4"])
+        meta = json.loads(sample["json"])
+    except (KeyError, ValueError, OSError) as exc:
+        raise VaeError(f"{where}: cannot read the clip: {exc!r}") from exc
+    if len(video) < frames:
+        raise VaeError(f"{where}: {len(video)} frames, fewer than the {frames} to encode")
+    clip = torch.from_numpy(video[:frames]).float().div_(127.5).sub_(1.0)  # as the reader does
+    clip = clip.permute(3, 0, 1, 2).unsqueeze(0)  # [1, 3, T, H, W]
+    both = torch.cat([clip, condition_video(clip[:, :, 0], frames)])
+    latents = vae.encode(both).cpu().numpy().astype(np.float16)
+    if not np.isfinite(latents).all():
+        raise VaeError(f"{where}: latents overflow float16; is the VAE's normalisation right?")
+    buf = io.BytesIO()
+    np.save(buf, latents, allow_pickle=False)
+    meta["latents"] = {"vae": vae.identity, "frames": frames}
+    text = json.dumps(meta, sort_keys=True, allow_nan=False)
+    return {**sample, LATENTS_MEMBER: buf.getvalue(), "json": text.encode("utf-8")}
+
+
+def encode_shards(cfg: EncodeConfig) -> Path:
+    """Write the encoded copy of ``cfg.shards`` to ``cfg.out`` (see the module docstring)."""
+    dataset = read_dataset(cfg.shards)
+    out = Path(cfg.out)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists; encode into a new folder")
+    if out.resolve().is_relative_to(Path(cfg.shards).resolve()):
+        raise VaeError(f"{out} is inside the input {cfg.shards}, which is never modified")
+    clip_frames = int(dataset["clip_frames"])
+    frames = cfg.frames if cfg.frames is not None else (clip_frames - 1) // 4 * 4 + 1
+    if frames > clip_frames:
+        raise VaeError(f"{cfg.shards} holds {clip_frames}-frame clips; cannot encode {frames}")
+    width, height = dataset["size"]
+    if width % 8 or height % 8:
+        raise VaeError(f"{cfg.shards} holds {width}x{height} clips; the VAE needs multiples of "
+                       f"8: make shards with curation filter --size, e.g. 640x352")
+    tars = [Path(cfg.shards) / name for split in SPLITS
+            for name in dataset.get("shards", {}).get(split, [])]
+    missing = [str(t) for t in tars if not t.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{cfg.shards}: dataset.json lists tars that are not there: "
+                                f"{missing[:3]}")
+    vae = WanVAE.load(cfg.vae, device=cfg.device)
+
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    total = sum(dataset.get("counts", {}).get(s, {}).get("clips", 0) for s in SPLITS)
+    with tqdm(total=total, desc="encoding", unit="clip", disable=not cfg.progress) as bar:
+        for tar in tars:
+            with open(partial / tar.name, "wb") as f:
+                writer = TarWriter(f, user="", group="", mode=0o644, mtime=0, encoder=False)
+                for sample in tar_samples(tar):
+                    where = f"sample {sample['__key__']!r} of {tar}"
+                    writer.write(encode_sample(sample, vae, frames, where))
+                    bar.update()
+                writer.close()
+    for name in (MANIFEST_FILE, REJECTS_FILE):
+        if (Path(cfg.shards) / name).is_file():
+            shutil.copyfile(Path(cfg.shards) / name, partial / name)
+    dataset["latents"] = {"vae": vae.identity, "frames": frames}
+    (partial / DATASET_FILE).write_text(json.dumps(dataset, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, out)
+    return out
