@@ -1,0 +1,664 @@
+"""``training fit``: train the action-conditioned DiT with flow matching on curated shards.
+
+One process (CPU or one GPU)::
+
+    training fit --config runs/tiny.toml
+    training fit --shards data/shards --vae runs/vae --out runs/tiny --steps 2000
+
+One node, several GPUs (DDP; ``--parallel fsdp`` shards the big presets with FSDP2)::
+
+    torchrun --standalone --nproc-per-node 8 -m training.cli fit --config runs/mg2.toml
+
+Two nodes: the same with ``--nnodes 2 --node-rank R --rdzv-endpoint HOST:PORT`` on each; the
+run folder must be on a filesystem both see. Continue a run (also after ``kill -9``) with
+``--resume``: it restarts from ``checkpoints/last`` and goes on exactly as if never stopped.
+
+Every field of :class:`FitConfig` is a flag and a key of the TOML file; flags override the file.
+The run folder::
+
+    <out>/config.toml      the resolved FitConfig (loadable with --config)
+    <out>/metrics.jsonl    one line per step: step, loss, lr, grad_norm, samples_per_s,
+                           data_wait (share of the step spent waiting on the loader), epoch,
+                           seconds; val_loss on validation steps (step 0 has only val_loss)
+    <out>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint)
+    <out>/tensorboard/     scalars, with --tensorboard
+    <out>/samples/         videos from training.sample.validation_videos, with --sample-every
+
+What a step trains (Matrix-Game 2.0 foundation training, Wan flow-matching conventions):
+
+- Latent frame 0 is the given image: its ``x_t`` is its clean latent and its timestep is 0, in
+  training and in sampling, and the loss leaves it out. The other frames are noised,
+  ``x_t = (1 - s) x0 + s eps``, at sigmas drawn from the shifted grid, independently per frame
+  (``per_frame_timesteps``, diffusion-forcing style) or one per clip; the model predicts the
+  velocity ``eps - x0``; the loss is its mean squared error over frames 1..F-1.
+- History augmentation of frame 0 (its timestep stays 0, so the model learns to read slightly
+  wrong history as history): ``history_noise`` adds ``u * eps`` with ``u ~ U(0, history_noise)``
+  per clip; ``error_buffer`` (Matrix-Game 3.0) keeps the last ``error_buffer`` residuals
+  ``x0_hat - x0`` of single predicted latent frames and adds ``error_gamma * delta``, ``delta``
+  drawn uniformly from the buffer, once it holds any.
+- Classifier-free guidance dropout: per clip, keyboard and mouse are zeroed with probability
+  ``action_dropout`` and the image tokens with probability ``image_dropout``.
+- The image condition is the stand-in tokens of the first frame, or CLIP ViT-H/14 tokens with
+  ``image_encoder``; ``init`` starts the DiT from a Wan2.1-class checkpoint (action modules
+  fresh); both are recorded in the checkpoints.
+- AdamW (weight decay on matrices only), linear warm-up and cosine decay (training.schedule),
+  gradient accumulation, clipping, bf16 autocast on GPUs only, EMA of the weights.
+
+All randomness of a step (sigmas, noise, dropout, buffer draws) comes from one CPU
+``torch.Generator`` seeded with ``seed`` and the rank, saved in every checkpoint; validation
+uses its own generator reseeded each time, so validation losses compare across steps.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+import tomllib
+import typing
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributed.tensor import DTensor
+from tqdm import tqdm
+
+from shards.action_space import get_space
+from shards.reader import open_shards
+from training import checkpoint, distributed
+from training.config import DiTConfig, get_preset
+from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
+from training.dit import WorldDiT
+from training.ema import EMA
+from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
+from training.image_encoder import make_image_encoder
+from training.schedule import learning_rate
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+SAMPLES_DIR = "samples"
+VAL_SEED = 1234  # validation noise: the same draws at every validation
+NOISE_SEED_STRIDE = 1_000_003  # rank r draws noise from seed + (r + 1) * stride
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    # --- run
+    out: str = "runs/tiny"  # run folder; must not exist (or be empty) unless resume
+    resume: bool = False  # continue the run in `out` from checkpoints/last; its config.toml
+    #                       takes the place of the defaults (only RESUMABLE fields may change)
+    seed: int = 0  # model initialisation and data order; the noise seed adds the rank
+    device: str = "auto"  # "auto" (this rank's GPU if any, else CPU), "cpu" or "cuda"
+    # --- data
+    shards: str = ""  # shard folder (curation filter, or training encode with latents.npy)
+    train_split: str = "train"
+    val_split: str = "val"  # held-out clips for the validation loss (and sample videos)
+    vae: str = ""  # VAE folder (a training vae run, a diffusers folder); needed to encode clips
+    #                without latents.npy on the fly; "" = latents.npy only (any one VAE)
+    frames: int = 17  # video frames per clip used, 4k+1 (latent frames F = (frames-1)/4 + 1)
+    action_space: str = ""  # shards.action_space name; "" = the preset's (DiTConfig.space)
+    shuffle: int = 256  # sample shuffle buffer of the reader (0: shard order)
+    num_workers: int = 1  # DataLoader workers per rank (0: load in the training process)
+    # --- model
+    preset: str = "tiny"  # training.config.PRESETS: tiny, small, mg2-foundation, ...
+    init: str = ""  # Wan2.1-class DiT safetensors (file or folder) to start from
+    #                 (training.init_weights; action modules stay fresh); "" = random init
+    image_encoder: str = ""  # CLIP vision folder (training.image_encoder); "" = stand-in tokens
+    gradient_checkpointing: bool = False  # recompute block activations in backward (memory)
+    # --- flow matching
+    shift: float = 5.0  # sigma shift of the training grid (Wan / Matrix-Game: 5)
+    per_frame_timesteps: bool = True  # a timestep per latent frame (diffusion forcing), or
+    #                                   one per clip
+    history_noise: float = 0.0  # frame 0 gets u * eps, u ~ U(0, history_noise) per clip
+    error_buffer: int = 0  # Matrix-Game 3.0 error buffer size in latent frames (0: off)
+    error_gamma: float = 1.0  # frame 0 += error_gamma * delta, delta drawn from the buffer
+    action_dropout: float = 0.1  # per clip: zero keyboard and mouse (CFG on actions)
+    image_dropout: float = 0.1  # per clip: zero the image tokens (CFG on the image)
+    # --- optimisation
+    batch_size: int = 4  # clips per rank per micro-step
+    grad_accum: int = 1  # micro-steps per update (global batch = batch_size*grad_accum*ranks)
+    steps: int = 1000  # optimizer updates in all
+    lr: float = 1e-4  # peak learning rate (Matrix-Game 2.0 foundation: 2e-5 at batch 256)
+    min_lr: float = 0.0  # learning rate at the end of the cosine
+    warmup: int = 50  # linear warm-up updates
+    decay_steps: int = 0  # cosine length in updates; 0 = steps
+    weight_decay: float = 0.01  # AdamW, on weight matrices only (not biases, norms, scales)
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 1.0  # max global gradient norm (0: no clipping)
+    ema_decay: float = 0.999  # EMA of the weights (0: none)
+    precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU), "bf16" or "fp32"
+    parallel: str = "ddp"  # under torchrun: "ddp" or "fsdp" (FSDP2 per block, then the root)
+    # --- progress, validation, checkpoints
+    val_every: int = 100  # validation loss every N updates, at step 0 and at the end (0: off)
+    val_batches: int = 4  # batches of the val split used (the first ones, same every time)
+    checkpoint_every: int = 500  # checkpoint every N updates, and always at the end (0: end)
+    keep_checkpoints: int = 0  # keep only the newest N step folders (0: keep all)
+    sample_every: int = 0  # videos of the first val batch every N updates (training.sample)
+    tensorboard: bool = False  # TensorBoard scalars in <out>/tensorboard
+    progress: bool = True  # tqdm bar (loss, it/s, samples/s, ETA)
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:
+            latent_frames(self.frames)
+            if self.frames < 5:
+                raise ValueError(f"frames must be at least 5 (two latent frames), got "
+                                 f"{self.frames}")
+        except ValueError as exc:
+            problems.append(str(exc))
+        for name in ("batch_size", "grad_accum", "steps"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("shuffle", "num_workers", "warmup", "decay_steps", "error_buffer",
+                     "val_every", "val_batches", "checkpoint_every", "keep_checkpoints",
+                     "sample_every"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("action_dropout", "image_dropout", "beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not self.lr > 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            problems.append(f"need lr > 0 and 0 <= min_lr <= lr, got lr={self.lr}, "
+                            f"min_lr={self.min_lr}")
+        if not self.shift > 0:
+            problems.append(f"shift must be positive, got {self.shift}")
+        for name in ("history_noise", "error_gamma", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.parallel not in distributed.PARALLEL:
+            problems.append(f"parallel must be one of {distributed.PARALLEL}, got "
+                            f"{self.parallel!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not self.out:
+            problems.append("out (the run folder) must be given")
+        if problems:
+            raise ValueError("fit config: " + "; ".join(problems))
+
+
+# Fields a resumed run may change; any other difference from the run's config.toml is an error.
+RESUMABLE = frozenset({"resume", "steps", "num_workers", "val_every", "val_batches",
+                       "checkpoint_every", "keep_checkpoints", "sample_every", "tensorboard",
+                       "progress", "device"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: TOML + flags, the run folder
+
+
+def _field_types() -> dict[str, type]:
+    return typing.get_type_hints(FitConfig)
+
+
+def _checked(values: dict, source: str) -> dict:
+    """``values`` with each known field's type checked (ints pass for floats)."""
+    types = _field_types()
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise ValueError(f"{source}: unknown key(s) {unknown}; FitConfig fields are "
+                         f"{sorted(types)}")
+    out = {}
+    for key, value in values.items():
+        kind = types[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise ValueError(f"{source}: {key} must be {kind.__name__}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def read_toml(path: str | Path) -> dict:
+    """The keys of a fit TOML file (flat: field = value), type-checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        values = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    return _checked(values, str(path))
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> FitConfig:
+    """Defaults, then the TOML file at ``path``, then ``overrides`` (the flags given). With
+    ``resume`` set and ``<out>/config.toml`` present, that saved config replaces the defaults."""
+    file_values = read_toml(path) if path is not None else {}
+    flags = _checked(dict(overrides or {}), "flags")
+    merged = {**file_values, **flags}
+    base: dict = {}
+    if merged.get("resume", False):
+        saved = Path(merged.get("out", FitConfig.out)) / CONFIG_FILE
+        if saved.is_file():
+            base = read_toml(saved)
+    return FitConfig(**{**base, **merged})
+
+
+def to_toml(cfg: FitConfig) -> str:
+    """``cfg`` as a flat TOML document (what :func:`read_toml` reads back)."""
+    lines = ["# training fit config (training.fit.FitConfig); load with --config"]
+    for key, value in dataclasses.asdict(cfg).items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = json.dumps(value)  # a TOML basic string
+        else:
+            text = repr(value)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def check_run_folder(cfg: FitConfig) -> None:
+    """A new run needs a new (or empty) folder; a resumed one its own config, unchanged but
+    for :data:`RESUMABLE` fields."""
+    out = Path(cfg.out)
+    if not cfg.resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"run folder {out} already exists; pass --resume to continue "
+                                  f"it, or choose another --out")
+        return
+    saved_path = out / CONFIG_FILE
+    if not saved_path.is_file():
+        raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG_FILE})")
+    saved = FitConfig(**read_toml(saved_path))
+    changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}"
+               for k in _field_types() if k not in RESUMABLE
+               and getattr(saved, k) != getattr(cfg, k)]
+    if changed:
+        raise ValueError(f"--resume: {out} was trained with other settings ({'; '.join(changed)})"
+                         f"; only {sorted(RESUMABLE)} may change")
+
+
+def check(cfg: FitConfig) -> None:
+    """Everything that can be checked before any work or process group: the shards, the
+    preset and its action space, the VAE folder, the run folder."""
+    if not cfg.shards:
+        raise ValueError("shards (the shard folder) must be given")
+    open_shards(cfg.shards, cfg.train_split)
+    if cfg.val_every or cfg.sample_every:
+        try:
+            open_shards(cfg.shards, cfg.val_split)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"{exc}; validation needs held-out clips: set val_every 0 "
+                                    f"and sample_every 0, or write a val split (curation filter "
+                                    f"--val-fraction)") from None
+    model = get_preset(cfg.preset)
+    space = get_space(cfg.action_space or model.space)
+    if len(space.keys) != model.action.keyboard_dim or space.mouse != model.action.mouse:
+        raise ValueError(f"action space {space.name!r} ({len(space.keys)} keys, mouse "
+                         f"{space.mouse}) does not feed preset {cfg.preset!r} "
+                         f"({model.action.keyboard_dim} keys, mouse {model.action.mouse})")
+    for name in ("vae", "image_encoder"):
+        if getattr(cfg, name) and not Path(getattr(cfg, name)).is_dir():
+            raise FileNotFoundError(f"{name} folder {getattr(cfg, name)} does not exist")
+    if cfg.init and not Path(cfg.init).exists():
+        raise FileNotFoundError(f"init checkpoint {cfg.init} does not exist")
+    if cfg.precision == "bf16" and cfg.device == "cpu":
+        raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
+    check_run_folder(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loss
+
+
+class ErrorBuffer:
+    """Matrix-Game 3.0's error buffer: the latest ``size`` single-frame residuals
+    ``x0_hat - x0`` (``[C, h, w]`` each), overwritten oldest first, drawn from uniformly."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: Tensor | None = None
+        self.filled = 0
+        self.next = 0
+
+    def add(self, residuals: Tensor) -> None:
+        """Store residuals ``[n, C, h, w]`` (the newest ``size`` of them when n > size)."""
+        residuals = residuals.detach().float()[-self.size:]
+        if self.data is None:
+            self.data = residuals.new_zeros(self.size, *residuals.shape[1:])
+        n = len(residuals)
+        index = (self.next + torch.arange(n, device=self.data.device)) % self.size
+        self.data[index] = residuals
+        self.next = (self.next + n) % self.size
+        self.filled = min(self.size, self.filled + n)
+
+    def draw(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` residuals drawn uniformly (with replacement) from the filled part."""
+        index = torch.randint(0, self.filled, (n,), generator=generator)
+        return self.data[index.to(self.data.device)]
+
+    def state(self) -> tuple[dict[str, Tensor], dict]:
+        tensors = {"error_buffer": self.data} if self.data is not None else {}
+        return tensors, {"filled": self.filled, "next": self.next}
+
+    def load(self, tensors: dict[str, Tensor], meta: dict, device: torch.device) -> None:
+        if "error_buffer" in tensors:
+            self.data = tensors["error_buffer"].to(device)
+        self.filled, self.next = meta["filled"], meta["next"]
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision == "bf16" and device.type != "cuda":
+        raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
+    return precision
+
+
+def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
+              precision: str = "fp32", train: bool = True,
+              errors: ErrorBuffer | None = None) -> tuple[Tensor, Tensor]:
+    """The flow-matching loss of ``batch`` (see the module docstring) and the residuals
+    ``x0_hat - x0`` of frames 1..F-1 as ``[B * (F - 1), C, h, w]`` (detached).
+
+    ``train=False`` (validation) turns off history augmentation and CFG dropout.
+    """
+    x0 = batch.latents
+    b, _, frames, _, _ = x0.shape
+    dev = x0.device
+    sigma = sample_sigmas(b, frames, cfg.shift, cfg.per_frame_timesteps, generator)
+    sigma[:, 0] = 0.0
+    sigma = sigma.to(dev)
+    noise = torch.randn(x0.shape, generator=generator).to(dev)
+    x_t = add_noise(x0, noise, sigma)
+    keyboard, mouse, image = batch.keyboard, batch.mouse, batch.image
+    if train:
+        history = x0[:, :, 0]
+        if cfg.history_noise > 0:
+            scale = torch.rand(b, generator=generator).to(dev) * cfg.history_noise
+            eps = torch.randn(history.shape, generator=generator).to(dev)
+            history = history + scale[:, None, None, None] * eps
+        if errors is not None and errors.filled:
+            history = history + cfg.error_gamma * errors.draw(b, generator)
+        x_t = torch.cat([history[:, :, None], x_t[:, :, 1:]], dim=2)
+        if cfg.action_dropout > 0:
+            keep = (torch.rand(b, generator=generator) >= cfg.action_dropout).to(dev)
+            keyboard = keyboard * keep[:, None, None]
+            mouse = None if mouse is None else mouse * keep[:, None, None]
+        if cfg.image_dropout > 0:
+            keep = (torch.rand(b, generator=generator) >= cfg.image_dropout).to(dev)
+            image = image * keep[:, None, None]
+    with _autocast(dev, precision):
+        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse)
+    v = v.float()
+    loss = F.mse_loss(v[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
+    residuals = (to_x0(x_t, v.detach(), sigma) - x0)[:, :, 1:]
+    return loss, residuals.transpose(1, 2).flatten(0, 1)
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
+                    precision: str = "fp32", seed: int = VAL_SEED) -> float:
+    """Mean flow loss over ``batches`` with noise and timesteps from a generator seeded with
+    ``seed`` (the same draws every call), no dropout and no history augmentation."""
+    if not batches:
+        raise ValueError("no validation batches")
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    total = count = 0.0
+    for batch in batches:
+        loss, _ = flow_loss(model, batch, cfg, generator, precision=precision, train=False)
+        total += loss.item() * len(batch)
+        count += len(batch)
+    model.train(was_training)
+    return total / count
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class FitSummary:
+    run: Path
+    step: int  # updates done
+    loss: float | None  # the last step's training loss (None when no step ran)
+    val_loss: float | None  # the last validation loss
+    first_val_loss: float | None  # the validation loss at step 0 (of this process's run)
+    samples_per_s: float  # mean over the steps this process ran
+    data_wait: float  # share of step time spent waiting on the loader, over those steps
+
+
+def _optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices (ndim >= 2) only, as nanoGPT does."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _full(value: Tensor) -> Tensor:
+    return value.full_tensor() if isinstance(value, DTensor) else value
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop log lines of steps after ``last_step`` (written after the checkpoint resumed)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= last_step]
+    _write_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def _sample_hook():
+    """``training.sample.validation_videos`` when the sampler provides it, else None."""
+    try:
+        from training.sample import validation_videos
+    except ImportError:
+        return None
+    return validation_videos
+
+
+def fit(cfg: FitConfig) -> FitSummary:
+    """Train as ``cfg`` says (under torchrun: on every rank); see the module docstring."""
+    check(cfg)
+    d = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
+    out = Path(cfg.out)
+    model_cfg: DiTConfig = get_preset(cfg.preset)
+    space = get_space(cfg.action_space or model_cfg.space)
+    precision = resolve_precision(cfg.precision, d.device)
+    resume_from = checkpoint.latest(out) if cfg.resume else None
+    if d.master:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / CONFIG_FILE, to_toml(cfg))
+    distributed.barrier(d)
+
+    # --- model, optimizer, EMA (the same initial weights on every rank)
+    torch.manual_seed(cfg.seed)
+    model = WorldDiT(model_cfg).to(d.device)
+    model.gradient_checkpointing = cfg.gradient_checkpointing
+    if cfg.init and resume_from is None:
+        from training.init_weights import init_from_wan
+
+        report = init_from_wan(model, cfg.init)
+        if d.master:
+            print(f"initialised from {cfg.init}:\n{report.summary()}")
+    train_model = distributed.wrap(model, d, cfg.parallel)
+    optimizer = _optimizer(model, cfg)
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    generator = torch.Generator().manual_seed(cfg.seed + (d.rank + 1) * NOISE_SEED_STRIDE)
+    errors = ErrorBuffer(cfg.error_buffer) if cfg.error_buffer else None
+
+    # --- resume
+    step, position, identity = 0, {"epoch": 0, "start": 0}, None
+    if resume_from is not None:
+        trainer, own, meta = checkpoint.load(resume_from, d, model=model, optimizer=optimizer,
+                                             ema=ema)
+        step, identity = trainer["step"], trainer.get("vae")
+        generator.set_state(own["noise_generator"])
+        position = meta["position"]
+        if errors is not None:
+            errors.load(own, meta["error_buffer"], d.device)
+    if d.master:
+        if cfg.resume:
+            _truncate_metrics(out / METRICS_FILE, step if resume_from is not None else -1)
+        print(f"training {cfg.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M"
+              f" parameters) on {d.world} x {d.device}, {precision}, "
+              + (f"resumed at step {step} from {resume_from}" if resume_from else
+                 "from scratch" + (" (--resume found no checkpoint)" if cfg.resume else "")))
+
+    # --- data
+    vae = None
+    if cfg.vae:
+        from training.vae import WanVAE
+
+        vae = WanVAE.load(cfg.vae, device=d.device)
+    images = make_image_encoder(model_cfg, cfg.image_encoder or None, d.device)
+    build = BatchBuilder(model_cfg, d.device, vae, identity, images)
+    stream = ClipStream(open_shards(cfg.shards, cfg.train_split), build,
+                        batch_size=cfg.batch_size, frames=cfg.frames, space=space,
+                        seed=cfg.seed, shuffle=cfg.shuffle, num_workers=cfg.num_workers,
+                        **position)
+    val = (fixed_batches(open_shards(cfg.shards, cfg.val_split), build,
+                         batch_size=cfg.batch_size, count=max(cfg.val_batches, 1),
+                         frames=cfg.frames, space=space)
+           if cfg.val_every or cfg.sample_every else [])
+    if (cfg.val_every or cfg.sample_every) and not val:
+        raise ValueError(f"the {cfg.val_split} split of {cfg.shards} holds no clips of "
+                         f"{cfg.frames} frames")
+    videos = _sample_hook() if cfg.sample_every else None
+    if d.master and cfg.sample_every and videos is None:
+        print("sample_every: training.sample.validation_videos is not available; no videos")
+
+    # --- logging (master only)
+    log = open(out / METRICS_FILE, "a") if d.master else None  # noqa: SIM115 (closed below)
+    board = None
+    if d.master and cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=step + 1 if step else None)
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True,
+               disable=not (d.master and cfg.progress))
+
+    def emit(record: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        if board is not None:
+            for key, value in record.items():
+                if key != "step":
+                    board.add_scalar(("val/" if key.startswith("val") else "train/") + key,
+                                     value, record["step"])
+
+    def save() -> None:
+        tensors = {"noise_generator": generator.get_state()}
+        meta = {"position": stream.position}
+        if errors is not None:
+            buffer_tensors, meta["error_buffer"] = errors.state()
+            tensors.update(buffer_tensors)
+        trainer = {"config": dataclasses.asdict(cfg), "vae": build.identity,
+                   "image_encoder": images.identity,
+                   "preset": cfg.preset, "model": dataclasses.asdict(model_cfg)}
+        checkpoint.save(out, step, d, model=model, optimizer=optimizer, ema=ema,
+                        trainer=trainer, rank_tensors=tensors, rank_meta=meta,
+                        keep=cfg.keep_checkpoints)
+
+    summary = FitSummary(out, step, None, None, None, 0.0, 0.0)
+    if step == 0 and cfg.val_every:
+        summary.val_loss = summary.first_val_loss = validation_loss(model, val, cfg, precision)
+        emit({"step": 0, "val_loss": summary.val_loss})
+    total = cfg.decay_steps or cfg.steps
+    began, ran, busy, waited = time.perf_counter(), 0, 0.0, 0.0
+    train_model.train()
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            lr = learning_rate(step, lr=cfg.lr, warmup=cfg.warmup, total=total,
+                               min_lr=cfg.min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = stream.next_batch()
+                with distributed.gradient_sync(train_model, micro == cfg.grad_accum - 1):
+                    loss, residuals = flow_loss(train_model, batch, cfg, generator,
+                                                precision=precision, errors=errors)
+                    (loss / cfg.grad_accum).backward()
+                if errors is not None:
+                    errors.add(residuals)
+                loss_sum += loss.item()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                  cfg.grad_clip if cfg.grad_clip else math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
+            step += 1
+
+            loss_value = distributed.mean(loss_sum / cfg.grad_accum, d)
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"training loss is {loss_value} at step {step}; "
+                                         f"lower lr or check the data")
+            seconds = time.perf_counter() - t0
+            wait = stream.take_wait()
+            ran, busy, waited = ran + 1, busy + seconds, waited + wait
+            speed = cfg.batch_size * cfg.grad_accum * d.world / seconds
+            record = {"step": step, "loss": loss_value, "lr": lr,
+                      "grad_norm": float(_full(norm)), "samples_per_s": speed,
+                      "data_wait": wait / seconds, "epoch": stream.epoch,
+                      "seconds": time.perf_counter() - began}
+            last = step == cfg.steps
+            if cfg.val_every and (step % cfg.val_every == 0 or last):
+                record["val_loss"] = summary.val_loss = validation_loss(model, val, cfg,
+                                                                        precision)
+            emit(record)
+            summary.loss = loss_value
+            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{speed:.1f}",
+                            **({"val": f"{summary.val_loss:.4f}"} if summary.val_loss else {}))
+            bar.update()
+            if videos is not None and step % cfg.sample_every == 0 and d.master \
+                    and cfg.parallel != "fsdp":
+                sampler = copy.deepcopy(model)
+                if ema is not None:
+                    ema.copy_to(sampler)
+                videos(sampler.eval(), val[0], vae, out / SAMPLES_DIR / f"step-{step:06d}")
+                del sampler
+            if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                save()
+    finally:
+        bar.close()
+        stream.close()
+        if log is not None:
+            log.close()
+        if board is not None:
+            board.close()
+    summary.step = step
+    summary.samples_per_s = ran * cfg.batch_size * cfg.grad_accum * d.world / busy if ran else 0.0
+    summary.data_wait = waited / busy if ran else 0.0
+    return summary
