@@ -1,0 +1,147 @@
+"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit`` and ``sample``.
+
+Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
+``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
+line never drift apart. Errors a user can cause end in one ``training: error: ...`` line and a
+non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from datagen.command import UsageError, config_flags, given_fields, run
+from training.config import PRESETS, get_preset
+from training.encode import EncodeConfig, encode_shards
+from training.fit import FitConfig, fit, load_config
+from training.params import param_shapes
+from training.sample import SamplerConfig, load_run, sample_video
+from training.vae_train import VaeConfig, train_vae
+
+USER_ERRORS = (FileExistsError, FileNotFoundError, KeyError, ValueError)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    try:
+        shapes = param_shapes(get_preset(args.preset))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        json.dump(shapes, sys.stdout)
+        print()
+    else:
+        cfg = get_preset(args.preset)
+        print(f"{args.preset}: {shapes['count']:,} parameters, dim {cfg.dim}, "
+              f"{cfg.num_layers} blocks, action modules in {len(cfg.action.blocks)}, "
+              f"keyboard {cfg.action.keyboard_dim} keys, mouse {cfg.action.mouse}, "
+              f"action space {cfg.space}")
+    return 0
+
+
+def _build(cls: type, args: argparse.Namespace, **fixed: object) -> object:
+    try:
+        return cls(**{**given_fields(args, cls), **fixed})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _vae(args: argparse.Namespace) -> int:
+    cfg = _build(VaeConfig, args, shards=args.shards, out=args.out)
+    try:
+        run_dir = train_vae(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(f"VAE written to {run_dir}; use it with --vae {run_dir}")
+    return 0
+
+
+def _encode(args: argparse.Namespace) -> int:
+    cfg = _build(EncodeConfig, args, shards=args.shards, out=args.out)
+    try:
+        out = encode_shards(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(f"shards with latents written to {out}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.config, given_fields(args, FitConfig))
+        summary = fit(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    if summary is not None and int(os.environ.get("RANK", "0")) == 0:
+        val = "" if summary.val_loss is None else f", validation loss {summary.val_loss:.4f}"
+        print(f"{summary.run}: step {summary.step}, loss {summary.loss:.4f}{val}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    try:
+        cfg = SamplerConfig(**given_fields(args, SamplerConfig))
+        run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
+        out = sample_video(run_, args.image, args.actions, args.out, cfg, key=args.key,
+                           frames=args.frames, overlay=args.overlay, fps=args.fps,
+                           progress=not args.no_progress)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{out}: {args.frames or 'all'} frames from step {run_.step} of {args.ckpt}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="training", description="Train action-conditioned DiT world models on shards.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ins = sub.add_parser("inspect", help="a preset's parameter names and shapes (no weights)")
+    ins.add_argument("preset", help=f"one of: {', '.join(PRESETS)}")
+    ins.add_argument("--json", action="store_true",
+                     help='print {"params": {name: shape}, "count": N}')
+
+    vae = sub.add_parser("vae", help="train a Wan VAE from scratch on shards")
+    vae.add_argument("shards", type=Path, help="shard folder (curation filter output)")
+    vae.add_argument("--out", type=Path, required=True, help="run folder (must not exist)")
+    config_flags(vae, VaeConfig, "VAE training (VaeConfig; see docs/training.md)",
+                 skip=("shards", "out"))
+
+    enc = sub.add_parser("encode", help="add VAE latents (latents.npy) to every clip of shards")
+    enc.add_argument("shards", type=Path, help="shard folder to read (never modified)")
+    enc.add_argument("--out", type=Path, required=True, help="new shard folder")
+    config_flags(enc, EncodeConfig, "encoding (EncodeConfig)", skip=("shards", "out"))
+
+    fit_ = sub.add_parser("fit", help="train the DiT with flow matching on shards")
+    fit_.add_argument("--config", type=Path, help="TOML file of FitConfig fields (flags win)")
+    config_flags(fit_, FitConfig, "training (FitConfig; see docs/training.md)")
+
+    smp = sub.add_parser("sample", help="a video from an image and an action file")
+    smp.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
+    smp.add_argument("--image", type=Path, required=True, help="first frame (PNG, JPEG)")
+    smp.add_argument("--actions", type=Path, required=True,
+                     help="an episode's actions.csv (or its folder), or a shard tar")
+    smp.add_argument("--key", help="the clip of a shard tar (default: its first)")
+    smp.add_argument("--out", type=Path, required=True, help="output MP4")
+    smp.add_argument("--frames", type=int, help="frames to generate (default: every action)")
+    smp.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
+    smp.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    smp.add_argument("--overlay", action="store_true", help="draw the inputs over the video")
+    smp.add_argument("--fps", type=float, help="frame rate of the MP4 (default: the shards')")
+    smp.add_argument("--device", default="cpu", help="torch device")
+    smp.add_argument("--no-progress", action="store_true")
+    config_flags(smp, SamplerConfig, "sampling (SamplerConfig)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
+                "sample": _sample}
+    return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
