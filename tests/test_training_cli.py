@@ -77,3 +77,18 @@ def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factor
                      str(tmp_path / "first.png"), "--actions", str(tar), "--out", str(overlay),
                      "--overlay", "--steps", "1", "--guidance", "1", "--no-progress"]) == 0
     assert probe(overlay).frames == 9 and probe(overlay).height >= 360
+    from_video = tmp_path / "from_video.mp4"  # the first frame of an episode's own video
+    assert training(["sample", "--ckpt", str(run), "--image", str(episode / "video.mp4"),
+                     "--actions", str(episode), "--frames", "21", "--out", str(from_video),
+                     "--steps", "2", "--no-progress"]) == 0
+    assert np.array_equal(np.stack(list(read_frames(from_video))), a)
+
+
+def test_the_shipped_configs_load():
+    from training.fit import load_config
+
+    configs = sorted((Path(__file__).resolve().parents[1] / "training" / "configs").glob("*.toml"))
+    assert [c.stem for c in configs] == ["small", "tiny"]
+    for path in configs:
+        cfg = load_config(path, {"shards": "data/latents"})
+        assert cfg.preset == path.stem and cfg.shards == "data/latents"

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     smp = sub.add_parser("sample", help="a video from an image and an action file")
     smp.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
-    smp.add_argument("--image", type=Path, required=True, help="first frame (PNG, JPEG)")
+    smp.add_argument("--image", type=Path, required=True,
+                     help="first frame: an image, or a video (its first frame)")
     smp.add_argument("--actions", type=Path, required=True,
                      help="an episode's actions.csv (or its folder), or a shard tar")
     smp.add_argument("--key", help="the clip of a shard tar (default: its first)")

@@ -34,7 +34,7 @@ from torch import Tensor
 from curation.preview import MIN_HEIGHT, draw_overlay, layout
 from curation.report import tar_samples
 from datagen.episode import KEY_COLUMNS, read_actions
-from datagen.video import H264Writer
+from datagen.video import H264Writer, read_frames
 from shards.action_space import ActionSpace, from_space, get_space, to_space
 from training import checkpoint
 from training.conditioning import condition_video, first_frame_mask
@@ -255,12 +255,19 @@ def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np
 
 
 def load_image(path: Path, size: tuple[int, int] | None) -> Tensor:
-    """An image file as ``[1, 3, H, W]`` in [-1, 1]: scaled to cover ``size`` (width, height)
-    and centre-cropped, or, without a size, cropped to multiples of 16."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read an image from {path}")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """An image file (or a video's first frame) as ``[1, 3, H, W]`` in [-1, 1]: scaled to cover
+    ``size`` (width, height) and centre-cropped, or, without a size, cropped to multiples of 16."""
+    if path.suffix.lower() in (".mp4", ".mkv", ".mov", ".webm"):
+        if not path.is_file():
+            raise FileNotFoundError(f"no video at {path}")
+        rgb = next(read_frames(path), None)
+        if rgb is None:
+            raise ValueError(f"{path} has no frames")
+    else:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(f"cannot read an image from {path}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     if size is None:
         size = (w // 16 * 16, h // 16 * 16)
