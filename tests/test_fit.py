@@ -22,6 +22,7 @@ from datagen.cli import main as datagen
 from shards.action_space import get_space
 from shards.reader import open_shards
 from training import checkpoint
+from training.ablation import action_use
 from training.config import get_preset
 from training.data import Batch, BatchBuilder, fixed_batches, latent_frames
 from training.dit import WorldDiT
@@ -337,18 +338,6 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
-def with_actions_of(batches: list[Batch], shift: int) -> list[Batch]:
-    """The batches with every clip's keyboard and mouse taken from the clip ``shift`` later."""
-    keyboard = torch.cat([b.keyboard for b in batches]).roll(shift, 0)
-    mouse = torch.cat([b.mouse for b in batches]).roll(shift, 0)
-    out, i = [], 0
-    for b in batches:
-        out.append(dataclasses.replace(b, keyboard=keyboard[i:i + len(b)],
-                                       mouse=mouse[i:i + len(b)]))
-        i += len(b)
-    return out
-
-
 @pytest.mark.slow
 def test_a_tiny_model_learns_held_out_episodes_and_uses_its_actions(tmp_path):
     """Built-in engine -> curation (15 fps: more motion per clip) -> training vae -> training
@@ -379,8 +368,22 @@ def test_a_tiny_model_learns_held_out_episodes_and_uses_its_actions(tmp_path):
                             batch_size=8, count=8, frames=17, space=get_space(TINY.space))
         clips = sum(len(b) for b in val)
         assert clips >= 16
-        shuffled = with_actions_of(val, clips // 2)
-        seeds = (1, 2, 3)
-        true_loss = sum(validation_loss(model, val, cfg, seed=s) for s in seeds)
-        wrong_loss = sum(validation_loss(model, shuffled, cfg, seed=s) for s in seeds)
-        assert true_loss < wrong_loss, (true_loss / 3, wrong_loss / 3)
+        use = action_use(model, val, cfg)
+        assert use["true"] < use["shuffled"], use
+
+
+def test_action_ablations_move_actions_between_clips_or_remove_them():
+    from training.ablation import with_actions_of, without_actions
+
+    def batch(first: int) -> Batch:
+        kb = torch.arange(first, first + 2, dtype=torch.float32).view(2, 1, 1).expand(2, 5, 4)
+        return Batch(keys=[f"c{first}", f"c{first + 1}"], latents=torch.zeros(2, 16, 2, 2, 2),
+                     cond=torch.zeros(2, 20, 2, 2, 2), image=torch.zeros(2, 17, 192),
+                     keyboard=kb.clone(), mouse=kb[..., :2].clone())
+    batches = [batch(0), batch(2)]
+    moved = with_actions_of(batches, 1)
+    assert [b.keyboard[:, 0, 0].tolist() for b in moved] == [[3.0, 0.0], [1.0, 2.0]]
+    assert [b.mouse[:, 0, 0].tolist() for b in moved] == [[3.0, 0.0], [1.0, 2.0]]
+    assert torch.equal(moved[0].latents, batches[0].latents)
+    assert all(not b.keyboard.any() and not b.mouse.any() for b in without_actions(batches))
+    assert batches[1].keyboard[0, 0, 0] == 2  # the originals are untouched
