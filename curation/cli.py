@@ -52,9 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     config_flags(flt, FilterConfig, "filter settings (FilterConfig; see docs/curation.md)")
     flt.add_argument("--size", default=None, help="WIDTHxHEIGHT (sets --width and --height)")
 
-    ann = sub.add_parser("annotate", help="infer keys and mouse from camera trajectories")
-    ann.add_argument("episodes", nargs="+", type=Path)
-    ann.add_argument("--out", type=Path, required=True, help="where annotated copies go")
+    ann = sub.add_parser("annotate", help="infer keys and mouse from camera trajectories, "
+                         "or (--from-video) from the pixels of a video without any")
+    ann.add_argument("episodes", nargs="*", type=Path)
+    ann.add_argument("--out", type=Path, required=True,
+                     help="where annotated copies go (with --from-video: the actions.csv)")
+    ann.add_argument("--from-video", type=Path, default=None, metavar="EPISODE_OR_MP4",
+                     help="label a video from its pixels (camera-motion probe): write a "
+                          "contract actions.csv, poses unknown (see docs/curation.md)")
+    ann.add_argument("--fov", type=float, default=None,
+                     help="with --from-video: horizontal field of view, degrees (default: "
+                          "the episode's CSV, else 90)")
+    ann.add_argument("--fps", type=float, default=None,
+                     help="with --from-video: frame rate (default: meta.json or the file's)")
     config_flags(ann, AnnotateConfig, "decoder settings (AnnotateConfig; see "
                   "curation/annotate.py, field by field)")
 
@@ -96,11 +106,38 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return EXIT_REJECTS if args.strict and summary.rejects else 0
 
 
+def cmd_annotate_video(args: argparse.Namespace) -> int:
+    from curation.probe import ProbeError
+    from curation.probe_actions import ProbeActionsError, annotate_video
+    from datagen.episode import EpisodeError
+    from datagen.video import VideoError
+
+    if args.episodes:
+        raise UsageError("--from-video labels one video: give no episode folders with it")
+    if given_fields(args, AnnotateConfig):
+        raise UsageError("decoder settings (--walk-speed, ...) are for pose-based annotation, "
+                         "not --from-video")
+    try:
+        done = annotate_video(args.from_video, args.out, fov=args.fov, fps=args.fps)
+    except (ProbeError, ProbeActionsError, EpisodeError, VideoError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {done.path}: {done.frames} frames at {done.fps:g} fps, fov {done.fov:g} "
+          f"({done.fov_source}), {done.unknown} unknown (too little texture), probe "
+          f"{done.frames / max(done.seconds, 1e-9):.0f} frames/s; poses unknown (0)")
+    return 0
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
     from curation.annotate import annotate_episode
     from datagen.episode import find_episodes
     from datagen.output_lock import OutputLock, OutputLocked
 
+    if args.from_video is not None:
+        return cmd_annotate_video(args)
+    if not args.episodes:
+        raise UsageError("give episode folders (or --from-video EPISODE_OR_MP4)")
+    if args.fov is not None or args.fps is not None:
+        raise UsageError("--fov and --fps go with --from-video")
     try:
         cfg = AnnotateConfig(**given_fields(args, AnnotateConfig))
     except ValueError as exc:
