@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from datagen.command import UsageError, config_flags, given_fields, run
@@ -49,22 +50,24 @@ def _build(cls: type, args: argparse.Namespace, **fixed: object) -> object:
         raise UsageError(str(exc)) from None
 
 
-def _vae(args: argparse.Namespace) -> int:
-    cfg = _build(VaeConfig, args, shards=args.shards, out=args.out)
+def _run_on_shards(cls: type, job: Callable[[object], Path], args: argparse.Namespace) -> Path:
+    """Build ``cls`` from the flags and the positional shards/--out, run ``job`` on it, and turn
+    what the user can fix into a usage error."""
+    cfg = _build(cls, args, shards=args.shards, out=args.out)
     try:
-        run_dir = train_vae(cfg)
+        return job(cfg)
     except USER_ERRORS as exc:
         raise UsageError(str(exc)) from None
+
+
+def _vae(args: argparse.Namespace) -> int:
+    run_dir = _run_on_shards(VaeConfig, train_vae, args)
     print(f"VAE written to {run_dir}; use it with --vae {run_dir}")
     return 0
 
 
 def _encode(args: argparse.Namespace) -> int:
-    cfg = _build(EncodeConfig, args, shards=args.shards, out=args.out)
-    try:
-        out = encode_shards(cfg)
-    except USER_ERRORS as exc:
-        raise UsageError(str(exc)) from None
+    out = _run_on_shards(EncodeConfig, encode_shards, args)
     print(f"shards with latents written to {out}")
     return 0
 
