@@ -38,12 +38,13 @@ import numpy as np
 from curation.annotate_decode import MOVE_KEYS
 from curation.probe import ProbeConfig, probe_video
 from curation.probe_actions import ActionConfig, probe_actions
+from curation.probe_score import SCORABLE_KEYS, score_actions
 from datagen.cli import main as datagen_main
 from datagen.episode import KEY_COLUMNS, VIDEO_FILE, find_episodes, read_episode
 
 SCENES = ("city", "hills", "park", "rooms")
 PROFILES = ("explore", "balanced")
-SCORED = ("w", "s", "a", "d", "space", "ctrl")
+SCORED = SCORABLE_KEYS
 GOAL_KEYS, GOAL_DIRECTION = 0.95, 0.98
 
 
@@ -73,23 +74,11 @@ def _cell(folder: Path, probe_cfg: ProbeConfig, cfg: ActionConfig) -> dict:
         frames += result.frames
         seconds += result.seconds
     k, y, c = np.concatenate(keys), np.concatenate(truth), np.concatenate(ceiling)
-    m, tm, ok = np.concatenate(mouse), np.concatenate(true_mouse), np.concatenate(known)
-    err = np.linalg.norm(m - tm, axis=1)[ok]
-    big = np.linalg.norm(tm, axis=1) > 0.5
-    cos = np.sum(m * tm, axis=1) / np.maximum(
-        np.linalg.norm(m, axis=1) * np.linalg.norm(tm, axis=1), 1e-12)
-    agree = ok & (cos > np.cos(np.radians(45.0)))
-    stats = {"frames": frames, "unknown": float(np.mean(~ok)),
-             "mouse_median": float(np.median(err)), "mouse_p95": float(np.percentile(err, 95)),
-             "direction": float(np.mean(agree[big])),
-             "direction_known": float(np.mean(agree[big & ok])) if (big & ok).any() else 1.0,
-             "fps": frames / max(seconds, 1e-9)}
-    for name in SCORED:
-        j = KEY_COLUMNS.index(f"key_{name}")
-        stats[name] = float(np.mean(k[:, j] == y[:, j]))
-        stats[f"{name}_pressed"] = float(np.mean(y[:, j]))
-        if j < 4:
-            stats[f"{name}_ceiling"] = float(np.mean(c[:, j] == y[:, j]))
+    stats = score_actions(k, np.concatenate(mouse), np.concatenate(known), y,
+                          np.concatenate(true_mouse))
+    stats["fps"] = frames / max(seconds, 1e-9)
+    for j, name in enumerate("wsad"):
+        stats[f"{name}_ceiling"] = float(np.mean(c[:, j] == y[:, j]))
     return stats
 
 
@@ -110,12 +99,12 @@ def _table(seed: int, stats: dict[tuple[str, str], dict], size: str) -> str:
                  + " / " + _pct(s["direction_known"])
                  + ("*" if s["direction_known"] < GOAL_DIRECTION else "")]
         for k in SCORED:
-            mark = "*" if k in "wsad" and s[k] < GOAL_KEYS else ""
-            cells.append(f"{_pct(s[k])}{mark} ({100 * s[f'{k}_pressed']:.0f})")
+            mark = "*" if k in "wsad" and s[f"key_{k}"] < GOAL_KEYS else ""
+            cells.append(f"{_pct(s[f'key_{k}'])}{mark} ({100 * s[f'pressed_{k}']:.0f})")
         cells.append(" / ".join(_pct(s[f"{k}_ceiling"]) for k in "wsad"))
         cells.append(f"{s['fps']:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
-    moves = np.array([[s[k] for k in "wsad"] for s in stats.values()])
+    moves = np.array([[s[f"key_{k}"] for k in "wsad"] for s in stats.values()])
     direction = np.array([s["direction"] for s in stats.values()])
     known = np.array([s["direction_known"] for s in stats.values()])
     lines += ["", f"cells below 98 % direction: {int(np.sum(direction < GOAL_DIRECTION))} of "

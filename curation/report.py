@@ -14,11 +14,8 @@ place, so a reader never sees a half-written report.
 
 from __future__ import annotations
 
-import html
 import io
 import json
-import os
-import shutil
 import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -33,10 +30,20 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from curation.html_page import (
+    ACCENT,
+    esc,
+    figure,
+    img,
+    page,
+    save_png,
+    table,
+    write_page_folder,
+)
 from curation.shardwriter import DATASET_FILE, MANIFEST_FILE, REJECTS_FILE, SHARD_RE, reason_kind
 from datagen.episode import KEYS
 
-REPORT_DIR, INDEX_FILE = "report", "index.html"
+REPORT_DIR = "report"
 LABEL_MEMBERS = ("keys.npy", "mouse.npy", "pose.npy", "json")  # what the statistics need
 KEY_LABELS = ("W", "S", "A", "D", "Space", "Shift", "Ctrl")  # display names of KEYS, in order
 TOP_COMBOS = 12  # key combinations drawn in the chart (the page's data holds all of them)
@@ -45,7 +52,6 @@ MAX_TRACKS = 400  # trajectories drawn per scene plot
 MAX_REJECT_ROWS = 500  # reject rows listed in the page (all are in rejects.parquet)
 HIST_BINS = 61  # odd, so 0 is the centre of a mouse bin
 OUTLIER_QUANTILE = 0.999  # histogram ranges cover this share; the rest lands in the end bins
-ACCENT, MUTED = "#2f6db5", "#8aa9cf"
 
 
 class ReportError(ValueError):
@@ -84,30 +90,9 @@ def write_report(shards: Path, out: Path | None = None) -> Path:
     """Write ``index.html`` and its PNGs for the shard folder ``shards`` into ``out`` (default
     ``<shards>/report``), replacing an earlier report there. Returns the path of ``index.html``."""
     shards = Path(shards)
-    out = Path(out) if out is not None else shards / REPORT_DIR
     stats = collect(shards)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        page = _render(stats, shards, tmp)
-        (tmp / INDEX_FILE).write_text(page, encoding="utf-8")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out / INDEX_FILE
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    """Move the finished folder ``new`` to ``dest``, replacing what was there."""
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.rename(dest, old)
-        os.rename(new, dest)
-        shutil.rmtree(old)
-    else:
-        os.rename(new, dest)
+    return write_page_folder(Path(out) if out is not None else shards / REPORT_DIR,
+                             lambda folder: _render(stats, shards, folder))
 
 
 # --------------------------------------------------------------------------- reading
@@ -296,24 +281,9 @@ def histogram(values: np.ndarray, symmetric: bool) -> dict:
 # --------------------------------------------------------------------------- charts
 
 
-def _figure(width: float, height: float) -> tuple[Figure, object]:
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return fig, ax
-
-
-def _save(fig: Figure, folder: Path, name: str) -> str:
-    fig.tight_layout()
-    fig.savefig(folder / name)
-    return name
-
-
 def _barh(folder: Path, name: str, labels: list[str], values: list[float], xlabel: str,
           fmt: str) -> str:
-    fig, ax = _figure(7.5, 0.9 + 0.32 * len(labels))
+    fig, ax = figure(7.5, 0.9 + 0.32 * len(labels))
     y = np.arange(len(labels))[::-1]
     bars = ax.barh(y, values, color=ACCENT, height=0.7)
     ax.set_yticks(y, labels)
@@ -322,7 +292,7 @@ def _barh(folder: Path, name: str, labels: list[str], values: list[float], xlabe
     ax.set_xlim(0, max(values) * 1.18 if values and max(values) > 0 else 1)
     if fmt == "{:d}":
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _save(fig, folder, name)
+    return save_png(fig, folder, name)
 
 
 def _hist_plot(ax: object, hist: dict, xlabel: str, log: bool) -> None:
@@ -345,18 +315,18 @@ def _mouse_png(folder: Path, summary: dict) -> str:
         ax = fig.add_subplot(1, 2, i + 1)
         _hist_plot(ax, summary[col], label, log=True)
         ax.spines[["top", "right"]].set_visible(False)
-    return _save(fig, folder, "mouse.png")
+    return save_png(fig, folder, "mouse.png")
 
 
 def _speed_png(folder: Path, summary: dict) -> str:
-    fig, ax = _figure(7.5, 3.4)
+    fig, ax = figure(7.5, 3.4)
     _hist_plot(ax, summary["speed"], "speed (m/s, from pose differences)", log=False)
-    return _save(fig, folder, "speed.png")
+    return save_png(fig, folder, "speed.png")
 
 
 def _tracks_png(folder: Path, scene: str, tracks: list[tuple[str, np.ndarray]],
                 index: int) -> str:
-    fig, ax = _figure(6.5, 6.5)
+    fig, ax = figure(6.5, 6.5)
     episodes = sorted({episode for episode, _ in tracks})
     cmap = colormaps["tab10" if len(episodes) <= 10 else "viridis"]
     for episode, t in tracks:
@@ -370,7 +340,7 @@ def _tracks_png(folder: Path, scene: str, tracks: list[tuple[str, np.ndarray]],
     ax.set_title(f"{scene}: {len(tracks)} clip(s) of {len(episodes)} episode(s) (a colour "
                  "each), dots mark clip starts", fontsize=9)
     ax.grid(alpha=0.25)
-    return _save(fig, folder, f"trajectories_{index:02d}.png")
+    return save_png(fig, folder, f"trajectories_{index:02d}.png")
 
 
 def _strip_png(folder: Path, strip: list[tuple[str, np.ndarray]]) -> str:
@@ -381,57 +351,19 @@ def _strip_png(folder: Path, strip: list[tuple[str, np.ndarray]]) -> str:
         ax.imshow(image)
         ax.set_title(key, fontsize=7)
         ax.axis("off")
-    return _save(fig, folder, "strip.png")
+    return save_png(fig, folder, "strip.png")
 
 
 # --------------------------------------------------------------------------- page
-
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#f4f6f9;
-color:#1d2733}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{margin:0 0 4px}h2{margin:32px 0 10px;border-bottom:2px solid #dde3ea;padding-bottom:4px}
-.sub{color:#5b6878}.cards{display:flex;gap:12px;flex-wrap:wrap;margin:18px 0}
-.card{background:#fff;border-radius:8px;padding:12px 18px;box-shadow:0 1px 3px #0002;
-min-width:140px}.card b{display:block;font-size:24px;color:#2f6db5}
-table{border-collapse:collapse;background:#fff;box-shadow:0 1px 3px #0002;margin:8px 0}
-th,td{padding:4px 10px;border-bottom:1px solid #e6eaef;text-align:left;vertical-align:top}
-th{background:#eef2f7}td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.total td{font-weight:600;background:#f7f9fb}
-img{max-width:100%;background:#fff;border-radius:6px;box-shadow:0 1px 3px #0002;margin:6px 0}
-.warn{background:#fff4d6;border-left:4px solid #e0a100;padding:8px 12px}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:12px}
-details{margin:8px 0}code{font-size:12px}
-"""
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
-def _table(header: list[str], rows: list[list[object]], numeric: set[int] = frozenset(),
-           total_rows: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cells = "".join(f'<td class="n">{_e(v)}</td>' if j in numeric else f"<td>{_e(v)}</td>"
-                        for j, v in enumerate(row))
-        body.append(f'<tr class="total">{cells}</tr>' if i in total_rows else f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _img(name: str, alt: str) -> str:
-    return f'<img src="{_e(name)}" alt="{_e(alt)}">'
-
 
 def _render(stats: ShardStats, shards: Path, folder: Path) -> str:
     """Draw the charts into ``folder`` and return the page."""
     s = summarize(stats)
     total = next((r for r in s["counts"] if r["split"] == "all"), {"hours": 0.0})
-    parts = [f"<h1>Shard report</h1><div class=sub>{_e(shards.resolve())} &middot; "
-             f"{_e(stats.dataset.get('format', 'unknown format'))}</div>",
+    parts = [f"<h1>Shard report</h1><div class=sub>{esc(shards.resolve())} &middot; "
+             f"{esc(stats.dataset.get('format', 'unknown format'))}</div>",
              "<div class=cards>" + "".join(
-                 f"<div class=card><b>{_e(v)}</b>{_e(k)}</div>" for k, v in (
+                 f"<div class=card><b>{esc(v)}</b>{esc(k)}</div>" for k, v in (
                      ("clips", s["clips"]), ("frames", s["frames"]),
                      ("hours", f"{total['hours']:.3f}"), ("rejects", len(stats.rejects)),
                      ("scenes", len({c.scene for c in stats.clips})))) + "</div>"]
@@ -439,31 +371,31 @@ def _render(stats: ShardStats, shards: Path, folder: Path) -> str:
         parts.append(f"<p class=warn>manifest.parquet and the tars disagree: "
                      f"{len(s['manifest_only'])} clip(s) only in the manifest, "
                      f"{len(s['tars_only'])} only in the tars (first: "
-                     f"{_e((s['manifest_only'] + s['tars_only'])[0])}).</p>")
+                     f"{esc((s['manifest_only'] + s['tars_only'])[0])}).</p>")
 
     parts.append("<h2>Clips, frames and hours</h2>")
     rows = [[r["split"], r["scene"], r["clips"], r["frames"], f"{r['hours']:.3f}"]
             for r in s["counts"]]
     totals = {i for i, r in enumerate(s["counts"]) if r["scene"] == "all"}
-    parts.append(_table(["split", "scene", "clips", "frames", "hours"], rows, {2, 3, 4}, totals))
+    parts.append(table(["split", "scene", "clips", "frames", "hours"], rows, {2, 3, 4}, totals))
     settings = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v]
                 for k, v in stats.dataset.items()]
     parts.append("<details><summary>dataset.json</summary>"
-                 + _table(["setting", "value"], settings) + "</details>")
+                 + table(["setting", "value"], settings) + "</details>")
 
     parts.append("<h2>Rejects</h2>")
     kinds = s["rejects_by_kind"]
     if kinds:
-        parts.append(_table(["reason", "rows", "frames"], [[k, v["rows"], v["frames"]]
+        parts.append(table(["reason", "rows", "frames"], [[k, v["rows"], v["frames"]]
                                                           for k, v in kinds.items()], {1, 2}))
-        parts.append(_img(_barh(folder, "rejects.png", [_short(k) for k in kinds],
+        parts.append(img(_barh(folder, "rejects.png", [_short(k) for k in kinds],
                                 [v["rows"] for v in kinds.values()], "rejected rows", "{:d}"),
                           "rejects by reason"))
         shown = stats.rejects.head(MAX_REJECT_ROWS)
         more = len(stats.rejects) - len(shown)
         parts.append(f"<details><summary>every reject ({len(stats.rejects)} rows"
                      + (f", first {len(shown)} shown" if more else "") + ")</summary>"
-                     + _table(["episode", "first frame", "frames", "reason", "source"], [
+                     + table(["episode", "first frame", "frames", "reason", "source"], [
                          [r.episode, r.first_frame, r.frames, r.reason, r.source]
                          for r in shown.itertuples()], {1, 2}) + "</details>")
     else:
@@ -471,32 +403,28 @@ def _render(stats: ShardStats, shards: Path, folder: Path) -> str:
 
     if s["frames"]:
         parts.append("<h2>Actions</h2><div class=grid>")
-        parts.append(_img(_barh(folder, "keys.png", list(KEY_LABELS),
+        parts.append(img(_barh(folder, "keys.png", list(KEY_LABELS),
                                 list(s["key_fraction"].values()), "share of frames held",
                                 "{:.1%}"), "share of frames each key is held"))
         top = s["combos"][:TOP_COMBOS]
-        parts.append(_img(_barh(folder, "combos.png", [c for c, _ in top],
+        parts.append(img(_barh(folder, "combos.png", [c for c, _ in top],
                                 [n / s["frames"] for _, n in top], "share of frames",
                                 "{:.1%}"), "top key combinations"))
         parts.append("</div>")
-        parts.append("<details><summary>every key combination</summary>" + _table(
+        parts.append("<details><summary>every key combination</summary>" + table(
             ["keys held", "frames", "share"],
             [[c, n, f"{n / s['frames']:.2%}"] for c, n in s["combos"]], {1, 2}) + "</details>")
-        parts.append("<h2>Mouse</h2>" + _img(_mouse_png(folder, s), "mouse delta histograms"))
-        parts.append("<h2>Speed</h2>" + _img(_speed_png(folder, s), "speed histogram"))
+        parts.append("<h2>Mouse</h2>" + img(_mouse_png(folder, s), "mouse delta histograms"))
+        parts.append("<h2>Speed</h2>" + img(_speed_png(folder, s), "speed histogram"))
         parts.append("<h2>Trajectories (top down)</h2><div class=grid>")
         for i, scene in enumerate(sorted(stats.tracks)):
-            parts.append(_img(_tracks_png(folder, scene, stats.tracks[scene], i),
+            parts.append(img(_tracks_png(folder, scene, stats.tracks[scene], i),
                               f"trajectories in {scene}"))
         parts.append("</div>")
     if stats.strip:
-        parts.append("<h2>First frames</h2>" + _img(_strip_png(folder, stats.strip),
+        parts.append("<h2>First frames</h2>" + img(_strip_png(folder, stats.strip),
                                                    "first frames of a few clips"))
-    data = json.dumps(s).replace("</", "<\\/")
-    parts.append(f'<script type="application/json" id="report-data">{data}</script>')
-    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>Shard report: {_e(shards.name)}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>\n")
+    return page(f"Shard report: {shards.name}", parts, s)
 
 
 def _short(text: str, limit: int = 60) -> str:
