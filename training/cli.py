@@ -1,4 +1,4 @@
-"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit`` and ``sample``.
+"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``.
 
 Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
 ``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
@@ -18,7 +18,8 @@ from pathlib import Path
 from datagen.command import UsageError, config_flags, given_fields, run
 from training.config import PRESETS, get_preset
 from training.encode import EncodeConfig, encode_shards
-from training.fit import FitConfig, fit, load_config
+from training.evaluate import EvalConfig, evaluate, summary_table
+from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config
 from training.params import param_shapes
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
@@ -97,6 +98,31 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    try:
+        cfg = EvalConfig(**given_fields(args, EvalConfig))
+        sampler = SamplerConfig(**given_fields(args, SamplerConfig))
+        run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
+        run_dir = args.ckpt if (args.ckpt / CONFIG_FILE).is_file() else args.ckpt.parent.parent
+        out = args.out or (run_dir / EVAL_DIR / f"step-{run_.step:06d}")
+        board = None
+        if args.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            board = SummaryWriter(str(args.tensorboard))
+        try:
+            results = evaluate(run_, args.shards, out, cfg, sampler, board,
+                               progress=not args.no_progress)
+        finally:
+            if board is not None:
+                board.close()
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(summary_table(results))
+    print(f"report: {out / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="training", description="Train action-conditioned DiT world models on shards.")
@@ -138,12 +164,25 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--device", default="cpu", help="torch device")
     smp.add_argument("--no-progress", action="store_true")
     config_flags(smp, SamplerConfig, "sampling (SamplerConfig)")
+
+    ev = sub.add_parser("eval", help="does the model's video follow its inputs? (probe-scored)")
+    ev.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
+    ev.add_argument("--shards", type=Path, required=True, help="shard folder of held-out clips")
+    ev.add_argument("--out", type=Path,
+                    help=f"report folder (default: <ckpt>/{EVAL_DIR}/step-N; replaced)")
+    ev.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
+    ev.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    ev.add_argument("--device", default="cpu", help="torch device")
+    ev.add_argument("--tensorboard", type=Path, help="also write eval/... scalars here")
+    ev.add_argument("--no-progress", action="store_true")
+    config_flags(ev, EvalConfig, "evaluation (EvalConfig; see docs/training.md)")
+    config_flags(ev, SamplerConfig, "sampling (SamplerConfig)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
-                "sample": _sample}
+                "sample": _sample, "eval": _eval}
     return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
 
 

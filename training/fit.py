@@ -23,6 +23,7 @@ The run folder::
     <out>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint)
     <out>/tensorboard/     scalars, with --tensorboard
     <out>/samples/         videos from training.sample.validation_videos, with --sample-every
+    <out>/eval/step-N/     training eval reports (training.evaluate), with --eval-every
 
 What a step trains (Matrix-Game 2.0 foundation training, Wan flow-matching conventions):
 
@@ -76,14 +77,17 @@ from training.config import DiTConfig, get_preset
 from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
+from training.evaluate import EvalConfig, evaluate, headline
 from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
+from training.sample import LoadedRun, validation_videos
 from training.schedule import learning_rate
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 SAMPLES_DIR = "samples"
+EVAL_DIR = "eval"
 VAL_SEED = 1234  # validation noise: the same draws at every validation
 NOISE_SEED_STRIDE = 1_000_003  # rank r draws noise from seed + (r + 1) * stride
 
@@ -142,6 +146,10 @@ class FitConfig:
     checkpoint_every: int = 500  # checkpoint every N updates, and always at the end (0: end)
     keep_checkpoints: int = 0  # keep only the newest N step folders (0: keep all)
     sample_every: int = 0  # videos of the first val batch every N updates (training.sample)
+    eval_every: int = 0  # training eval every N updates and at the end (0: off): the probe
+    #                      reads keys and mouse back from rollouts (training.evaluate); needs vae
+    eval_clips: int = 2  # held-out clips of the val split generated under recorded actions
+    eval_scripts: str = "w,s,turn-left,turn-right,idle"  # designed action scripts it also runs
     tensorboard: bool = False  # TensorBoard scalars in <out>/tensorboard
     progress: bool = True  # tqdm bar (loss, it/s, samples/s, ETA)
 
@@ -159,7 +167,7 @@ class FitConfig:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("shuffle", "num_workers", "warmup", "decay_steps", "error_buffer",
                      "val_every", "val_batches", "checkpoint_every", "keep_checkpoints",
-                     "sample_every"):
+                     "sample_every", "eval_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         for name in ("action_dropout", "image_dropout", "beta1", "beta2"):
@@ -184,13 +192,24 @@ class FitConfig:
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not self.out:
             problems.append("out (the run folder) must be given")
+        try:
+            self.eval_config()
+        except ValueError as exc:
+            problems.append(str(exc))
         if problems:
             raise ValueError("fit config: " + "; ".join(problems))
+
+    def eval_config(self) -> EvalConfig:
+        """What ``eval_every`` evaluates: the first ``eval_clips`` clips of the val split and
+        ``eval_scripts`` from the first two of them, no longer than the training clips."""
+        return EvalConfig(split=self.val_split, clips=self.eval_clips, frames=self.frames,
+                          scripts=self.eval_scripts, script_images=min(2, self.eval_clips))
 
 
 # Fields a resumed run may change; any other difference from the run's config.toml is an error.
 RESUMABLE = frozenset({"resume", "steps", "num_workers", "val_every", "val_batches",
-                       "checkpoint_every", "keep_checkpoints", "sample_every", "tensorboard",
+                       "checkpoint_every", "keep_checkpoints", "sample_every", "eval_every",
+                       "eval_clips", "eval_scripts", "tensorboard",
                        "progress", "device"})
 
 
@@ -294,13 +313,15 @@ def check(cfg: FitConfig) -> None:
     if not cfg.shards:
         raise ValueError("shards (the shard folder) must be given")
     open_shards(cfg.shards, cfg.train_split)
-    if cfg.val_every or cfg.sample_every:
+    if cfg.val_every or cfg.sample_every or cfg.eval_every:
         try:
             open_shards(cfg.shards, cfg.val_split)
         except FileNotFoundError as exc:
-            raise FileNotFoundError(f"{exc}; validation needs held-out clips: set val_every 0 "
-                                    f"and sample_every 0, or write a val split (curation filter "
-                                    f"--val-fraction)") from None
+            raise FileNotFoundError(f"{exc}; validation needs held-out clips: set val_every, "
+                                    f"sample_every and eval_every to 0, or write a val split "
+                                    f"(curation filter --val-fraction)") from None
+    if cfg.eval_every and not cfg.vae:
+        raise ValueError("eval_every needs vae: the evaluation decodes the rollouts to pixels")
     model = get_preset(cfg.preset)
     space = get_space(cfg.action_space or model.space)
     if len(space.keys) != model.action.keyboard_dim or space.mouse != model.action.mouse:
@@ -469,15 +490,6 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     _write_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def _sample_hook():
-    """``training.sample.validation_videos`` when the sampler provides it, else None."""
-    try:
-        from training.sample import validation_videos
-    except ImportError:
-        return None
-    return validation_videos
-
-
 def fit(cfg: FitConfig) -> FitSummary:
     """Train as ``cfg`` says (under torchrun: on every rank); see the module docstring."""
     check(cfg)
@@ -552,9 +564,6 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     if (cfg.val_every or cfg.sample_every) and not val:
         raise ValueError(f"the {cfg.val_split} split of {cfg.shards} holds no clips of "
                          f"{cfg.frames} frames")
-    videos = _sample_hook() if cfg.sample_every else None
-    if d.master and cfg.sample_every and videos is None:
-        print("sample_every: training.sample.validation_videos is not available; no videos")
 
     # --- logging (master only)
     log = open(out / METRICS_FILE, "a") if d.master else None  # noqa: SIM115 (closed below)
@@ -573,8 +582,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         if board is not None:
             for key, value in record.items():
                 if key != "step":
-                    board.add_scalar(("val/" if key.startswith("val") else "train/") + key,
-                                     value, record["step"])
+                    group = key.split("_")[0] if key.startswith(("val", "eval")) else "train"
+                    board.add_scalar(f"{group}/{key}", value, record["step"])
 
     def save() -> None:
         tensors = {"noise_generator": generator.get_state()}
@@ -637,18 +646,27 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
             if cfg.val_every and (step % cfg.val_every == 0 or last):
                 record["val_loss"] = summary.val_loss = validation_loss(model, val, cfg,
                                                                         precision)
+            videos_due = cfg.sample_every and step % cfg.sample_every == 0
+            eval_due = cfg.eval_every and (step % cfg.eval_every == 0 or last)
+            if (videos_due or eval_due) and d.master and cfg.parallel != "fsdp":
+                sampler = copy.deepcopy(model).eval()
+                if ema is not None:
+                    ema.copy_to(sampler)
+                if videos_due:
+                    validation_videos(sampler, val[0], vae,
+                                      out / SAMPLES_DIR / f"step-{step:06d}")
+                if eval_due:
+                    run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step)
+                    results = evaluate(run, Path(cfg.shards), out / EVAL_DIR / f"step-{step:06d}",
+                                       cfg.eval_config())
+                    record.update({f"eval_{k}": v for k, v in headline(results).items()
+                                   if not math.isnan(v)})
+                del sampler
             emit(record)
             summary.loss = loss_value
             bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{speed:.1f}",
                             **({"val": f"{summary.val_loss:.4f}"} if summary.val_loss else {}))
             bar.update()
-            if videos is not None and step % cfg.sample_every == 0 and d.master \
-                    and cfg.parallel != "fsdp":
-                sampler = copy.deepcopy(model)
-                if ema is not None:
-                    ema.copy_to(sampler)
-                videos(sampler.eval(), val[0], vae, out / SAMPLES_DIR / f"step-{step:06d}")
-                del sampler
             if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 save()
     finally:

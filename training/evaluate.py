@@ -1,0 +1,424 @@
+"""``training eval``: does a model's video follow its inputs? Probe-scored rollouts and a report.
+
+For a trained run, on held-out clips of a shard split (``EvalConfig``):
+
+- **recorded**: from each clip's first frame the model generates the clip under the clip's
+  recorded actions; the camera-motion probe (:mod:`curation.probe`, :mod:`curation.probe_actions`)
+  reads keys and mouse back from the generated pixels, and :func:`curation.probe_score.
+  score_actions` scores them against the actions the model was given: the definition the probe
+  was validated with against exact labels (``benchmarks/bench_probe.py``).
+- **ground truth**: the same probe and score on the clips themselves: the probe's ceiling, what a
+  model that followed its inputs perfectly would score on this footage.
+- **scripts** (:mod:`training.action_scripts`): each key alone, pairs, turns, looks and idle,
+  from the first frames of the first ``script_images`` clips, ``script_frames`` frames long
+  (several sampling windows by default: long rollouts).
+- **drift**, per frame against the rollout's first frame: ``brightness`` ``|mean luma_t -
+  mean luma_0|`` (0-255), ``contrast`` ``std_t / std_0`` and ``sharpness`` (variance of the
+  Laplacian, ratio to frame 0). A rollout that fades to grey or blurs shows ratios falling
+  below the ground truth's.
+- **temporal consistency**: ``confidence`` (the probe's mean per-frame confidence: how well one
+  rigid camera motion explains consecutive frames) and ``frame_diff`` (mean absolute difference
+  of consecutive frames, 0-255).
+
+"Given" actions are what the model received: the recorded or scripted actions mapped into its
+action space and back (``shards.action_space``; keys outside the space are 0), scored on the
+keys of the space that the probe can read (W/S/A/D, space, ctrl; shift never).
+
+:func:`evaluate` writes ``<out>/index.html`` (videos side by side with the inputs drawn, tables,
+plots, every number in the page's JSON), ``<out>/eval.json``, and TensorBoard scalars to a
+writer it is given; it returns the numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from curation.html_page import esc, figure, img, page, save_png, table, write_page_folder
+from curation.probe import probe_frames
+from curation.probe_actions import probe_actions
+from curation.probe_score import SCORABLE_KEYS, score_actions
+from curation.report import tar_samples
+from shards.action_space import ActionSpace, from_space, to_space
+from shards.reader import decode_mp4, open_shards
+from training.action_scripts import fits_space, script_actions, script_names
+from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
+
+EVAL_JSON = "eval.json"
+DRIFT_KEYS = ("brightness", "contrast", "sharpness")
+EVAL_SAMPLER = SamplerConfig(steps=20)  # Euler steps of the rollouts unless told otherwise
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    split: str = "val"  # shard split of the held-out clips
+    clips: int = 4  # held-out clips generated under their recorded actions (the first ones)
+    frames: int = 0  # frames of each recorded rollout; 0 = the whole clip
+    scripts: str = "all"  # designed action scripts (training.action_scripts), comma-separated;
+    #                       "all", or "" for none; scripts the action space lacks are skipped
+    script_images: int = 2  # first frames (of the first held-out clips) each script starts from
+    script_frames: int = 0  # frames of each scripted rollout; 0 = three sampling windows
+    fov: float = 0.0  # horizontal field of view in degrees; 0 = from the clips' intrinsics
+    videos: bool = True  # write the side-by-side videos into the report
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("clips", "frames", "script_images", "script_frames"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.clips < 1:
+            problems.append("clips must be at least 1")
+        if self.fov and not 1.0 <= self.fov <= 179.0:
+            problems.append(f"fov must be 0 (from the clips) or in 1..179 degrees, got {self.fov}")
+        try:
+            script_names(self.scripts)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if problems:
+            raise ValueError("eval config: " + "; ".join(problems))
+
+
+@dataclass
+class HeldOutClip:
+    key: str
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    keys: np.ndarray  # uint8 [T, 7], contract order
+    mouse: np.ndarray  # float64 [T, 2]: mouse_dx, mouse_dy in degrees
+    fps: float
+    fov: float  # horizontal, degrees, at the clip's size
+
+
+def held_out_clips(shards: Path, split: str, count: int) -> list[HeldOutClip]:
+    """The first ``count`` clips of ``split`` in shard order, decoded."""
+    clips = []
+    for url in open_shards(shards, split):
+        for key, members in tar_samples(Path(url)):
+            meta = json.loads(members["json"])
+            frames = decode_mp4(members["mp4"])
+            fx = float(meta["intrinsics"]["fx"])
+            clips.append(HeldOutClip(
+                key=key, frames=frames,
+                keys=np.load(io.BytesIO(members["keys.npy"]), allow_pickle=False).astype(np.uint8),
+                mouse=np.load(io.BytesIO(members["mouse.npy"]),
+                              allow_pickle=False).astype(np.float64),
+                fps=float(meta["fps"]),
+                fov=math.degrees(2 * math.atan(frames.shape[2] / 2 / fx))))
+            if len(clips) == count:
+                return clips
+    if not clips:
+        raise ValueError(f"the {split} split of {shards} holds no clips")
+    return clips
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring one video
+
+
+def given_actions(keys: np.ndarray, mouse: np.ndarray, space: ActionSpace
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """What a model of ``space`` is given for recorded ``keys [T, 7]`` and ``mouse [T, 2]``, back
+    in the contract's form (keys outside the space 0, the mouse as the model sees it)."""
+    keyboard, model_mouse = to_space(keys, mouse, space)
+    return from_space(keyboard, model_mouse, space)
+
+
+def scored_keys(space: ActionSpace) -> tuple[str, ...]:
+    """The keys of ``space`` the probe can read."""
+    return tuple(k for k in SCORABLE_KEYS if k in space.keys)
+
+
+def drift(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame image statistics of uint8 ``[T, H, W, 3]`` against frame 0 (module docstring):
+    ``brightness`` shift, ``contrast`` and ``sharpness`` ratios, and ``frame_diff``."""
+    luma = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]).astype(np.float64)
+    mean, std = luma.mean(axis=(1, 2)), luma.std(axis=(1, 2))
+    sharp = np.array([cv2.Laplacian(f, cv2.CV_64F).var() for f in luma])
+    diff = np.zeros(len(frames))
+    diff[1:] = np.abs(np.diff(frames.astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    return {"brightness": np.abs(mean - mean[0]), "contrast": std / max(std[0], 1e-6),
+            "sharpness": sharp / max(sharp[0], 1e-6), "frame_diff": diff}
+
+
+@dataclass
+class Reading:
+    """The probe's reading of one video beside the actions it was given."""
+
+    keys: np.ndarray  # probed, uint8 [T, 7]
+    mouse: np.ndarray  # probed, degrees [T, 2]
+    known: np.ndarray  # bool [T]
+    confidence: np.ndarray  # [T]
+    given_keys: np.ndarray
+    given_mouse: np.ndarray
+    drift: dict[str, np.ndarray]
+
+
+def read_video(frames: np.ndarray, given_keys: np.ndarray, given_mouse: np.ndarray, fov: float,
+               fps: float) -> Reading:
+    """Probe uint8 ``[T, H, W, 3]`` ``frames`` (horizontal ``fov``, ``fps``) and keep what it was
+    given beside it."""
+    result = probe_frames(frames, fov)
+    keys, mouse, known = probe_actions(result, fps)
+    return Reading(keys, mouse, known, result.confidence, given_keys, given_mouse,
+                   drift(frames))
+
+
+def score(readings: list[Reading], scored: tuple[str, ...]) -> dict[str, float]:
+    """:func:`score_actions` over ``readings`` pooled, with the temporal-consistency means and
+    each drift statistic at the rollouts' last frame (mean over rollouts)."""
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in readings])
+
+    out = score_actions(cat("keys"), cat("mouse"), cat("known"), cat("given_keys"),
+                        cat("given_mouse"), scored)
+    out["confidence"] = float(np.mean(np.concatenate([r.confidence[1:] for r in readings])))
+    out["frame_diff"] = float(np.mean(np.concatenate([r.drift["frame_diff"][1:]
+                                                      for r in readings])))
+    for k in DRIFT_KEYS:
+        out[f"end_{k}"] = float(np.mean([r.drift[k][-1] for r in readings]))
+    known = cat("known")
+    for j, axis in enumerate(("dx", "dy")):
+        out[f"probed_{axis}"] = float(np.mean(cat("mouse")[known, j])) if known.any() else 0.0
+        out[f"given_{axis}"] = float(np.mean(cat("given_mouse")[:, j]))
+    return out
+
+
+def mean_curves(readings: list[Reading]) -> dict[str, list[float]]:
+    """Each drift statistic per frame, averaged over ``readings`` (the shortest length)."""
+    n = min(len(r.keys) for r in readings)
+    return {k: np.mean([r.drift[k][:n] for r in readings], axis=0).tolist()
+            for k in (*DRIFT_KEYS, "frame_diff")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollouts
+
+
+def rollout(run: LoadedRun, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
+            sampler: SamplerConfig) -> np.ndarray:
+    """uint8 ``[B, T, H, W, 3]`` generated from first frames ``firsts [B, H, W, 3]`` under
+    contract actions ``keys [B, T, 7]`` and ``mouse [B, T, 2]`` (sliding windows past the
+    training length)."""
+    mapped = [to_space(k, m, run.space) for k, m in zip(keys, mouse, strict=True)]
+    device = run.vae.device
+    kb = torch.from_numpy(np.stack([k for k, _ in mapped])).to(device)
+    ms = None if mapped[0][1] is None else torch.from_numpy(
+        np.stack([m for _, m in mapped])).to(device)
+    first = torch.from_numpy(firsts).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+    video = generate(run.model, run.vae, run.images, first, kb, ms, run.frames, sampler)
+    return np.stack([to_uint8(v) for v in video.cpu()])
+
+
+def _video(run: LoadedRun, path: Path, panels: dict[str, np.ndarray], keys: np.ndarray,
+           mouse: np.ndarray, fps: float) -> str:
+    keyboard, model_mouse = to_space(keys, mouse, run.space)
+    overlay_video(path, panels, keyboard, model_mouse, run.space, fps)
+    return path.name
+
+
+def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
+             sampler: SamplerConfig = EVAL_SAMPLER, board: object = None,
+             progress: bool = False) -> dict:
+    """Run the evaluation (module docstring) and write its report folder ``out``; returns the
+    numbers (also in ``out/eval.json``); ``board``: a TensorBoard ``SummaryWriter`` for
+    ``eval/...`` scalars at the run's step."""
+    def say(text: str) -> None:
+        if progress:
+            print(text, flush=True)
+
+    clips = held_out_clips(Path(shards), cfg.split, cfg.clips)
+    n = min(len(c.keys) for c in clips)
+    n = min(n, cfg.frames) if cfg.frames else n
+    if n < 5:
+        raise ValueError(f"held-out clips of {n} frames are too short to evaluate (5 at least)")
+    fov = cfg.fov or clips[0].fov
+    fps = clips[0].fps
+    scored = scored_keys(run.space)
+    say(f"eval: {len(clips)} held-out clip(s) of {n} frames under their recorded actions")
+    firsts = np.stack([c.frames[0] for c in clips])
+    given = [given_actions(c.keys[:n], c.mouse[:n], run.space) for c in clips]
+    made = rollout(run, firsts, np.stack([c.keys[:n] for c in clips]),
+                   np.stack([c.mouse[:n] for c in clips]), sampler)
+    recorded = [read_video(v, k, m, fov, fps) for v, (k, m) in zip(made, given, strict=True)]
+    truth = [read_video(c.frames[:n], k, m, fov, fps) for c, (k, m) in zip(clips, given,
+                                                                          strict=True)]
+
+    names = [s for s in script_names(cfg.scripts) if fits_space(s, run.space)]
+    length = cfg.script_frames or 3 * (run.frames - 1) + 1
+    starts = firsts[:max(1, cfg.script_images)]
+    scripts: dict[str, list[Reading]] = {}
+    script_videos: dict[str, np.ndarray] = {}
+    for i, name in enumerate(names):
+        say(f"eval: script {name} ({i + 1}/{len(names)}), {len(starts)} x {length} frames")
+        keys, mouse = script_actions(name, length, fps)
+        videos = rollout(run, starts, np.repeat(keys[None], len(starts), 0),
+                         np.repeat(mouse[None], len(starts), 0), sampler)
+        k, m = given_actions(keys, mouse, run.space)
+        scripts[name] = [read_video(v, k, m, fov, fps) for v in videos]
+        script_videos[name] = videos[0]
+
+    results = {
+        "step": run.step, "space": run.space.name, "scored_keys": list(scored),
+        "fov": fov, "fps": fps, "frames": n, "script_frames": length,
+        "clips": [c.key for c in clips], "config": asdict(cfg), "sampler": asdict(sampler),
+        "recorded": score(recorded, scored), "ground_truth": score(truth, scored),
+        "scripts": score([r for rs in scripts.values() for r in rs], scored) if scripts else {},
+        "per_script": {name: score(rs, scored) for name, rs in scripts.items()},
+        "curves": {"recorded": mean_curves(recorded), "ground_truth": mean_curves(truth),
+                   **({"scripts": mean_curves([r for rs in scripts.values() for r in rs])}
+                      if scripts else {})},
+    }
+
+    def render(folder: Path) -> str:
+        video_files: list[tuple[str, str]] = []
+        if cfg.videos:
+            for c, v, (k, m) in zip(clips, made, given, strict=True):
+                video_files.append((f"{c.key}: generated | ground truth", _video(
+                    run, folder / f"recorded-{c.key.replace('/', '_')}.mp4",
+                    {"generated": v, "ground truth": c.frames[:n]}, k, m, fps)))
+            for name, v in script_videos.items():
+                k, m = script_actions(name, length, fps)
+                video_files.append((f"script {name}", _video(
+                    run, folder / f"script-{name}.mp4", {f"generated: {name}": v}, k, m, fps)))
+        (folder / EVAL_JSON).write_text(json.dumps(results, indent=1) + "\n")
+        return _page(results, folder, video_files)
+
+    write_page_folder(Path(out), render)
+    if board is not None:
+        for name, value in headline(results).items():
+            if not math.isnan(value):
+                board.add_scalar(f"eval/{name}", value, run.step)
+    return results
+
+
+def headline(results: dict) -> dict[str, float]:
+    """The numbers to follow during training: keyboard and mouse accuracy of the model under
+    recorded actions and scripts, the probe's ceiling, unknown share, drift and consistency."""
+    out = {}
+    for group in ("recorded", "scripts", "ground_truth"):
+        s = results.get(group) or {}
+        if s:
+            out[f"{group}_keyboard"] = s["keyboard"]
+            out[f"{group}_mouse"] = s["direction"]
+            out[f"{group}_unknown"] = s["unknown"]
+    rec = results["recorded"]
+    out.update({"drift_brightness": rec["end_brightness"], "drift_sharpness": rec["end_sharpness"],
+                "frame_diff": rec["frame_diff"], "confidence": rec["confidence"]})
+    return out
+
+
+def summary_table(results: dict) -> str:
+    """A plain-text table of the model beside the probe's ceiling (printed by the CLI)."""
+    rows = [("", "keyboard", "mouse", "unknown", "mouse err p50", "confidence", "frame diff")]
+    for label, group in (("model, recorded actions", "recorded"),
+                         ("model, designed scripts", "scripts"),
+                         ("ground truth (ceiling)", "ground_truth")):
+        s = results.get(group)
+        if s:
+            rows.append((label, _pct(s["keyboard"]), _pct(s["direction"]), _pct(s["unknown"]),
+                         f"{s['mouse_median']:.2f} deg", f"{s['confidence']:.2f}",
+                         f"{s['frame_diff']:.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f} %"
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def _score_rows(results: dict) -> tuple[list[str], list[list[object]]]:
+    keys = results["scored_keys"]
+    header = ["rollouts", "frames", "unknown", "keyboard", "mouse (direction)",
+              "mouse err p50 / p95 (deg)", *(k.upper() for k in keys), "confidence",
+              "frame diff"]
+    groups = [("model, recorded actions", results["recorded"]),
+              ("ground truth (probe ceiling)", results["ground_truth"])]
+    if results["scripts"]:
+        groups.insert(1, ("model, all scripts", results["scripts"]))
+    groups += [(f"script {name}", s) for name, s in results["per_script"].items()]
+    rows = [[label, int(s["frames"]), _pct(s["unknown"]), _pct(s["keyboard"]),
+             _pct(s["direction"]), f"{s['mouse_median']:.2f} / {s['mouse_p95']:.2f}",
+             *(_pct(s[f"key_{k}"]) for k in keys), f"{s['confidence']:.2f}",
+             f"{s['frame_diff']:.1f}"] for label, s in groups]
+    return header, rows
+
+
+def _accuracy_png(folder: Path, results: dict) -> str:
+    groups = {"recorded": results["recorded"], "ground truth": results["ground_truth"],
+              **results["per_script"]}
+    labels = list(groups)
+    fig, ax = figure(8.0, 1.0 + 0.3 * len(labels))
+    y = np.arange(len(labels))[::-1]
+    for offset, (metric, colour, name) in enumerate((("keyboard", "#2f6db5", "keyboard"),
+                                                     ("direction", "#e08a1e", "mouse"))):
+        values = [0.0 if math.isnan(g[metric]) else g[metric] for g in groups.values()]
+        ax.barh(y + 0.2 - 0.4 * offset, values, height=0.38, color=colour, label=name)
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy (probe reading vs given actions; no bar: nothing to score)")
+    ax.legend(loc="lower right", fontsize=8)
+    return save_png(fig, folder, "accuracy.png")
+
+
+def _drift_png(folder: Path, results: dict) -> str:
+    fig = Figure(figsize=(10.0, 3.0), dpi=110)
+    FigureCanvasAgg(fig)
+    titles = {"brightness": "brightness shift vs frame 0 (0-255)",
+              "contrast": "contrast ratio to frame 0", "sharpness": "sharpness ratio to frame 0",
+              "frame_diff": "frame-to-frame difference (0-255)"}
+    for i, key in enumerate(titles):
+        ax = fig.add_subplot(1, 4, i + 1)
+        for group, curves in results["curves"].items():
+            ax.plot(curves[key], label=group.replace("_", " "))
+        ax.set_title(titles[key], fontsize=8)
+        ax.set_xlabel("frame", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.axes[0].legend(fontsize=7)
+    return save_png(fig, folder, "drift.png")
+
+
+def _page(results: dict, folder: Path, videos: list[tuple[str, str]]) -> str:
+    rec, truth = results["recorded"], results["ground_truth"]
+    scripts = results["scripts"] or {}
+    cards = [("keyboard, recorded", f"{_pct(rec['keyboard'])} / {_pct(truth['keyboard'])}"),
+             ("mouse, recorded", f"{_pct(rec['direction'])} / {_pct(truth['direction'])}")]
+    if scripts:
+        cards += [("keyboard, scripts", _pct(scripts["keyboard"])),
+                  ("mouse, scripts", _pct(scripts["direction"]))]
+    header, rows = _score_rows(results)
+    parts = [
+        f"<h1>Model evaluation: step {results['step']}</h1><div class=sub>action space "
+        f"{esc(results['space'])} &middot; {len(results['clips'])} held-out clip(s) of "
+        f"{results['frames']} frames &middot; scripts of {results['script_frames']} frames "
+        f"&middot; fov {results['fov']:.1f} deg at {results['fps']:g} fps</div>",
+        "<div class=cards>" + "".join(f"<div class=card><b>{esc(v)}</b>{esc(k)}</div>"
+                                      for k, v in cards) + "</div>",
+        "<p>Accuracy is the camera-motion probe's reading of the video against the actions the "
+        "model was given (model / the same probe on the ground-truth clips, its ceiling). "
+        "<i>keyboard</i>: frames where every scored movement key agrees; <i>mouse</i>: frames "
+        "moving more than 0.5 deg where the probed turn lies within 45 deg of the given one "
+        "(unknown frames count as misses). See docs/training.md.</p>",
+        "<h2>Accuracy</h2>", table(header, rows, set(range(1, len(header)))),
+        img(_accuracy_png(folder, results), "accuracy per source and script"),
+        "<h2>Drift and temporal consistency</h2>",
+        img(_drift_png(folder, results), "drift curves"),
+    ]
+    if videos:
+        parts.append("<h2>Videos</h2><div class=grid>" + "".join(
+            f"<figure><video src='{esc(name)}' controls loop muted playsinline></video>"
+            f"<figcaption>{esc(label)}</figcaption></figure>" for label, name in videos)
+            + "</div>")
+    return page(f"Model evaluation: step {results['step']}", parts, results)
