@@ -3,9 +3,12 @@
 Records built-in episodes (``--episodes`` city and park each, 160x90, balanced profile),
 curates them to ``--size`` clips of ``--frames`` frames at 15 fps (a fifth of the episodes held
 out as the val split), trains a VAE (``--vae-steps``), pre-encodes latents, then trains the
-preset for ``--steps`` updates with a validation loss every ``--val-every``. At the end: the
-validation loss with true, shuffled and zero actions (``training.ablation.action_use``, same
-noise), a loss-curve PNG and validation videos (generated beside ground truth) in ``--out``.
+preset for ``--steps`` updates with a validation loss every ``--val-every`` (and ``training
+eval`` every ``--eval-every``). At the end: the validation loss with true, shuffled and zero
+actions (``training.ablation.action_use``, same noise), a loss-curve PNG, validation videos
+(generated beside ground truth) and a full ``training eval`` report (``--eval-clips`` held-out
+clips, every designed script) in ``--out``. Stages whose output is already in ``--out``
+(recordings, shards, VAE, latents) are reused, so a second run changes only the training.
 
     python benchmarks/bench_learn.py --preset small --steps 3000 --out bench-small
 """
@@ -35,8 +38,9 @@ from training.config import get_preset  # noqa: E402
 from training.data import BatchBuilder, fixed_batches  # noqa: E402
 from training.dit import WorldDiT  # noqa: E402
 from training.encode import EncodeConfig, encode_shards  # noqa: E402
+from training.evaluate import EvalConfig, evaluate, headline, summary_table  # noqa: E402
 from training.fit import FitConfig, fit  # noqa: E402
-from training.sample import SamplerConfig, validation_videos  # noqa: E402
+from training.sample import SamplerConfig, load_run, validation_videos  # noqa: E402
 from training.vae import WanVAE  # noqa: E402
 from training.vae_train import VaeConfig, train_vae  # noqa: E402
 
@@ -52,6 +56,10 @@ def main() -> None:
     parser.add_argument("--size", default="64x32")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--vae-steps", type=int, default=200)
+    parser.add_argument("--vae-batch-size", type=int, default=4)
+    parser.add_argument("--vae-lr", type=float, default=1e-3)
+    parser.add_argument("--eval-every", type=int, default=0, help="training eval during fit")
+    parser.add_argument("--eval-clips", type=int, default=8, help="held-out clips, final eval")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, required=True, help="folder for data, runs, report")
     args = parser.parse_args()
@@ -60,24 +68,31 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     for scene in ("city", "park"):
-        assert datagen(["record", "--out", str(out / "raw"), "--scene", scene, "--episodes",
-                        str(args.episodes), "--frames", "600", "--size", "160x90", "--streams",
-                        "1", "--profile", "balanced", "--no-progress"]) == 0
+        if not (out / "raw" / scene).is_dir():
+            assert datagen(["record", "--out", str(out / "raw"), "--scene", scene,
+                            "--episodes", str(args.episodes), "--frames", "600", "--size",
+                            "160x90", "--streams", "1", "--profile", "balanced",
+                            "--no-progress"]) == 0
     shards = out / "shards"
-    assert curation(["filter", str(out / "raw"), "--out", str(shards), "--size", args.size,
-                     "--clip-frames", str(args.frames), "--fps", "15", "--val-fraction", "0.2",
-                     "--maxcount", "32", "--no-progress"]) == 0
-    vae = train_vae(VaeConfig(shards=shards, out=out / "vae", steps=args.vae_steps,
-                              batch_size=4, frames=9, eval_clips=4, stats_clips=16,
-                              progress=False))
-    latents = encode_shards(EncodeConfig(shards=shards, vae=vae, out=out / "latents",
-                                         progress=False))
+    if not (shards / "dataset.json").is_file():
+        assert curation(["filter", str(out / "raw"), "--out", str(shards), "--size", args.size,
+                         "--clip-frames", str(args.frames), "--fps", "15", "--val-fraction",
+                         "0.2", "--maxcount", "32", "--no-progress"]) == 0
+    vae = out / "vae"
+    if not (vae / "metrics.json").is_file():
+        vae = train_vae(VaeConfig(shards=shards, out=vae, steps=args.vae_steps,
+                                  batch_size=args.vae_batch_size, lr=args.vae_lr, frames=9,
+                                  eval_clips=4, stats_clips=16, progress=False))
+    latents = out / "latents"
+    if not (latents / "dataset.json").is_file():
+        latents = encode_shards(EncodeConfig(shards=shards, vae=vae, out=latents,
+                                             progress=False))
     data_s = time.perf_counter() - began
     cfg = FitConfig(out=str(out / "run"), shards=str(latents), vae=str(vae), preset=args.preset,
                     frames=args.frames, steps=args.steps, batch_size=args.batch_size,
                     lr=args.lr, warmup=50, ema_decay=0.995, val_every=args.val_every,
                     val_batches=4, checkpoint_every=0, shuffle=128, num_workers=1,
-                    progress=True)
+                    eval_every=args.eval_every, progress=True)
     t0 = time.perf_counter()
     summary = fit(cfg)
     train_s = time.perf_counter() - t0
@@ -108,6 +123,9 @@ def main() -> None:
     ema.load_state_dict(checkpoint.load_weights(step_dir, ema=True))
     videos = validation_videos(ema.eval(), batches[0], WanVAE.load(vae), out / "videos",
                                SamplerConfig(steps=20), fps=15)
+    final_eval = evaluate(load_run(Path(cfg.out)), latents, out / "eval",
+                          EvalConfig(clips=args.eval_clips, script_images=4), progress=True)
+    print(summary_table(final_eval))
     vae_metrics = json.loads((Path(vae) / "metrics.json").read_text())
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
@@ -120,6 +138,9 @@ def main() -> None:
         "final_val_loss": summary.val_loss, "action_use": use,
         "vae_psnr": {k: vae_metrics[k]["psnr"] for k in ("start", "end")},
         "videos": [str(v) for v in videos],
+        "eval": {"report": str(out / "eval" / "index.html"), **headline(final_eval)},
+        "eval_during_fit": [{k: v for k, v in r.items() if k == "step" or k.startswith("eval")}
+                            for r in rows if any(k.startswith("eval") for k in r)],
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
