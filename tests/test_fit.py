@@ -136,6 +136,11 @@ def test_ema_is_the_exponential_average_of_the_weights():
     other.load_state_dict(state)
     other.copy_to(model)
     assert torch.equal(model.weight, state["weight"])
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    with ema.applied(model) as averaged:  # e.g. a validation loss of the averages
+        assert torch.equal(averaged.weight, ema.shadow["weight"])
+    assert (model.weight == 7.0).all()  # the model's own weights are back, exactly
     with pytest.raises(ValueError, match="decay must be in"):
         EMA(model, 1.0)
 
@@ -299,7 +304,8 @@ def test_resume_after_sigkill_continues_exactly_like_an_uninterrupted_run(data, 
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     def trace(rows):
-        return [(r["step"], r.get("loss"), r.get("grad_norm"), r.get("lr"), r.get("val_loss"))
+        return [(r["step"], r.get("loss"), r.get("grad_norm"), r.get("lr"), r.get("val_loss"),
+                 r.get("val_loss_ema"))
                 for r in rows]
 
     assert trace(metrics(run)) == trace(metrics(tmp_path / "whole"))
@@ -314,6 +320,8 @@ def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
     summary = fit(cfg)
     rows = metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and "val_loss" in rows[0]
+    assert rows[0]["val_loss_ema"] == rows[0]["val_loss"]  # the EMA starts at the weights
+    assert rows[2]["val_loss_ema"] != rows[2]["val_loss"]
     assert {"loss", "lr", "grad_norm", "samples_per_s", "data_wait"} <= rows[1].keys()
     assert "val_loss" in rows[2] and "val_loss" in rows[3]
     assert 0 <= rows[1]["data_wait"] <= 1 and summary.step == 3

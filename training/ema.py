@@ -7,6 +7,9 @@ sharded DTensor and so is its average: each rank averages its own shard, and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import Tensor, nn
 from torch.distributed.tensor import DTensor, distribute_tensor
@@ -30,6 +33,20 @@ class EMA:
         """Overwrite the model's weights with the averages (e.g. for sampling)."""
         for name, p in model.named_parameters():
             p.copy_(self.shadow[name])
+
+    @contextmanager
+    def applied(self, model: nn.Module) -> Iterator[nn.Module]:
+        """``model`` with the averages in place of its weights inside the block (e.g. for a
+        validation loss), its own weights restored exactly after."""
+        with torch.no_grad():
+            own = {name: p.detach().clone() for name, p in model.named_parameters()}
+            self.copy_to(model)
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for name, p in model.named_parameters():
+                    p.copy_(own[name])
 
     def state_dict(self) -> dict[str, Tensor]:
         """Full (unsharded) averages on the CPU, by parameter name."""

@@ -19,7 +19,8 @@ The run folder::
     <out>/config.toml      the resolved FitConfig (loadable with --config)
     <out>/metrics.jsonl    one line per step: step, loss, lr, grad_norm, samples_per_s,
                            data_wait (share of the step spent waiting on the loader), epoch,
-                           seconds; val_loss on validation steps (step 0 has only val_loss)
+                           seconds; val_loss (and val_loss_ema, the EMA weights') on
+                           validation steps (step 0 has only those); eval_* with --eval-every
     <out>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint)
     <out>/tensorboard/     scalars, with --tensorboard
     <out>/samples/         videos from training.sample.validation_videos, with --sample-every
@@ -598,10 +599,18 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                         trainer=trainer, rank_tensors=tensors, rank_meta=meta,
                         keep=cfg.keep_checkpoints)
 
+    def validate() -> dict[str, float]:
+        losses = {"val_loss": validation_loss(model, val, cfg, precision)}
+        if ema is not None:
+            with ema.applied(model):
+                losses["val_loss_ema"] = validation_loss(model, val, cfg, precision)
+        return losses
+
     summary = FitSummary(out, step, None, None, None, 0.0, 0.0)
     if step == 0 and cfg.val_every:
-        summary.val_loss = summary.first_val_loss = validation_loss(model, val, cfg, precision)
-        emit({"step": 0, "val_loss": summary.val_loss})
+        losses = validate()
+        summary.val_loss = summary.first_val_loss = losses["val_loss"]
+        emit({"step": 0, **losses})
     total = cfg.decay_steps or cfg.steps
     began, ran, busy, waited = time.perf_counter(), 0, 0.0, 0.0
     train_model.train()
@@ -644,8 +653,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                       "seconds": time.perf_counter() - began}
             last = step == cfg.steps
             if cfg.val_every and (step % cfg.val_every == 0 or last):
-                record["val_loss"] = summary.val_loss = validation_loss(model, val, cfg,
-                                                                        precision)
+                record.update(validate())
+                summary.val_loss = record["val_loss"]
             videos_due = cfg.sample_every and step % cfg.sample_every == 0
             eval_due = cfg.eval_every and (step % cfg.eval_every == 0 or last)
             if (videos_due or eval_due) and d.master and cfg.parallel != "fsdp":
