@@ -71,7 +71,7 @@ def test_action_windows_follow_the_released_alignment():
     for i in range(frames):  # latent i sees a[4i-12 .. 4i-1], padded with a[0]
         expected = [actions[0, max(j, 0), 0].item() for j in range(4 * i - 12, 4 * i)]
         assert windows[0, i, :, 0].tolist() == expected
-    with pytest.raises(ValueError, match="need 13 frame actions, got 12"):
+    with pytest.raises(ValueError, match=r"need frame actions 0..12 \(13\), got 12"):
         action_windows(actions[:, :12], frames)
 
 

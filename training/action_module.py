@@ -16,7 +16,10 @@ the 12 frame actions ``a[4i - 12 .. 4i - 1]`` (:func:`action_windows`).
 
 Both output projections start at zero, so an untrained module changes nothing. Temporal
 attention is full (the bidirectional foundation model) unless a ``frame_mask`` ``[F, F]``
-(True = may attend) is given, e.g. block-causal for a streaming student. Parameter names are
+(True = may attend) is given, e.g. block-causal for a streaming student, or a
+:class:`~training.causal.StreamCache`: then both branches read and write rolling caches of their
+temporal keys and values, and the actions cover only the frames the block's windows need
+(:func:`action_span`). Parameter names are
 the released checkpoints' (``mouse_attn_q`` is the keyboard branch's query, as released).
 """
 
@@ -25,24 +28,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from training.causal import StreamCache
 from training.config import ActionConfig
 from training.layers import LayerNorm, RMSNorm, attention
 from training.rope import angles_time, apply_rope
 
 
-def action_windows(actions: Tensor, latent_frames: int, window: int = 3, ratio: int = 4
-                   ) -> Tensor:
+def action_span(start: int, latent_frames: int, cfg: ActionConfig) -> tuple[int, int]:
+    """First and last frame (inclusive) of the actions that latents ``start .. start + F - 1``
+    are given: from the earliest frame their windows reach to ``ratio * (start + F - 1)``."""
+    ratio = cfg.temporal_ratio
+    return max(0, ratio * start - cfg.window * ratio), ratio * (start + latent_frames - 1)
+
+
+def action_windows(actions: Tensor, latent_frames: int, window: int = 3, ratio: int = 4,
+                   start: int = 0) -> Tensor:
     """``[B, N, A]`` frame actions to ``[B, F, window * ratio, A]``: row ``i`` holds
-    ``a[ratio*i - window*ratio .. ratio*i - 1]``, indices below 0 taking ``a[0]``."""
-    n = actions.shape[1]
-    if n != ratio * (latent_frames - 1) + 1:
-        raise ValueError(f"{latent_frames} latent frames need {ratio * (latent_frames - 1) + 1} "
-                         f"frame actions, got {n}")
+    ``a[ratio*i' - window*ratio .. ratio*i' - 1]`` of latent ``i' = start + i``, indices below 0
+    taking ``a[0]``. ``actions`` holds the frames :func:`action_span` names (all of them from
+    frame 0 when ``start`` is 0)."""
     pad = window * ratio
-    padded = torch.cat([actions[:, :1].expand(-1, pad, -1), actions], dim=1)
-    index = ratio * torch.arange(latent_frames, device=actions.device)[:, None] \
-        + torch.arange(pad, device=actions.device)
-    return padded[:, index]
+    first = max(0, ratio * start - pad)
+    n = actions.shape[1]
+    if n != ratio * (start + latent_frames - 1) + 1 - first:
+        raise ValueError(f"latent frames {start}..{start + latent_frames - 1} need frame actions "
+                         f"{first}..{ratio * (start + latent_frames - 1)} "
+                         f"({ratio * (start + latent_frames - 1) + 1 - first}), got {n}")
+    index = ratio * torch.arange(start, start + latent_frames, device=actions.device)[:, None] \
+        + torch.arange(pad, device=actions.device) - pad
+    return actions[:, index.clamp_min(0) - first]
 
 
 class ActionModule(nn.Module):
@@ -69,38 +83,48 @@ class ActionModule(nn.Module):
         self.proj_keyboard = nn.Linear(c, dim, bias=False)
 
     def forward(self, x: Tensor, frames: int, keyboard: Tensor, mouse: Tensor | None,
-                frame_mask: Tensor | None = None) -> Tensor:
+                frame_mask: Tensor | None = None, cache: StreamCache | None = None,
+                name: str = "action") -> Tensor:
         """``x [B, F * S, dim]`` (frame-major tokens) -> the same with both residuals added."""
         cfg = self.cfg
         b, length, dim = x.shape
         s = length // frames
+        start = 0 if cache is None else cache.start
+        angles = angles_time(frames, cfg.keyboard_hidden // cfg.heads, cfg.rope_time_dims,
+                             cfg.rope_theta, x.device, frame_offset=start)
         if cfg.mouse:
-            x = self._mouse(x, frames, s, mouse, frame_mask)
+            x = self._mouse(x, frames, s, mouse, frame_mask, cache, name, start)
         # Keyboard: queries stay in token order; every token of frame f has time position f.
         hd = cfg.keyboard_hidden // cfg.heads
         groups = action_windows(self.keyboard_embed(keyboard.to(x.dtype)), frames, cfg.window,
-                                cfg.temporal_ratio).flatten(2)
+                                cfg.temporal_ratio, start).flatten(2)
         k, v = self.keyboard_attn_kv(groups).view(b, frames, 2, cfg.heads, hd).unbind(2)
         q = self.key_attn_q_norm(self.mouse_attn_q(x).view(b, length, cfg.heads, hd))
-        k = self.key_attn_k_norm(k)
-        angles = angles_time(frames, hd, cfg.rope_time_dims, cfg.rope_theta, x.device)
         q = apply_rope(q, angles.repeat_interleave(s, dim=0))
-        k = apply_rope(k, angles)
+        k = apply_rope(self.key_attn_k_norm(k), angles)
+        v = v.type_as(q)
+        if cache is not None:
+            k, v = cache.layer(f"{name}.keyboard", b, 1, cfg.heads, hd, x).update(k, v)
         mask = None if frame_mask is None else frame_mask.repeat_interleave(s, dim=0)
-        return x + self.proj_keyboard(attention(q, k, v.type_as(q), mask))
+        return x + self.proj_keyboard(attention(q, k, v, mask))
 
-    def _mouse(self, x: Tensor, frames: int, s: int, mouse: Tensor,
-               frame_mask: Tensor | None) -> Tensor:
+    def _mouse(self, x: Tensor, frames: int, s: int, mouse: Tensor, frame_mask: Tensor | None,
+               cache: StreamCache | None, name: str, start: int) -> Tensor:
         cfg = self.cfg
         b, _, dim = x.shape
         hd = cfg.mouse_hidden // cfg.heads
         per_token = x.view(b, frames, s, dim).transpose(1, 2).reshape(b * s, frames, dim)
-        windows = action_windows(mouse.to(x.dtype), frames, cfg.window, cfg.temporal_ratio)
+        windows = action_windows(mouse.to(x.dtype), frames, cfg.window, cfg.temporal_ratio,
+                                 start)
         windows = windows.flatten(2)[:, None].expand(b, s, frames, -1).reshape(b * s, frames, -1)
         hidden = self.mouse_mlp(torch.cat([per_token, windows], dim=-1))
         q, k, v = self.t_qkv(hidden).view(b * s, frames, 3, cfg.heads, hd).unbind(2)
-        angles = angles_time(frames, hd, cfg.rope_time_dims, cfg.rope_theta, x.device)
+        angles = angles_time(frames, hd, cfg.rope_time_dims, cfg.rope_theta, x.device,
+                             frame_offset=start)
         q = apply_rope(self.img_attn_q_norm(q), angles)
         k = apply_rope(self.img_attn_k_norm(k), angles)
-        per_token = per_token + self.proj_mouse(attention(q, k, v.type_as(q), frame_mask))
+        v = v.type_as(q)
+        if cache is not None:
+            k, v = cache.layer(f"{name}.mouse", b * s, 1, cfg.heads, hd, x).update(k, v)
+        per_token = per_token + self.proj_mouse(attention(q, k, v, frame_mask))
         return per_token.view(b, s, frames, dim).transpose(1, 2).reshape(b, frames * s, dim)

@@ -13,6 +13,12 @@ self-attention (qk RMSNorm over the full width, 3D RoPE), image cross-attention 
 stream, the action module (adds its own residual) and the tanh-GELU FFN. The output head, and
 both action output projections, start at zero. Parameter names equal the released
 checkpoints' (``training inspect``), so those load with ``strict=True``.
+
+Block-causal use (:mod:`training.causal`): a ``frame_mask`` over latent frames for the whole
+sequence in one pass, or a :class:`~training.causal.StreamCache` to run one block of latents at
+the cache's position with every attention reading and writing its rolling cache; then the
+keyboard and mouse cover frames ``first .. 4 * (start + F - 1)`` of the session, ``first =
+max(0, 4 * start - 12)`` (:func:`training.action_module.action_span`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from training.action_module import ActionModule
+from training.action_module import ActionModule, action_span
+from training.causal import RingCache, StreamCache
 from training.config import DiTConfig
 from training.layers import LayerNorm, RMSNorm, attention
 from training.rope import angles_3d, apply_rope
@@ -44,11 +51,15 @@ class SelfAttention(nn.Module):
         self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
         self.norm_q, self.norm_k = RMSNorm(dim, eps), RMSNorm(dim, eps)
 
-    def forward(self, x: Tensor, angles: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, angles: Tensor, mask: Tensor | None,
+                cache: RingCache | None = None) -> Tensor:
         shape = (*x.shape[:2], self.heads, -1)
         q = apply_rope(self.norm_q(self.q(x)).view(shape), angles)
         k = apply_rope(self.norm_k(self.k(x)).view(shape), angles)
-        return self.o(attention(q, k, self.v(x).view(shape).type_as(q), mask))
+        v = self.v(x).view(shape).type_as(q)
+        if cache is not None:
+            k, v = cache.update(k, v)
+        return self.o(attention(q, k, v, mask))
 
 
 class CrossAttention(nn.Module):
@@ -81,8 +92,10 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, e: Tensor, frames: int, angles: Tensor, context: Tensor,
                 keyboard: Tensor, mouse: Tensor | None, token_mask: Tensor | None,
-                frame_mask: Tensor | None) -> Tensor:
-        """``x [B, F * S, dim]`` float32; ``e [B, F, 6, dim]`` float32 timestep modulation."""
+                frame_mask: Tensor | None, cache: StreamCache | None = None,
+                name: str = "") -> Tensor:
+        """``x [B, F * S, dim]`` float32; ``e [B, F, 6, dim]`` float32 timestep modulation;
+        ``cache``: run at its position, this block's caches named after ``name``."""
         b, length, dim = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = (self.modulation[:, None] + e).chunk(6, 2)
 
@@ -90,12 +103,16 @@ class Block(nn.Module):
             return t.view(b, frames, length // frames, dim)
 
         y = self.norm1(x).float()
+        ring = None if cache is None else cache.layer(
+            f"{name}.self", b, length // frames, self.self_attn.heads, dim // self.self_attn.heads,
+            x)
         y = self.self_attn((per_frame(y) * (1 + scale1) + shift1).flatten(1, 2), angles,
-                           token_mask)
+                           token_mask, ring)
         x = x + (per_frame(y.float()) * gate1).flatten(1, 2)
         x = x + self.cross_attn(self.norm3(x), context).float()
         if self.action_model is not None:
-            x = self.action_model(x, frames, keyboard, mouse, frame_mask).float()
+            x = self.action_model(x, frames, keyboard, mouse, frame_mask, cache,
+                                  f"{name}.action").float()
         y = self.ffn((per_frame(self.norm2(x).float()) * (1 + scale2) + shift2).flatten(1, 2))
         return x + (per_frame(y.float()) * gate2).flatten(1, 2)
 
@@ -164,13 +181,19 @@ class WorldDiT(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor, image: Tensor,
                 keyboard: Tensor | None = None, mouse: Tensor | None = None,
-                frame_mask: Tensor | None = None) -> Tensor:
+                frame_mask: Tensor | None = None, cache: StreamCache | None = None) -> Tensor:
         cfg = self.cfg
         b, _, frames, h, w = x.shape
         self._check(x, t, cond, image)
+        if cache is not None:
+            if frame_mask is not None:
+                raise ValueError("give a frame_mask (whole sequence) or a cache (one block)")
+            cache.begin(frames)
+        start = 0 if cache is None else cache.start
         pt, ph, pw = cfg.patch
         gh, gw = h // ph, w // pw
-        n = cfg.action.temporal_ratio * (frames - 1) + 1
+        first, last = action_span(start, frames, cfg.action)
+        n = last + 1 - first
         if keyboard is None:
             keyboard = x.new_zeros(b, n, cfg.action.keyboard_dim)
         if cfg.action.mouse and mouse is None:
@@ -183,11 +206,13 @@ class WorldDiT(nn.Module):
             e0 = self.time_projection(e).view(b, frames, 6, cfg.dim)
             e = e.view(b, frames, cfg.dim)
         context = self.img_emb(image.to(tokens.dtype))
-        angles = angles_3d(frames, gh, gw, cfg.head_dim, cfg.rope_theta, x.device)
+        angles = angles_3d(frames, gh, gw, cfg.head_dim, cfg.rope_theta, x.device,
+                           frame_offset=start)
         token_mask = None if frame_mask is None else \
             frame_mask.repeat_interleave(gh * gw, 0).repeat_interleave(gh * gw, 1)
-        for block in self.blocks:
-            args = (tokens, e0, frames, angles, context, keyboard, mouse, token_mask, frame_mask)
+        for i, block in enumerate(self.blocks):
+            args = (tokens, e0, frames, angles, context, keyboard, mouse, token_mask, frame_mask,
+                    cache, str(i))
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 tokens = checkpoint(block, *args, use_reentrant=False)
             else:
