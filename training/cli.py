@@ -1,4 +1,5 @@
-"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``.
+"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``,
+``play``.
 
 Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
 ``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
@@ -20,7 +21,9 @@ from training.config import PRESETS, get_preset
 from training.encode import EncodeConfig, encode_shards
 from training.evaluate import EvalConfig, evaluate, summary_table
 from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config
+from training.generator import StreamConfig
 from training.params import param_shapes
+from training.play import play
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
 
@@ -123,6 +126,19 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    try:
+        cfg = StreamConfig(**given_fields(args, StreamConfig))
+        run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
+        stats = play(run_, args.image, args.actions, args.out, cfg, key=args.key,
+                     frames=args.frames, fps=args.fps, progress=not args.no_progress)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{args.out}: {stats.frames} frames in {stats.blocks} blocks, "
+          f"{stats.fps:.1f} frames/s after the first block")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="training", description="Train action-conditioned DiT world models on shards.")
@@ -177,12 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
     config_flags(ev, EvalConfig, "evaluation (EvalConfig; see docs/training.md)")
     config_flags(ev, SamplerConfig, "sampling (SamplerConfig)")
+
+    ply = sub.add_parser("play", help="stream a session block by block from an image and actions")
+    ply.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
+    ply.add_argument("--image", type=Path, required=True,
+                     help="first frame: an image, or a video (its first frame)")
+    ply.add_argument("--actions", type=Path, required=True,
+                     help="an episode's actions.csv (or its folder), or a shard tar")
+    ply.add_argument("--key", help="the clip of a shard tar (default: its first)")
+    ply.add_argument("--out", type=Path, required=True, help="output MP4")
+    ply.add_argument("--frames", type=int, help="frames to play (default: every action)")
+    ply.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
+    ply.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
+    ply.add_argument("--fps", type=float, help="frame rate of the MP4 (default: the shards')")
+    ply.add_argument("--device", default="cpu", help="torch device")
+    ply.add_argument("--no-progress", action="store_true", help="no per-block lines")
+    config_flags(ply, StreamConfig, "streaming (StreamConfig; see docs/training.md)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
-                "sample": _sample, "eval": _eval}
+                "sample": _sample, "eval": _eval, "play": _play}
     return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
 
 

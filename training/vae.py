@@ -12,6 +12,12 @@ A VAE is a local folder, never a download: either a diffusers ``AutoencoderKLWan
 ``vae/`` (a Wan2.1 diffusers repo, or a ``training vae`` run). Its :attr:`WanVAE.identity`
 (name, sha256 of the weights, z_dim, normalisation) is what shards and checkpoints record, so
 latents made with one VAE are never read as another's (:func:`check_identity`).
+
+:class:`StreamingDecoder` decodes one latent frame at a time, keeping the decoder's causal
+feature cache between calls (what ``AutoencoderKLWan.decode`` does inside one call): frames
+come out as latents are generated, the same frames a whole decode gives.
+:class:`StreamingEncoder` does the same for encoding (first one frame, then four per latent),
+e.g. the condition video of a session of unknown length.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d
 from torch import Tensor
 
 CONFIG_FILE = "config.json"
@@ -176,3 +183,67 @@ class WanVAE:
                            f"{list(latents.shape)}")
         z = latents.to(self.device, torch.float32) * self._std + self._mean
         return self.model.decode(z.to(self.dtype)).sample.float()
+
+
+def _causal_convs(module: torch.nn.Module) -> int:
+    return sum(isinstance(m, WanCausalConv3d) for m in module.modules())
+
+
+class StreamingEncoder:
+    """Encode one video a latent frame at a time: first its first frame, then ``temporal`` (4)
+    frames per call, each giving the normalised latent a whole encode would."""
+
+    def __init__(self, vae: WanVAE) -> None:
+        if vae.model.config.patch_size is not None:
+            raise VaeError("streaming encode needs a VAE without patchify (Wan2.1's)")
+        self.vae = vae
+        self._convs = _causal_convs(vae.model.encoder)
+        self.reset()
+
+    def reset(self) -> None:
+        self._cache: list = [None] * self._convs
+        self.latents = 0
+
+    @torch.no_grad()
+    def __call__(self, frames: Tensor) -> Tensor:
+        """``[B, 3, 1 (first call) or 4, H, W]`` in [-1, 1] -> ``[B, 16, 1, H/8, W/8]``."""
+        vae = self.vae
+        want = 1 if self.latents == 0 else vae.temporal
+        if frames.ndim != 5 or frames.shape[1] != 3 or frames.shape[2] != want:
+            raise VaeError(f"streaming encode takes [B, 3, {want}, H, W] now, got "
+                           f"{list(frames.shape)}")
+        out = vae.model.encoder(frames.to(vae.device, vae.dtype), feat_cache=self._cache,
+                                feat_idx=[0])
+        self.latents += 1
+        z = vae.model.quant_conv(out)[:, :vae.z_dim]  # the posterior mean
+        return (z.float() - vae._mean) / vae._std
+
+
+class StreamingDecoder:
+    """Decode normalised latents of one video one latent frame at a time: the first gives one
+    frame, each later one ``temporal`` (4). :meth:`reset` starts a new video."""
+
+    def __init__(self, vae: WanVAE) -> None:
+        if vae.model.config.patch_size is not None:
+            raise VaeError("streaming decode needs a VAE without patchify (Wan2.1's)")
+        self.vae = vae
+        self._convs = _causal_convs(vae.model.decoder)
+        self.reset()
+
+    def reset(self) -> None:
+        self._cache: list = [None] * self._convs
+        self.latents = 0
+
+    @torch.no_grad()
+    def __call__(self, latent: Tensor) -> Tensor:
+        """Normalised ``[B, 16, 1, h, w]`` -> frames ``[B, 3, 1 or 4, 8h, 8w]`` in [-1, 1]."""
+        vae = self.vae
+        if latent.ndim != 5 or latent.shape[1] != vae.z_dim or latent.shape[2] != 1:
+            raise VaeError(f"one latent frame [B, {vae.z_dim}, 1, h, w] at a time, got "
+                           f"{list(latent.shape)}")
+        z = latent.to(vae.device, torch.float32) * vae._std + vae._mean
+        x = vae.model.post_quant_conv(z.to(vae.dtype))
+        out = vae.model.decoder(x, feat_cache=self._cache, feat_idx=[0],
+                                first_chunk=self.latents == 0)
+        self.latents += 1
+        return out.float().clamp(-1.0, 1.0)

@@ -1,0 +1,150 @@
+"""Streaming generation: the VAE a latent at a time, the block-by-block Generator, training play."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from fit_support import shard_set
+from test_dit import trained
+
+from datagen.video import probe
+from shards.action_space import get_space
+from training.causal import CausalConfig, block_causal_mask
+from training.cli import main as training
+from training.conditioning import condition_video
+from training.config import get_preset
+from training.dit import WorldDiT
+from training.fit import FitConfig, fit
+from training.generator import Generator, StreamConfig
+from training.image_encoder import StandinImageEncoder
+from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
+
+TINY = get_preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def vae() -> WanVAE:
+    torch.manual_seed(0)
+    model = build_vae("tiny")
+    model.register_to_config(latents_mean=[0.1] * 16, latents_std=[0.5] * 16)
+    return WanVAE(model, {"name": "random-tiny"})
+
+
+def test_a_latent_at_a_time_gives_what_a_whole_decode_and_encode_give(vae):
+    z = torch.randn(2, 16, 5, 4, 6, generator=torch.Generator().manual_seed(1))
+    decoder = StreamingDecoder(vae)
+    parts = [decoder(z[:, :, i:i + 1]) for i in range(5)]
+    assert [p.shape[2] for p in parts] == [1, 4, 4, 4, 4]
+    assert torch.allclose(torch.cat(parts, dim=2), vae.decode(z), atol=1e-6)
+    video = condition_video(torch.rand(1, 3, 32, 48) * 2 - 1, 4 * 6 + 1)
+    encoder = StreamingEncoder(vae)
+    latents = [encoder(video[:, :, :1])] + [encoder(video[:, :, 1 + 4 * i:5 + 4 * i])
+                                            for i in range(6)]
+    assert torch.allclose(torch.cat(latents, dim=2), vae.encode(video), atol=1e-6)
+    with pytest.raises(VaeError, match="one latent frame"):
+        decoder(z[:, :, :2])
+    with pytest.raises(VaeError, match=r"\[B, 3, 4, H, W\] now"):
+        encoder(video[:, :, :1])
+
+
+def test_stream_config_warps_the_released_steps_and_checks_its_window():
+    assert np.allclose(StreamConfig().sigmas(), [1.0, 0.908844, 0.713979], atol=1e-5)
+    with pytest.raises(ValueError, match="decreasing"):
+        StreamConfig(timesteps=(333.0, 666.0))
+    with pytest.raises(ValueError, match="whole block"):
+        StreamConfig(block=3, local=2)
+
+
+def actions(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    g = np.random.default_rng(seed)
+    return g.integers(0, 2, (n, 7)).astype(np.uint8), g.normal(0, 2, (n, 2))
+
+
+def test_blocks_stream_for_as_long_as_actions_come_with_flat_state(vae):
+    torch.manual_seed(0)
+    model = trained(WorldDiT(TINY)).eval()
+    images = StandinImageEncoder(TINY)
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    gen = Generator(model, vae, images, get_space("mg2_universal"), StreamConfig(seed=3))
+    gen.reset(image)
+    sizes, history = [], []
+    first = None
+    for block in range(12):
+        n = gen.frames_needed
+        assert n == (9 if block == 0 else 12)
+        frames = gen.step(*actions(n, block))
+        assert frames.shape == (n, 32, 48, 3) and frames.dtype == np.uint8
+        first = frames if first is None else first
+        sizes.append(gen.cache.nbytes())
+        history.append(gen._history[0].shape[1])
+    assert gen.cache.start == 36 and len(set(sizes[1:])) == 1 and len(set(history[2:])) == 1
+    # frame 0 is the image through the VAE; same seed and inputs, same frames
+    again = Generator(model, vae, images, get_space("mg2_universal"), StreamConfig(seed=3))
+    again.reset(image)
+    assert np.array_equal(again.step(*actions(9, 0)), first)
+    with pytest.raises(ValueError, match="needs 12 frames"):
+        again.step(*actions(9, 1))
+
+
+def test_one_step_generation_is_the_models_x0_under_the_block_causal_mask(vae):
+    """The generator's first block, one denoising step from t = 1000, equals the x0 the model
+    predicts for the same noise on the whole masked sequence (wiring of condition, actions and
+    the clean latent 0)."""
+    torch.manual_seed(0)
+    model = trained(WorldDiT(TINY)).eval()
+    images = StandinImageEncoder(TINY)
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    cfg = StreamConfig(timesteps=(1000.0,), seed=5)
+    gen = Generator(model, vae, images, get_space("mg2_universal"), cfg)
+    gen.reset(image)
+    keys, mouse = actions(9)
+    x0 = None
+
+    def keep(module, args, kwargs, output):
+        nonlocal x0
+        if kwargs["cache"].start == 0 and args[1][0, 1] > 0:  # the denoising call
+            x0 = args[0] - output
+
+    hook = model.register_forward_hook(keep, with_kwargs=True)
+    gen.step(keys, mouse)
+    hook.remove()
+    noise = torch.randn(1, 16, 3, 4, 6, generator=torch.Generator().manual_seed(5))
+    cond = vae.encode(condition_video(image, 9))
+    noise[:, :, 0] = cond[:, :, 0]
+    mask = torch.zeros(1, 4, 3, 4, 6)
+    mask[:, :, 0] = 1
+    kb, ms = torch.from_numpy(keys[:, :4].astype(np.float32))[None], \
+        torch.from_numpy((mouse[:, ::-1] / 15).astype(np.float32).copy())[None]
+    with torch.no_grad():
+        v = model(noise, torch.tensor([[0.0, 1000.0, 1000.0]]), torch.cat([mask, cond], 1),
+                  images(image), kb, ms, frame_mask=block_causal_mask(3, CausalConfig()))
+    assert torch.allclose(x0[:, :, 1:], (noise - v)[:, :, 1:], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_play_writes_a_frame_per_action_block_by_block(tmp_path_factory, tmp_path,
+                                                              capsys):
+    data = shard_set(tmp_path_factory)
+    run = tmp_path / "run"
+    torch.set_num_threads(1)
+    fit(FitConfig(out=str(run), shards=str(data["shards"]), vae=str(data["vae"]), frames=9,
+                  batch_size=2, steps=2, warmup=1, val_every=0, checkpoint_every=0,
+                  num_workers=0, progress=False))
+    episode = sorted((data["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    args = ["play", "--ckpt", str(run), "--image", str(episode / "video.mp4"), "--actions",
+            str(episode)]
+    out = tmp_path / "play.mp4"
+    assert training([*args, "--frames", "33", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "block 3: 12 frames" in printed and "frames/s" in printed
+    info = probe(out)
+    assert info.frames == 1 + 4 * (9 - 1) and (info.width, info.height) == (64, 32)
+    assert not list(tmp_path.glob("*.partial.mp4"))
+    short = tmp_path / "short.mp4"
+    assert training([*args, "--frames", "30", "--out", str(short), "--no-progress"]) == 0
+    assert probe(short).frames == 30  # the last block is cut where the actions end
+    assert training([*args, "--frames", "500", "--out", str(short)]) == 2
+    assert "--frames must be" in capsys.readouterr().err
+    assert training([*args, "--local", "2", "--out", str(short)]) == 2
+    assert "whole block" in capsys.readouterr().err
