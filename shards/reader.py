@@ -23,7 +23,9 @@ float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False
 units; absent when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
 json, plus ``shard``: the tar it came from); ``latents`` (torch float16 ``[2, 16, F, h, w]``,
 only in samples that have ``latents.npy``, written by ``training encode``: the clip's and the
-condition video's VAE latents, with the VAE's identity in ``meta["latents"]``).
+condition video's VAE latents, with the VAE's identity in ``meta["latents"]``); ``ode`` (torch
+float16 ``[K, 16, F, h, w]``, only in ODE-pair samples written by ``training odepairs``: the
+teacher's latents at the ``K`` sigmas in ``meta["ode"]``, ``latents[0]`` being the clean end).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from shards.action_space import ActionSpace, get_space, to_space
 
 MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
 LATENTS = "latents.npy"  # optional: float16 [2, 16, F, h, w] from training encode
+ODE = "ode.npy"  # optional: float16 [K, 16, F, h, w] from training odepairs
 SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -97,12 +100,17 @@ def decode_sample(
         video = decode_mp4(sample["mp4"]) if decode_video else sample["mp4"]
         latents = (np.load(io.BytesIO(sample[LATENTS]), allow_pickle=False)
                    if LATENTS in sample else None)
+        ode = np.load(io.BytesIO(sample[ODE]), allow_pickle=False) if ODE in sample else None
     except (ValueError, OSError, av.FFmpegError) as exc:
         raise ShardError(f"{where}: cannot decode: {exc}") from exc
     if latents is not None and (latents.ndim != 5 or latents.shape[0] != 2
                                 or latents.dtype != np.float16):
         raise ShardError(f"{where}: {LATENTS} is {latents.dtype} {list(latents.shape)}, not "
                          f"float16 [2, C, F, h, w]")
+    if ode is not None and (latents is None or ode.ndim != 5 or ode.dtype != np.float16
+                            or ode.shape[1:] != latents.shape[1:]):
+        raise ShardError(f"{where}: {ODE} is {ode.dtype} {list(ode.shape)}; it must be float16 "
+                         f"[K, C, F, h, w] beside a {LATENTS} of the same C, F, h, w")
     t = len(keys)
     if pose.shape != (t, 8) or mouse.shape != (t, 2):
         raise ShardError(f"{where}: keys {keys.shape}, mouse {mouse.shape}, pose {pose.shape} "
@@ -131,6 +139,8 @@ def decode_sample(
         sample["mouse"] = torch.from_numpy(model_mouse)
     if latents is not None:
         sample["latents"] = torch.from_numpy(latents)
+    if ode is not None:
+        sample["ode"] = torch.from_numpy(ode)
     return sample
 
 

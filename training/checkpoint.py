@@ -82,6 +82,15 @@ def latest(run: str | Path) -> Path | None:
     return target
 
 
+def step_folder(path: str | Path) -> Path:
+    """``path`` itself when it is a step folder, else the newest checkpoint of the run there."""
+    path = Path(path)
+    found = path if (path / TRAINER_JSON).is_file() else latest(path)
+    if found is None:
+        raise FileNotFoundError(f"{path} is neither a checkpoint folder nor a run with one")
+    return found
+
+
 def _write_json(path: Path, value: dict) -> None:
     tmp = path.with_name(path.name + PARTIAL)
     tmp.write_text(json.dumps(value, indent=1) + "\n")

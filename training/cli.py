@@ -1,5 +1,5 @@
 """The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``,
-``play``.
+``odepairs``, ``distill`` and ``play``.
 
 Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
 ``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
@@ -18,10 +18,12 @@ from pathlib import Path
 
 from datagen.command import UsageError, config_flags, given_fields, run
 from training.config import PRESETS, get_preset
+from training.distill import distill_config
 from training.encode import EncodeConfig, encode_shards
 from training.evaluate import EvalConfig, evaluate, summary_table
 from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config
 from training.generator import StreamConfig
+from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
 from training.play import play
 from training.sample import SamplerConfig, load_run, sample_video
@@ -126,10 +128,36 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _odepairs(args: argparse.Namespace) -> int:
+    cfg = _build(PairsConfig, args, teacher=args.teacher, shards=args.shards, out=args.out)
+    try:
+        out = make_pairs(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    print(f"ODE pairs written to {out}; distil with training distill --teacher {args.teacher} "
+          f"--pairs {out}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    try:
+        flags = {k: v for k, v in given_fields(args, FitConfig).items() if k != "out"}
+        cfg = distill_config(args.teacher, args.pairs, args.out, args.config, flags)
+        summary = fit(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    if summary is not None and int(os.environ.get("RANK", "0")) == 0:
+        val = "" if summary.val_loss is None else f", validation loss {summary.val_loss:.4f}"
+        print(f"{summary.run}: step {summary.step}, loss {summary.loss:.4f}{val}; play it with "
+              f"training play --ckpt {summary.run}")
+    return 0
+
+
 def _play(args: argparse.Namespace) -> int:
     try:
-        cfg = StreamConfig(**given_fields(args, StreamConfig))
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
+        recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in run_.stream.items()}
+        cfg = StreamConfig(**{**recorded, **given_fields(args, StreamConfig)})
         stats = play(run_, args.image, args.actions, args.out, cfg, key=args.key,
                      frames=args.frames, fps=args.fps, progress=not args.no_progress)
     except USER_ERRORS as exc:
@@ -194,6 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
     config_flags(ev, EvalConfig, "evaluation (EvalConfig; see docs/training.md)")
     config_flags(ev, SamplerConfig, "sampling (SamplerConfig)")
 
+    pairs = sub.add_parser("odepairs", help="a teacher's ODE trajectories for distillation")
+    pairs.add_argument("--teacher", type=Path, required=True, help="run of training fit")
+    pairs.add_argument("--shards", type=Path, required=True,
+                       help="shard folder the first frames come from")
+    pairs.add_argument("--out", type=Path, required=True, help="new shard folder of pairs")
+    config_flags(pairs, PairsConfig, "pairs (PairsConfig; see docs/training.md)",
+                 skip=("teacher", "shards", "out"))
+
+    dis = sub.add_parser("distill", help="a block-causal few-step student from ODE pairs")
+    dis.add_argument("--teacher", type=Path, required=True, help="run of training fit")
+    dis.add_argument("--pairs", type=Path, required=True, help="output of training odepairs")
+    dis.add_argument("--out", type=Path, required=True, help="student run folder")
+    dis.add_argument("--config", type=Path, help="TOML file of FitConfig fields (flags win)")
+    config_flags(dis, FitConfig, "training (FitConfig; the teacher's and student defaults "
+                 "otherwise; see docs/training.md)", skip=("out", "shards", "init_run"))
+
     ply = sub.add_parser("play", help="stream a session block by block from an image and actions")
     ply.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
     ply.add_argument("--image", type=Path, required=True,
@@ -214,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
-                "sample": _sample, "eval": _eval, "play": _play}
+                "sample": _sample, "eval": _eval, "odepairs": _odepairs, "distill": _distill,
+                "play": _play}
     return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
 
 

@@ -58,6 +58,7 @@ class Batch:
     image: Tensor  # [B, L, D] image tokens of the first frame
     keyboard: Tensor  # [B, N, K] float multi-hot, N = 4 (F - 1) + 1
     mouse: Tensor | None  # [B, N, 2] in the action space's units, or None (no mouse)
+    ode: Tensor | None = None  # [B, K, 16, F, h, w] ODE-pair trajectory points (odepairs)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -94,6 +95,8 @@ def prepare_sample(sample: dict, frames: int) -> dict:
                              f"than frames={frames}; re-encode (training encode --frames "
                              f"{frames}) or train on fewer frames")
         out["latents"] = sample["latents"][:, :, :f].float()
+        if "ode" in sample:
+            out["ode"] = sample["ode"][:, :, :f].float()
         out["vae"] = info.get("vae")
         out["first"] = _to_float(first_frame(sample["video"]))
     else:
@@ -180,7 +183,13 @@ class BatchBuilder:
         keyboard = torch.stack([s["keyboard"] for s in samples]).to(dev)
         mouse = (torch.stack([s["mouse"] for s in samples]).to(dev)
                  if "mouse" in samples[0] else None)
-        return Batch(keys=[s["key"] for s in samples], latents=x,
+        ode = None
+        if any("ode" in s for s in samples):
+            if not all("ode" in s for s in samples):
+                raise ShardError("a batch mixes ODE pairs and plain clips: keep them in separate "
+                                 "shard folders")
+            ode = torch.stack([s["ode"] for s in samples]).to(dev)
+        return Batch(keys=[s["key"] for s in samples], latents=x, ode=ode,
                      cond=torch.cat([mask, torch.stack(cond_latents)], dim=1),
                      image=(self.images(first) if self.images is not None
                             else image_tokens(first, self.model)).to(dev), keyboard=keyboard,

@@ -43,6 +43,12 @@ What a step trains (Matrix-Game 2.0 foundation training, Wan flow-matching conve
 - The image condition is the stand-in tokens of the first frame, or CLIP ViT-H/14 tokens with
   ``image_encoder``; ``init`` starts the DiT from a Wan2.1-class checkpoint (action modules
   fresh); both are recorded in the checkpoints.
+- ``objective = "ode"`` (``training distill``, stage 1 of self-forcing) trains a block-causal
+  student on ODE pairs (``training odepairs``): per block of ``causal_block`` latents a stored
+  point of the teacher's trajectory is drawn, and the student's ``x0 = x_t - sigma v`` is
+  regressed onto the trajectory's clean end. ``causal_block > 0`` gives the model the
+  block-causal mask of ``training.causal`` (with either objective); ``init_run`` starts it from
+  a run's EMA weights (the teacher's).
 - AdamW (weight decay on matrices only), linear warm-up and cosine decay (training.schedule),
   gradient accumulation, clipping, bf16 autocast on GPUs only, EMA of the weights.
 
@@ -74,6 +80,7 @@ from tqdm import tqdm
 from shards.action_space import get_space
 from shards.reader import open_shards
 from training import checkpoint, distributed
+from training.causal import CausalConfig, block_causal_mask
 from training.config import DiTConfig, get_preset
 from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
@@ -91,6 +98,7 @@ SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 VAL_SEED = 1234  # validation noise: the same draws at every validation
 NOISE_SEED_STRIDE = 1_000_003  # rank r draws noise from seed + (r + 1) * stride
+OBJECTIVES = ("flow", "ode")
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,15 @@ class FitConfig:
     init: str = ""  # Wan2.1-class DiT safetensors (file or folder) to start from
     #                 (training.init_weights; action modules stay fresh); "" = random init
     image_encoder: str = ""  # CLIP vision folder (training.image_encoder); "" = stand-in tokens
+    init_run: str = ""  # a training run (or step folder) whose EMA weights start the model, e.g.
+    #                     the teacher of a student (training distill); its preset must match
+    causal_block: int = 0  # latent frames per block-causal attention block (0: bidirectional)
+    causal_local: int = 6  # latents a query sees, its own block included (training.causal)
+    causal_sink: int = 0  # first latents every query also sees
     gradient_checkpointing: bool = False  # recompute block activations in backward (memory)
-    # --- flow matching
+    # --- objective
+    objective: str = "flow"  # "flow": flow matching on clips; "ode": regression onto the clean
+    #                          ends of ODE pairs (training odepairs), distillation stage 1
     shift: float = 5.0  # sigma shift of the training grid (Wan / Matrix-Game: 5)
     per_frame_timesteps: bool = True  # a timestep per latent frame (diffusion forcing), or
     #                                   one per clip
@@ -189,6 +204,20 @@ class FitConfig:
         if self.parallel not in distributed.PARALLEL:
             problems.append(f"parallel must be one of {distributed.PARALLEL}, got "
                             f"{self.parallel!r}")
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "ode" and (self.error_buffer or self.history_noise):
+            problems.append("objective ode regresses onto the teacher: error_buffer and "
+                            "history_noise must be 0")
+        if self.causal_block < 0:
+            problems.append(f"causal_block must not be negative, got {self.causal_block}")
+        elif self.causal_block:
+            try:
+                self.causal()
+            except ValueError as exc:
+                problems.append(str(exc))
+        if self.init and self.init_run:
+            problems.append("give init (a Wan checkpoint) or init_run (a run), not both")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not self.out:
@@ -199,6 +228,12 @@ class FitConfig:
             problems.append(str(exc))
         if problems:
             raise ValueError("fit config: " + "; ".join(problems))
+
+    def causal(self) -> CausalConfig | None:
+        """The block-causal attention of the model, or None (bidirectional)."""
+        if not self.causal_block:
+            return None
+        return CausalConfig(self.causal_block, self.causal_local, self.causal_sink)
 
     def eval_config(self) -> EvalConfig:
         """What ``eval_every`` evaluates: the first ``eval_clips`` clips of the val split and
@@ -334,6 +369,16 @@ def check(cfg: FitConfig) -> None:
             raise FileNotFoundError(f"{name} folder {getattr(cfg, name)} does not exist")
     if cfg.init and not Path(cfg.init).exists():
         raise FileNotFoundError(f"init checkpoint {cfg.init} does not exist")
+    if cfg.init_run:
+        preset = checkpoint.read_trainer(checkpoint.step_folder(cfg.init_run)).get("preset")
+        if preset != cfg.preset:
+            raise ValueError(f"init_run {cfg.init_run} is a {preset!r} model; this run's preset "
+                             f"is {cfg.preset!r}")
+    if cfg.objective == "ode":
+        ode_sigmas(cfg.shards)
+    if cfg.causal_block and (cfg.sample_every or cfg.eval_every):
+        raise ValueError("sample_every and eval_every sample bidirectionally; for a causal model "
+                         "use training play on its checkpoints")
     if cfg.precision == "bf16" and cfg.device == "cpu":
         raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
     check_run_folder(cfg)
@@ -395,7 +440,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
               precision: str = "fp32", train: bool = True,
-              errors: ErrorBuffer | None = None) -> tuple[Tensor, Tensor]:
+              errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None
+              ) -> tuple[Tensor, Tensor]:
     """The flow-matching loss of ``batch`` (see the module docstring) and the residuals
     ``x0_hat - x0`` of frames 1..F-1 as ``[B * (F - 1), C, h, w]`` (detached).
 
@@ -427,16 +473,75 @@ def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.G
             keep = (torch.rand(b, generator=generator) >= cfg.image_dropout).to(dev)
             image = image * keep[:, None, None]
     with _autocast(dev, precision):
-        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse)
+        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse,
+                  frame_mask=frame_mask)
     v = v.float()
     loss = F.mse_loss(v[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
     residuals = (to_x0(x_t, v.detach(), sigma) - x0)[:, :, 1:]
     return loss, residuals.transpose(1, 2).flatten(0, 1)
 
 
+def ode_sigmas(shards: str | Path) -> Tensor:
+    """The sigmas of the stored trajectory points of an ODE-pair shard set (its
+    ``dataset.json``), float32 ``[K]``."""
+    path = Path(shards) / "dataset.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    if "ode" not in info:
+        raise ValueError(f"{shards} holds no ODE pairs (no 'ode' in {path}): objective ode "
+                         f"trains on the output of training odepairs")
+    return torch.tensor(info["ode"]["sigmas"], dtype=torch.float32)
+
+
+def ode_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
+             sigmas: Tensor, precision: str = "fp32", frame_mask: Tensor | None = None
+             ) -> tuple[Tensor, Tensor]:
+    """Distillation stage 1: per block of ``cfg.causal_block`` latents (the whole clip when 0)
+    one of the ``K`` stored trajectory points (``sigmas [K]``) is drawn; the model's
+    ``x0 = x_t - sigma v`` is regressed onto the clean end (MSE over frames 1..F-1; latent 0 is
+    the image, clean at t = 0). Returns the loss and the residuals as :func:`flow_loss` does."""
+    if batch.ode is None:
+        raise ValueError(f"objective ode needs ODE pairs (training odepairs); clip "
+                         f"{batch.keys[0]!r} has none")
+    x0, trajectory = batch.latents, batch.ode
+    b, k, _, frames, _, _ = trajectory.shape
+    if k != len(sigmas):
+        raise ValueError(f"ODE pairs hold {k} points per trajectory, their dataset.json "
+                         f"{len(sigmas)} sigmas")
+    block = cfg.causal_block or frames
+    drawn = torch.randint(0, k, (b, -(-frames // block)), generator=generator)
+    point = drawn.repeat_interleave(block, dim=1)[:, :frames].to(x0.device)  # [B, F]
+    rows = torch.arange(b, device=x0.device)[:, None]
+    cols = torch.arange(frames, device=x0.device)[None, :]
+    x_t = trajectory.permute(0, 3, 1, 2, 4, 5)[rows, cols, point]  # [B, F, C, h, w]
+    x_t = x_t.permute(0, 2, 1, 3, 4).contiguous()
+    sigma = sigmas.to(x0.device)[point]
+    sigma[:, 0] = 0.0
+    x_t[:, :, 0] = x0[:, :, 0]
+    with _autocast(x0.device, precision):
+        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image, batch.keyboard,
+                  batch.mouse, frame_mask=frame_mask)
+    x0_hat = to_x0(x_t, v.float(), sigma)
+    loss = F.mse_loss(x0_hat[:, :, 1:], x0[:, :, 1:])
+    residuals = (x0_hat.detach() - x0)[:, :, 1:]
+    return loss, residuals.transpose(1, 2).flatten(0, 1)
+
+
+def objective_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator,
+                   *, precision: str = "fp32", train: bool = True,
+                   errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
+                   sigmas: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The loss of ``cfg.objective`` (and its residuals) for one batch."""
+    if cfg.objective == "ode":
+        return ode_loss(model, batch, cfg, generator, sigmas=sigmas, precision=precision,
+                        frame_mask=frame_mask)
+    return flow_loss(model, batch, cfg, generator, precision=precision, train=train,
+                     errors=errors, frame_mask=frame_mask)
+
+
 @torch.no_grad()
 def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
-                    precision: str = "fp32", seed: int = VAL_SEED) -> float:
+                    precision: str = "fp32", seed: int = VAL_SEED,
+                    frame_mask: Tensor | None = None, sigmas: Tensor | None = None) -> float:
     """Mean flow loss over ``batches`` with noise and timesteps from a generator seeded with
     ``seed`` (the same draws every call), no dropout and no history augmentation."""
     if not batches:
@@ -446,7 +551,8 @@ def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
     model.eval()
     total = count = 0.0
     for batch in batches:
-        loss, _ = flow_loss(model, batch, cfg, generator, precision=precision, train=False)
+        loss, _ = objective_loss(model, batch, cfg, generator, precision=precision, train=False,
+                                 frame_mask=frame_mask, sigmas=sigmas)
         total += loss.item() * len(batch)
         count += len(batch)
     model.train(was_training)
@@ -522,6 +628,21 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         report = init_from_wan(model, cfg.init)
         if d.master:
             print(f"initialised from {cfg.init}:\n{report.summary()}")
+    if cfg.init_run and resume_from is None:
+        start = checkpoint.step_folder(cfg.init_run)
+        ema_file = (start / checkpoint.EMA_FILE).is_file()
+        model.load_state_dict(checkpoint.load_weights(start, ema=ema_file), strict=True)
+        if d.master:
+            print(f"initialised from the {'EMA ' if ema_file else ''}weights of {start}")
+    causal = cfg.causal()
+    frame_mask = (None if causal is None else
+                  block_causal_mask(latent_frames(cfg.frames), causal, d.device))
+    sigmas = ode_sigmas(cfg.shards) if cfg.objective == "ode" else None
+    streaming = {} if causal is None else {"block": causal.block, "local": causal.local,
+                                           "sink": causal.sink}
+    if cfg.objective == "ode":  # the student denoises at the teacher's stored timesteps
+        ode = json.loads((Path(cfg.shards) / "dataset.json").read_text())["ode"]
+        streaming.update(timesteps=list(ode["timesteps"]), shift=ode["shift"])
     train_model = distributed.wrap(model, d, cfg.parallel)
     optimizer = _optimizer(model, cfg)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -594,16 +715,19 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
             tensors.update(buffer_tensors)
         trainer = {"config": dataclasses.asdict(cfg), "vae": build.identity,
                    "image_encoder": images.identity,
-                   "preset": cfg.preset, "model": dataclasses.asdict(model_cfg)}
+                   "preset": cfg.preset, "model": dataclasses.asdict(model_cfg),
+                   "stream": streaming}
         checkpoint.save(out, step, d, model=model, optimizer=optimizer, ema=ema,
                         trainer=trainer, rank_tensors=tensors, rank_meta=meta,
                         keep=cfg.keep_checkpoints)
 
     def validate() -> dict[str, float]:
-        losses = {"val_loss": validation_loss(model, val, cfg, precision)}
+        losses = {"val_loss": validation_loss(model, val, cfg, precision,
+                                              frame_mask=frame_mask, sigmas=sigmas)}
         if ema is not None:
             with ema.applied(model):
-                losses["val_loss_ema"] = validation_loss(model, val, cfg, precision)
+                losses["val_loss_ema"] = validation_loss(model, val, cfg, precision,
+                                                         frame_mask=frame_mask, sigmas=sigmas)
         return losses
 
     summary = FitSummary(out, step, None, None, None, 0.0, 0.0)
@@ -625,8 +749,9 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
             for micro in range(cfg.grad_accum):
                 batch = stream.next_batch()
                 with distributed.gradient_sync(train_model, micro == cfg.grad_accum - 1):
-                    loss, residuals = flow_loss(train_model, batch, cfg, generator,
-                                                precision=precision, errors=errors)
+                    loss, residuals = objective_loss(train_model, batch, cfg, generator,
+                                                     precision=precision, errors=errors,
+                                                     frame_mask=frame_mask, sigmas=sigmas)
                     (loss / cfg.grad_accum).backward()
                 if errors is not None:
                     errors.add(residuals)

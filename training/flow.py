@@ -67,3 +67,25 @@ def sampling_sigmas(steps: int, shift: float) -> Tensor:
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     return shift_sigma(torch.linspace(1, 0, steps + 1, dtype=torch.float64), shift)
+
+
+def ode_grid(timesteps: tuple[float, ...] | list[float], substeps: int, shift: float
+             ) -> tuple[Tensor, list[int]]:
+    """A teacher's Euler grid from pure noise through a few-step student's timesteps:
+    ``substeps`` steps (uniform before the shift) from 1000 to the first of ``timesteps`` (``t``
+    in (0, 1000], decreasing; none when it is 1000), from each to the next, and from the last to
+    0. Returns the shifted sigmas (float64, 1 down to 0) and the index of each of ``timesteps``
+    in them."""
+    if substeps < 1:
+        raise ValueError(f"substeps must be at least 1, got {substeps}")
+    points = [float(t) / NUM_TIMESTEPS for t in timesteps]
+    if not points or any(not 0 < p <= 1 for p in points) \
+            or points != sorted(set(points), reverse=True):
+        raise ValueError(f"timesteps must be decreasing values in (0, {NUM_TIMESTEPS}], got "
+                         f"{list(timesteps)}")
+    knots = ([1.0] if points[0] < 1.0 else []) + points + [0.0]
+    parts = [torch.linspace(a, b, substeps + 1, dtype=torch.float64)[:-1]
+             for a, b in zip(knots[:-1], knots[1:], strict=True)]
+    grid = torch.cat([*parts, torch.zeros(1, dtype=torch.float64)])
+    first = substeps if points[0] < 1.0 else 0
+    return shift_sigma(grid, shift), [first + k * substeps for k in range(len(points))]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -62,9 +63,13 @@ class SamplerConfig:
 
 @torch.no_grad()
 def denoise(model: WorldDiT, cond_latents: Tensor, image: Tensor, keyboard: Tensor,
-            mouse: Tensor | None, cfg: SamplerConfig, generator: torch.Generator) -> Tensor:
+            mouse: Tensor | None, cfg: SamplerConfig, generator: torch.Generator,
+            sigmas: Tensor | None = None,
+            visit: Callable[[int, Tensor], None] | None = None) -> Tensor:
     """Clean latents ``[B, 16, F, h, w]`` for condition latents of the same shape (the VAE
-    latents of the first frame followed by zeros), image tokens and frame actions."""
+    latents of the first frame followed by zeros), image tokens and frame actions. ``sigmas``
+    replaces the grid of ``cfg.steps`` (from high to 0); ``visit(i, x)`` sees the latents at
+    each ``sigmas[i]``, the clean end included (e.g. to keep an ODE trajectory)."""
     b, _, frames, h, w = cond_latents.shape
     mask = first_frame_mask(frames, h, w).to(cond_latents)[None].expand(b, -1, -1, -1, -1)
     cond = torch.cat([mask, cond_latents], dim=1)
@@ -73,8 +78,10 @@ def denoise(model: WorldDiT, cond_latents: Tensor, image: Tensor, keyboard: Tens
     x[:, :, :1] = clean
     no_keys = torch.zeros_like(keyboard)
     no_mouse = None if mouse is None else torch.zeros_like(mouse)
-    sigmas = sampling_sigmas(cfg.steps, cfg.shift).tolist()
-    for sigma, nxt in zip(sigmas[:-1], sigmas[1:], strict=True):
+    sigmas = (sampling_sigmas(cfg.steps, cfg.shift) if sigmas is None else sigmas).tolist()
+    for i, (sigma, nxt) in enumerate(zip(sigmas[:-1], sigmas[1:], strict=True)):
+        if visit is not None:
+            visit(i, x)
         t = torch.full((b, frames), 1000.0 * sigma, device=x.device)
         t[:, 0] = 0.0
         v = model(x, t, cond, image, keyboard, mouse)
@@ -83,6 +90,8 @@ def denoise(model: WorldDiT, cond_latents: Tensor, image: Tensor, keyboard: Tens
             v = v0 + cfg.guidance * (v - v0)
         x = x + (nxt - sigma) * v
         x[:, :, :1] = clean
+    if visit is not None:
+        visit(len(sigmas) - 1, x)
     return x
 
 
@@ -192,6 +201,7 @@ class LoadedRun:
     size: tuple[int, int] | None  # (width, height) of the training shards, when known
     fps: float | None  # frame rate of the training shards, when known
     step: int
+    stream: dict = field(default_factory=dict)  # StreamConfig fields a causal run recorded
 
 
 def model_config(saved: dict) -> DiTConfig:
@@ -206,9 +216,7 @@ def load_run(ckpt: Path, vae_path: Path | None = None, ema: bool = True,
     """The model of a run folder (its newest checkpoint) or of a step folder, with the VAE and
     image encoder it was trained with (``vae_path`` overrides the recorded VAE folder; its
     identity must still match)."""
-    step_dir = ckpt if (ckpt / checkpoint.TRAINER_JSON).is_file() else checkpoint.latest(ckpt)
-    if step_dir is None:
-        raise FileNotFoundError(f"{ckpt} is neither a checkpoint folder nor a run with one")
+    step_dir = checkpoint.step_folder(ckpt)
     trainer = checkpoint.read_trainer(step_dir)
     cfg, run_cfg = model_config(trainer["model"]), trainer["config"]
     model = WorldDiT(cfg)
@@ -230,7 +238,7 @@ def load_run(ckpt: Path, vae_path: Path | None = None, ema: bool = True,
         size, fps = (int(info["size"][0]), int(info["size"][1])), info.get("fps")
     space = get_space(run_cfg.get("action_space") or cfg.space)
     return LoadedRun(model.to(device).eval(), vae, images, space, int(run_cfg["frames"]), size,
-                     fps, int(trainer["step"]))
+                     fps, int(trainer["step"]), trainer.get("stream", {}))
 
 
 def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray]:

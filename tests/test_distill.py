@@ -1,0 +1,214 @@
+"""Distillation stage 1: designed actions, the teacher's ODE pairs, and the ODE regression."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from fit_support import shard_set
+
+from curation.report import tar_samples
+from datagen.episode import KEYS
+from shards.action_space import to_space
+from shards.reader import clip_dataset, open_shards
+from training import checkpoint
+from training.action_design import ActionDesign, sample_actions
+from training.cli import main as training
+from training.conditioning import condition_video
+from training.data import Batch
+from training.distill import distill_config
+from training.evaluate import held_out_clips
+from training.fit import FitConfig, fit, ode_loss
+from training.flow import ode_grid
+from training.ode_pairs import PairsConfig, make_pairs
+from training.sample import SamplerConfig, denoise, load_run
+
+COL = {k: i for i, k in enumerate(KEYS)}
+
+
+def test_designed_actions_hold_keys_like_a_person_and_cover_every_move():
+    rng = np.random.default_rng(0)
+    keys, mouse = sample_actions(30 * 600, 30.0, rng)
+    assert np.array_equal(keys[0], keys[1]) and np.array_equal(mouse[0], mouse[1])
+    moves = keys[:, [COL[k] for k in "wsad"]]
+    change = np.flatnonzero(np.any(np.diff(moves, axis=0) != 0, axis=1)) + 1
+    holds = np.diff(np.concatenate([[1], change, [len(keys)]]))
+    assert holds[:-1].min() >= 12  # every combination is held for at least 0.4 s at 30 fps
+    combos = {tuple(np.flatnonzero(r)) for r in moves}
+    assert {(0,), (1,), (2,), (3,), (0, 2), (0, 3), (1, 2), (1, 3), ()} <= combos
+    assert keys[:, COL["w"]].mean() > keys[:, COL["s"]].mean()  # forward is the common case
+    assert (mouse[:, 0] > 0).any() and (mouse[:, 0] < 0).any() and (mouse[:, 1] != 0).any()
+    assert np.abs(mouse[:, 0]).max() <= 90 / 30 + 1e-9
+    assert keys[:, COL["space"]].any() and keys[:, COL["shift"]].any()
+    again = sample_actions(30 * 600, 30.0, np.random.default_rng(0))
+    assert np.array_equal(again[0], keys) and np.array_equal(again[1], mouse)
+    with pytest.raises(ValueError, match="idle must be in"):
+        ActionDesign(idle=1.5)
+
+
+def test_the_teacher_grid_passes_through_the_student_timesteps():
+    sigmas, marks = ode_grid((1000.0, 666.0, 333.0), 16, 5.0)
+    assert len(sigmas) == 49 and marks == [0, 16, 32] and sigmas[-1] == 0
+    assert np.allclose((1000 * sigmas[marks]).tolist(), [1000.0, 908.84, 713.98], atol=0.01)
+    assert torch.all(sigmas[1:] < sigmas[:-1])
+    late, marks = ode_grid((750.0, 250.0), 2, 1.0)
+    assert late.tolist() == [1.0, 0.875, 0.75, 0.5, 0.25, 0.125, 0.0] and marks == [2, 4]
+    with pytest.raises(ValueError, match="decreasing"):
+        ode_grid((333.0, 666.0), 4, 5.0)
+    seen = []
+    denoise(lambda x, t, *a: torch.zeros_like(x), torch.zeros(1, 16, 2, 2, 2),
+            torch.zeros(1, 17, 192), torch.zeros(1, 5, 4), None, SamplerConfig(guidance=1.0),
+            torch.Generator().manual_seed(0), sigmas=late,
+            visit=lambda i, x: seen.append(i))
+    assert seen == list(range(7))  # every point, the clean end too
+
+
+class Capture(torch.nn.Module):
+    """Records its inputs; predicts the velocity of a fixed ``target`` x0."""
+
+    def __init__(self, target: torch.Tensor):
+        super().__init__()
+        self.target, self.calls = target, []
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, cond, image, keyboard, mouse, frame_mask=None):
+        self.calls.append((x.clone(), t.clone()))
+        sigma = (t / 1000).clamp_min(1e-6)[:, None, :, None, None]
+        return (x - self.target) / sigma + self.w
+
+
+def test_ode_regression_draws_one_stored_point_per_block_and_targets_the_clean_end():
+    g = torch.Generator().manual_seed(0)
+    b, k, f = 4, 3, 7
+    trajectory = torch.randn(b, k, 16, f, 2, 2, generator=g)
+    x0 = torch.randn(b, 16, f, 2, 2, generator=g)
+    batch = Batch(keys=["a"] * b, latents=x0, cond=torch.zeros(b, 20, f, 2, 2),
+                  image=torch.zeros(b, 17, 192), keyboard=torch.zeros(b, 25, 4), mouse=None,
+                  ode=trajectory)
+    sigmas = torch.tensor([1.0, 0.9, 0.7])
+    model = Capture(x0)
+    cfg = FitConfig(objective="ode", causal_block=3, shards="x")
+    loss, _ = ode_loss(model, batch, cfg, torch.Generator().manual_seed(1), sigmas=sigmas)
+    assert loss.item() < 1e-10  # a model that knows the clean end has nothing to learn
+    x_t, t = model.calls[0]
+    assert (t[:, 0] == 0).all() and torch.equal(x_t[:, :, 0], x0[:, :, 0])  # the image
+    for i in range(b):
+        for block in ((1, 2), (3, 4, 5), (6,)):
+            levels = {round(t[i, j].item(), 3) for j in block}
+            assert len(levels) == 1  # one stored point per block ...
+            point = [round(1000 * s, 3) for s in sigmas.tolist()].index(levels.pop())
+            for j in block:  # ... and its latents are that point's
+                assert torch.equal(x_t[i, :, j], trajectory[i, point, :, j])
+    wrong = Capture(torch.zeros_like(x0))
+    bad, _ = ode_loss(wrong, batch, cfg, torch.Generator().manual_seed(1), sigmas=sigmas)
+    bad.backward()
+    assert bad.item() > 0.5 and torch.isfinite(wrong.w.grad)
+    with pytest.raises(ValueError, match="needs ODE pairs"):
+        ode_loss(model, Batch(**{**batch.__dict__, "ode": None}), cfg,
+                 torch.Generator(), sigmas=sigmas)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    data = shard_set(tmp_path_factory)
+    run = tmp_path_factory.mktemp("teacher") / "run"
+    torch.set_num_threads(1)
+    fit(FitConfig(out=str(run), shards=str(data["shards"]), vae=str(data["vae"]), frames=9,
+                  batch_size=2, steps=150, lr=5e-3, warmup=2, ema_decay=0.9, val_every=0,
+                  checkpoint_every=0,
+                  num_workers=0, progress=False))
+    return {**data, "teacher": run}
+
+
+@pytest.mark.slow
+def test_odepairs_are_the_teachers_trajectories_as_shards_byte_for_byte(teacher, tmp_path):
+    cfg = PairsConfig(teacher=teacher["teacher"], shards=teacher["shards"], out=tmp_path / "a",
+                      count=3, val_count=1, substeps=2, batch_size=2, maxcount=2, progress=False)
+    make_pairs(cfg)
+    make_pairs(PairsConfig(**{**cfg.__dict__, "out": tmp_path / "b"}))
+    tars = sorted(p.name for p in (tmp_path / "a").glob("*.tar"))
+    assert tars == ["train-000000.tar", "train-000001.tar", "val-000000.tar"]
+    for name in tars:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    info = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert info["counts"]["train"]["clips"] == 3 and info["ode"]["step"] == 150
+    assert np.allclose(info["ode"]["sigmas"], [1.0, 0.908843, 0.713979], atol=1e-5)
+    samples = list(clip_dataset(open_shards(tmp_path / "a", "train"), space="mg2_universal"))
+    assert len(samples) == 3
+    s = samples[0]
+    assert s["ode"].shape == (3, 16, 3, 4, 8) and s["latents"].shape == (2, 16, 3, 4, 8)
+    assert s["video"].shape == (9, 32, 64, 3) and s["pose"][:, :3].abs().max() == 0
+    # the stored points are the teacher's own Euler trajectory through the student's steps:
+    # sample the first batch (two pairs, seed 0) again and compare
+    run = load_run(teacher["teacher"])
+    clips = held_out_clips(teacher["shards"], "train", 2)
+    first = torch.from_numpy(np.stack([c.frames[0] for c in clips])).permute(0, 3, 1, 2)
+    first = first.float() / 127.5 - 1
+    raw = [m for _, m in tar_samples(tmp_path / "a" / "train-000000.tar")]
+    mapped = [to_space(np.load(io.BytesIO(m["keys.npy"])),
+                       np.load(io.BytesIO(m["mouse.npy"])).astype(np.float64), run.space)
+              for m in raw]
+    grid, marks = ode_grid((1000.0, 666.0, 333.0), 2, 5.0)
+    kept = {}
+    x0 = denoise(run.model, run.vae.encode(condition_video(first, 9)), run.images(first),
+                 torch.from_numpy(np.stack([k for k, _ in mapped])),
+                 torch.from_numpy(np.stack([m for _, m in mapped])),
+                 SamplerConfig(steps=6, shift=5.0, guidance=3.0), torch.Generator().manual_seed(0),
+                 sigmas=grid, visit=lambda i, x: kept.update({i: x.clone()}))
+    for j in range(2):
+        assert torch.allclose(samples[j]["latents"][0].float(), x0[j], atol=2e-2)
+        for point, mark in enumerate(marks):
+            assert torch.allclose(samples[j]["ode"][point].float(), kept[mark][j], atol=2e-2)
+    assert samples[0]["ode"][0, :, 1:].std() > 0.8  # sigma 1: noise
+    assert training(["odepairs", "--teacher", str(teacher["teacher"]), "--shards",
+                     str(teacher["shards"]), "--out", str(tmp_path / "a")]) == 2
+
+
+@pytest.mark.slow
+def test_distill_stage_one_moves_the_student_to_the_teacher_resumes_exactly_and_plays(
+        teacher, tmp_path, capsys):
+    pairs = tmp_path / "pairs"
+    make_pairs(PairsConfig(teacher=teacher["teacher"], shards=teacher["shards"], out=pairs,
+                           count=8, val_count=2, substeps=2, batch_size=4, progress=False))
+    common = ["--teacher", str(teacher["teacher"]), "--pairs", str(pairs), "--batch-size", "2",
+              "--lr", "2e-3", "--warmup", "1", "--val-every", "20", "--val-batches", "1",
+              "--num-workers", "0", "--progress", "false", "--shuffle", "4", "--decay-steps", "40"]
+    # a toy student from scratch (not the teacher's weights) learns the teacher's clean ends
+    toy = distill_config(teacher["teacher"], pairs, tmp_path / "toy", flags={
+        "init_run": "", "batch_size": 2, "lr": 5e-3, "warmup": 1, "steps": 60, "val_every": 30,
+        "val_batches": 1, "num_workers": 0, "progress": False, "checkpoint_every": 0})
+    summary = fit(toy)
+    assert np.isfinite(summary.val_loss) and summary.val_loss < 0.5 * summary.first_val_loss
+
+    whole = tmp_path / "whole"
+    assert training(["distill", *common, "--out", str(whole), "--steps", "40",
+                     "--checkpoint-every", "20"]) == 0
+    assert "play it with training play" in capsys.readouterr().out
+    rows = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
+    trainer = checkpoint.read_trainer(checkpoint.latest(whole))
+    assert trainer["stream"] == {"block": 3, "local": 6, "sink": 0,
+                                 "timesteps": [1000.0, 666.0, 333.0], "shift": 5.0}
+    assert trainer["config"]["objective"] == "ode" and trainer["config"]["causal_block"] == 3
+
+    part = tmp_path / "part"
+    assert training(["distill", *common, "--out", str(part), "--steps", "20",
+                     "--checkpoint-every", "20"]) == 0
+    assert training(["distill", *common, "--out", str(part), "--steps", "40",
+                     "--checkpoint-every", "20", "--resume", "true"]) == 0
+    resumed = [json.loads(x) for x in (part / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r.get("loss"), r.get("val_loss")) for r in resumed] == \
+        [(r["step"], r.get("loss"), r.get("val_loss")) for r in rows]
+
+    episode = sorted((teacher["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    capsys.readouterr()
+    assert training(["play", "--ckpt", str(whole), "--image", str(episode / "video.mp4"),
+                     "--actions", str(episode), "--frames", "21",
+                     "--out", str(tmp_path / "play.mp4")]) == 0
+    assert "block 2: 12 frames" in capsys.readouterr().out
+    assert training(["distill", *common, "--out", str(tmp_path / "x"), "--sample-every", "5"]) \
+        == 2
+    assert "training play" in capsys.readouterr().err

@@ -1,0 +1,55 @@
+"""``training distill``: a bidirectional teacher to a few-step, block-causal streaming student.
+
+Stage 1, ODE initialisation (this module): ``training odepairs`` has stored the teacher's ODE
+trajectories at the student's denoising timesteps (:mod:`training.ode_pairs`); the student, the
+teacher's own architecture and weights with block-causal attention (:mod:`training.causal`), is
+regressed onto each trajectory's clean end from a stored point drawn per block. This is
+``training fit`` with ``objective = "ode"``: the same config, checkpoints, exact resume, EMA,
+gradient accumulation, torchrun, progress and TensorBoard. :func:`distill_config` starts from
+the teacher's settings (preset, VAE, image encoder, action space), the pairs' clip length and
+the student defaults below; a TOML file and the flags override them.
+
+The checkpoints record the student's streaming settings (block, window, sink and the
+timesteps it was regressed at), so ``training play`` runs it as it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from training import checkpoint
+from training.fit import FitConfig, load_config, read_toml
+
+# What a student run changes from the teacher's config unless told otherwise.
+STUDENT_DEFAULTS = {
+    "objective": "ode",
+    "causal_block": 3,  # Matrix-Game 2.0: 3 latents per block, a window of 6, no sink
+    "causal_local": 6,
+    "causal_sink": 0,
+    "action_dropout": 0.0,  # the student bakes the teacher's guidance in; no CFG needed
+    "image_dropout": 0.0,
+    "history_noise": 0.0,
+    "error_buffer": 0,
+    "per_frame_timesteps": True,
+    "sample_every": 0,
+    "eval_every": 0,
+}
+TEACHER_FIELDS = ("preset", "vae", "image_encoder", "action_space", "shift")
+
+
+def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
+                   file: str | Path | None = None, flags: dict | None = None) -> FitConfig:
+    """The ``FitConfig`` of a stage-1 student: the teacher's model settings, the pairs, the
+    student defaults, then the TOML ``file`` and the ``flags``."""
+    saved = checkpoint.read_trainer(checkpoint.step_folder(teacher))["config"]
+    dataset = Path(pairs) / "dataset.json"
+    if not dataset.is_file():
+        raise FileNotFoundError(f"{pairs} is not a shard folder (no dataset.json)")
+    info = json.loads(dataset.read_text())
+    if "ode" not in info:
+        raise ValueError(f"{pairs} holds no ODE pairs; make them with training odepairs")
+    base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS,
+            "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
+            "out": str(out)}
+    return load_config(None, {**base, **(read_toml(file) if file else {}), **(flags or {})})
