@@ -1,4 +1,4 @@
-"""training eval: the scoring definition, the designed scripts, drift, and the command end to end."""
+"""training eval: the score, the designed scripts, drift, and the command end to end."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_given_actions_are_what_the_space_passes_on():
     assert np.allclose(m, mouse)
 
 
-# --- drift -----------------------------------------------------------------------------------------
+# --- drift ----------------------------------------------------------------------------------
 
 
 def test_drift_is_flat_for_a_still_video_and_falls_for_one_that_blurs_to_grey():
