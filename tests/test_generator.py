@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import select
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
-from fit_support import shard_set
+from fit_support import REPO, shard_set, subprocess_env
 from test_dit import trained
 
+from datagen.episode import KEYS
 from datagen.video import probe
 from shards.action_space import get_space
 from training.causal import CausalConfig, block_causal_mask
@@ -18,6 +25,7 @@ from training.dit import WorldDiT
 from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
+from training.terminal_input import Typed, block_actions, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
 
 TINY = get_preset("tiny")
@@ -148,3 +156,66 @@ def test_training_play_writes_a_frame_per_action_block_by_block(tmp_path_factory
     assert "--frames must be" in capsys.readouterr().err
     assert training([*args, "--local", "2", "--out", str(short)]) == 2
     assert "whole block" in capsys.readouterr().err
+
+
+def test_typed_keys_become_the_next_blocks_held_inputs():
+    typed = parse(b"wD \x1b[D\x1b[Djk\x17")
+    assert typed.keys == {"w", "d", "shift", "space", "ctrl"} and not typed.quit
+    assert typed.turns == {"left": 3, "down": 1}
+    keys, mouse = block_actions(typed, 12, 15.0, turn_deg_s=45.0, look_deg_s=20.0)
+    assert keys[:, KEYS.index("w")].all() and keys[:, KEYS.index("ctrl")].all()
+    assert keys[:3, KEYS.index("space")].all() and not keys[3:, KEYS.index("space")].any()
+    assert np.allclose(mouse, [-3 * 45 / 15, -20 / 15])  # turning left, looking down
+    assert parse(b"q").quit and parse(b"\x03").quit
+    assert typed.describe() == "W+D+space+shift+ctrl down x1 left x3".replace(" x", "x")
+    assert Typed().describe() == "idle"
+    assert not block_actions(Typed(), 9, 15.0)[0].any()
+
+
+@pytest.mark.slow
+def test_a_person_plays_from_a_terminal(tmp_path_factory, tmp_path):
+    """``training play --interactive`` driven through a pseudo-terminal."""
+    data = shard_set(tmp_path_factory)
+    run = tmp_path / "run"
+    torch.set_num_threads(1)
+    fit(FitConfig(out=str(run), shards=str(data["shards"]), vae=str(data["vae"]), frames=9,
+                  batch_size=2, steps=2, warmup=1, val_every=0, checkpoint_every=0,
+                  num_workers=0, progress=False))
+    episode = sorted((data["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    out = tmp_path / "session.mp4"
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "play", "--interactive", "--ckpt", str(run),
+         "--image", str(episode / "video.mp4"), "--out", str(out), "--max-blocks", "40"],
+        stdin=slave, stdout=slave, stderr=slave, env=subprocess_env(), cwd=REPO)
+    os.close(slave)
+    seen = b""
+
+    def wait_for(pattern: bytes, timeout: float = 120.0) -> bytes:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while pattern not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and proc.poll() is None, seen.decode(errors="replace")[-2000:]
+            if select.select([master], [], [], min(left, 1.0))[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return seen
+
+    try:
+        wait_for(b"block 1: idle")
+        os.write(master, b"w")
+        wait_for(b": W -> 12 frames")
+        os.write(master, b"jj")
+        wait_for(b": leftx2 -> 12 frames")
+        os.write(master, b"q")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    blocks = seen.count(b" frames in ")
+    assert probe(out).frames == 9 + 12 * (blocks - 1)
+    assert (tmp_path / "session.preview.png").is_file()

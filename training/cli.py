@@ -25,7 +25,7 @@ from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
-from training.play import play
+from training.play import play, play_interactive
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
 
@@ -158,6 +158,15 @@ def _play(args: argparse.Namespace) -> int:
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
         recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in run_.stream.items()}
         cfg = StreamConfig(**{**recorded, **given_fields(args, StreamConfig)})
+        if args.interactive:
+            if args.actions is not None:
+                raise ValueError("--interactive takes the actions from the keyboard, not from "
+                                 "--actions")
+            play_interactive(run_, args.image, args.out, cfg, fps=args.fps,
+                             max_blocks=args.max_blocks)
+            return 0
+        if args.actions is None:
+            raise ValueError("give --actions (an action file), or --interactive to play")
         stats = play(run_, args.image, args.actions, args.out, cfg, key=args.key,
                      frames=args.frames, fps=args.fps, progress=not args.no_progress)
     except USER_ERRORS as exc:
@@ -242,8 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
     ply.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
     ply.add_argument("--image", type=Path, required=True,
                      help="first frame: an image, or a video (its first frame)")
-    ply.add_argument("--actions", type=Path, required=True,
+    ply.add_argument("--actions", type=Path,
                      help="an episode's actions.csv (or its folder), or a shard tar")
+    ply.add_argument("--interactive", action="store_true",
+                     help="play from the keyboard in this terminal (q quits)")
+    ply.add_argument("--max-blocks", type=int, default=0,
+                     help="with --interactive: stop after this many blocks (0: at q)")
     ply.add_argument("--key", help="the clip of a shard tar (default: its first)")
     ply.add_argument("--out", type=Path, required=True, help="output MP4")
     ply.add_argument("--frames", type=int, help="frames to play (default: every action)")

@@ -1,23 +1,38 @@
-"""``training play``: stream a session from an image and an action file into an MP4.
+"""``training play``: stream a session from an image and an action file, or from a player.
 
-Blocks are generated one after another by :class:`training.generator.Generator` for as long as
-the action file lasts (a last, shorter block is padded with its last action and trimmed), and
-every block's frames are written to the video as soon as they are decoded. Each block's
-latency and the running frames per second are printed; the video is ``<out>.partial.mp4``
-until the session ends, then renamed to ``out``.
+Blocks are generated one after another by :class:`training.generator.Generator` and every
+block's frames are written to the video as soon as they are decoded; each block's latency and
+frames per second are printed.
+
+- :func:`play`: for as long as the action file lasts (a last, shorter block is padded with its
+  last action and trimmed); the video is ``<out>.partial.mp4`` until the session ends, then
+  renamed to ``out``.
+- :func:`play_interactive` (``--interactive``): a person plays from the terminal
+  (:mod:`training.terminal_input`); what is typed while a block plays drives the next one.
+  Blocks are paced to real time (a block of ``n`` frames lasts ``n / fps`` seconds, or as long
+  as it takes to generate). Frames go to ``out`` as they are made (a fragmented MP4 that can be
+  watched while it grows) and the newest frame, enlarged with the inputs drawn over it, to
+  ``<out>.preview.png`` (replaced atomically), which any image viewer can keep open.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from curation.preview import MIN_HEIGHT, draw_overlay, layout
 from datagen.video import H264Writer
 from training.generator import Generator, StreamConfig
 from training.sample import LoadedRun, load_image, read_action_file
+from training.terminal_input import TerminalInput, Typed, block_actions, parse
+
+HELP = ("keys: w a s d move (W A S D sprint, ^W ^A ^S ^D crouch), space jumps, arrows or "
+        "j l turn, i k look, q quits; what you type while a block plays drives the next")
 
 
 @dataclass
@@ -81,4 +96,61 @@ def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfi
         if writer is not None:
             writer.close()
     tmp.replace(out)
+    return PlayStats(done, first_block, seconds)
+
+
+def _preview(path: Path, frame: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
+             label: str) -> None:
+    """The newest frame, enlarged, inputs drawn, written to ``path`` atomically."""
+    h, w = frame.shape[:2]
+    scale = max(1, -(-MIN_HEIGHT // h))
+    big = cv2.resize(frame, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
+    drawn = draw_overlay(big, layout(w * scale, h * scale), keys, float(mouse[0]),
+                         float(mouse[1]), [label])
+    tmp = path.with_name(path.name + ".tmp.png")
+    cv2.imwrite(str(tmp), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+    os.replace(tmp, path)
+
+
+def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
+                     fps: float | None = None, max_blocks: int = 0,
+                     terminal: TerminalInput | None = None) -> PlayStats:
+    """A person plays from the terminal on stdin until ``q`` (or ``max_blocks`` blocks)."""
+    terminal = terminal or TerminalInput()
+    generator = Generator(run.model, run.vae, run.images, run.space, cfg)
+    generator.reset(load_image(image, run.size).to(run.vae.device))
+    fps = fps or run.fps or 15.0
+    preview = out.with_name(out.stem + ".preview.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done, seconds, first_block = 0, [], generator.frames_needed
+    typed, writer = Typed(), None
+    print(HELP, flush=True)
+    with terminal:
+        try:
+            while not typed.quit and not (max_blocks and len(seconds) >= max_blocks):
+                n = generator.frames_needed
+                keys, mouse = block_actions(typed, n, fps)
+                began = time.perf_counter()
+                block = generator.step(keys, mouse)
+                seconds.append(time.perf_counter() - began)
+                if writer is None:
+                    writer = H264Writer(out, block.shape[2], block.shape[1], fps, crf=18)
+                for frame in block:
+                    writer.write(frame)
+                done += n
+                _preview(preview, block[-1], keys[-1], mouse[-1],
+                         f"block {len(seconds)}: {typed.describe()}")
+                print(f"block {len(seconds)}: {typed.describe()} -> {n} frames in "
+                      f"{seconds[-1] * 1000:.0f} ms ({n / seconds[-1]:.1f} frames/s)",
+                      flush=True)
+                # the block plays for n / fps seconds: what is typed meanwhile drives the next
+                deadline = began + n / fps
+                data = terminal.read(timeout=max(0.0, deadline - time.perf_counter()))
+                while time.perf_counter() < deadline:
+                    data += terminal.read(timeout=deadline - time.perf_counter())
+                typed = parse(data)
+        finally:
+            if writer is not None:
+                writer.close()
+    print(f"{out}: {done} frames; preview {preview}", flush=True)
     return PlayStats(done, first_block, seconds)
