@@ -14,6 +14,8 @@
                                  key, extra tensors (the error buffer); its metadata holds the
                                  rank's data position (epoch, samples consumed) and python RNG
         rank-00001.safetensors   ...
+        critic.safetensors       a companion model trained beside the main one (DMD's critic),
+        critic-optimizer.*       with its own optimizer files, named after it
     last -> step-000123          symlink to the newest complete checkpoint, replaced atomically
 ```
 
@@ -174,13 +176,15 @@ def set_rng_state(tensors: dict[str, Tensor], meta: dict) -> None:
 
 def save(run: str | Path, step: int, d: Dist, *, model: nn.Module,
          optimizer: torch.optim.Optimizer, ema: EMA | None, trainer: dict,
-         rank_tensors: dict[str, Tensor], rank_meta: dict, keep: int = 0) -> Path:
+         rank_tensors: dict[str, Tensor], rank_meta: dict, keep: int = 0,
+         companions: dict[str, tuple[nn.Module, torch.optim.Optimizer]] | None = None) -> Path:
     """Write the checkpoint of ``step`` (every rank calls this) and point ``last`` at it.
 
     ``model`` is the unwrapped module (FSDP2-sharded or not), ``trainer`` the JSON-able run
     state (rank 0's is written), ``rank_tensors``/``rank_meta`` this rank's own state (data
     position, noise generator, ...). ``keep > 0`` deletes all but the newest ``keep`` step
-    folders. Returns the step folder.
+    folders; ``companions`` (name -> model, optimizer) are saved beside the model as
+    ``<name>.safetensors`` and ``<name>-optimizer.*``. Returns the step folder.
     """
     final = step_dir(run, step)
     partial = final.with_name(final.name + PARTIAL)
@@ -195,16 +199,19 @@ def save(run: str | Path, step: int, d: Dist, *, model: nn.Module,
         raise ValueError(f"rank tensors {overlap} clash with the RNG entries")
     _save_tensors(partial / RANK_FILE.format(rank=d.rank), {**rng_tensors, **rank_tensors},
                   {"rank": d.rank, "rng": rng_meta, **rank_meta})
-    weights = get_model_state_dict(model, options=_GATHER)  # collective under FSDP2
+    for name, (module, opt) in {"": (model, optimizer), **(companions or {})}.items():
+        weights = get_model_state_dict(module, options=_GATHER)  # collective under FSDP2
+        opt_state = get_optimizer_state_dict(module, opt, options=_GATHER)  # rank 0's is full
+        if d.master:
+            files = _files(name)
+            opt_tensors, opt_rest = flatten_optimizer(opt_state)
+            _save_tensors(partial / files[0], weights)
+            _save_tensors(partial / files[1], opt_tensors)
+            _write_json(partial / files[2], opt_rest)
     averages = ema.state_dict() if ema is not None else None
-    opt_state = get_optimizer_state_dict(model, optimizer, options=_GATHER)  # rank 0's is full
     if d.master:
-        opt_tensors, opt_rest = flatten_optimizer(opt_state)
-        _save_tensors(partial / MODEL_FILE, weights)
         if averages is not None:
             _save_tensors(partial / EMA_FILE, averages)
-        _save_tensors(partial / OPTIMIZER_FILE, opt_tensors)
-        _write_json(partial / OPTIMIZER_JSON, opt_rest)
         _write_json(partial / TRAINER_JSON, {"format": FORMAT, "step": step,
                                              "world_size": d.world, **trainer})
     barrier(d)
@@ -244,30 +251,47 @@ def load_weights(path: str | Path, ema: bool = False) -> dict[str, Tensor]:
     return _load_tensors(Path(path) / (EMA_FILE if ema else MODEL_FILE))[0]
 
 
-def load(path: str | Path, d: Dist, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-         ema: EMA | None) -> tuple[dict, dict[str, Tensor], dict]:
-    """Restore a step folder into ``model`` (unwrapped, sharded or not), ``optimizer``, ``ema``
-    and the process RNG (every rank calls this). Returns ``trainer`` (the JSON) and this
-    rank's extra tensors and metadata as :func:`save` got them."""
-    path = Path(path)
-    trainer = read_trainer(path)
-    if trainer["world_size"] != d.world:
-        raise CheckpointError(f"{path} was written by {trainer['world_size']} rank(s); this run "
-                              f"has {d.world}: resume with the same number of processes")
-    weights = load_weights(path)
+def _files(name: str) -> tuple[str, str, str]:
+    """Weights, optimizer tensors and optimizer JSON of the main model ("") or a companion."""
+    if not name:
+        return MODEL_FILE, OPTIMIZER_FILE, OPTIMIZER_JSON
+    return f"{name}.safetensors", f"{name}-{OPTIMIZER_FILE}", f"{name}-{OPTIMIZER_JSON}"
+
+
+def _load_pair(path: Path, name: str, model: nn.Module,
+               optimizer: torch.optim.Optimizer) -> None:
+    weights_file, opt_file, opt_json = _files(name)
+    weights, _ = _load_tensors(path / weights_file)
     try:
         set_model_state_dict(model, weights, options=_FULL)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path / MODEL_FILE} does not fit the model: {exc}") from None
-    if ema is not None:
-        ema.load_state_dict(load_weights(path, ema=True))
-    opt_tensors, _ = _load_tensors(path / OPTIMIZER_FILE)
-    opt_rest = json.loads((path / OPTIMIZER_JSON).read_text())
+        raise CheckpointError(f"{path / weights_file} does not fit the model: {exc}") from None
+    opt_tensors, _ = _load_tensors(path / opt_file)
+    opt_rest = json.loads((path / opt_json).read_text())
     set_optimizer_state_dict(model, optimizer, unflatten_optimizer(opt_tensors, opt_rest),
                              options=_FULL)
     for group, saved in zip(optimizer.param_groups, opt_rest["param_groups"], strict=True):
         for key in saved["tuples"]:  # set_optimizer_state_dict hands tuples back as lists
             group[key] = tuple(group[key])
+
+
+def load(path: str | Path, d: Dist, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+         ema: EMA | None,
+         companions: dict[str, tuple[nn.Module, torch.optim.Optimizer]] | None = None
+         ) -> tuple[dict, dict[str, Tensor], dict]:
+    """Restore a step folder into ``model`` (unwrapped, sharded or not), ``optimizer``, ``ema``,
+    the ``companions`` :func:`save` was given, and the process RNG (every rank calls this).
+    Returns ``trainer`` (the JSON) and this rank's extra tensors and metadata as :func:`save`
+    got them."""
+    path = Path(path)
+    trainer = read_trainer(path)
+    if trainer["world_size"] != d.world:
+        raise CheckpointError(f"{path} was written by {trainer['world_size']} rank(s); this run "
+                              f"has {d.world}: resume with the same number of processes")
+    for name, (module, opt) in {"": (model, optimizer), **(companions or {})}.items():
+        _load_pair(path, name, module, opt)
+    if ema is not None:
+        ema.load_state_dict(load_weights(path, ema=True))
     tensors, meta = _load_tensors(path / RANK_FILE.format(rank=d.rank))
     set_rng_state(tensors, meta.pop("rng"))
     own = {k: v for k, v in tensors.items()
