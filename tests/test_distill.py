@@ -20,6 +20,7 @@ from training.cli import main as training
 from training.conditioning import condition_video
 from training.data import Batch
 from training.distill import distill_config
+from training.dmd import DmdConfig, dmd_loss, train_dmd
 from training.evaluate import held_out_clips
 from training.fit import FitConfig, fit, ode_loss
 from training.flow import ode_grid
@@ -212,3 +213,63 @@ def test_distill_stage_one_moves_the_student_to_the_teacher_resumes_exactly_and_
     assert training(["distill", *common, "--out", str(tmp_path / "x"), "--sample-every", "5"]) \
         == 2
     assert "training play" in capsys.readouterr().err
+
+
+# --- stage 2: DMD self-forcing --------------------------------------------------------------
+
+
+def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 4, 2, 2, generator=g).requires_grad_()
+    real = torch.randn(2, 16, 4, 2, 2, generator=g)
+    dmd_loss(x, real.clone(), real).backward()
+    assert x.grad.abs().max() == 0  # the critic agrees with the teacher: nothing to learn
+    x.grad = None
+    fake = real + 0.5
+    dmd_loss(x, fake, real).backward()
+    scale = (x.detach() - real).abs().mean(dim=(1, 2, 3, 4), keepdim=True)
+    expected = (fake - real) / scale / x[:, :, 1:].numel()
+    assert torch.allclose(x.grad[:, :, 1:], expected[:, :, 1:], rtol=1e-4)
+    assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
+
+
+@pytest.mark.slow
+def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, tmp_path):
+    pairs = tmp_path / "pairs"
+    make_pairs(PairsConfig(teacher=teacher["teacher"], shards=teacher["shards"], out=pairs,
+                           count=4, val_count=0, substeps=2, batch_size=4, progress=False))
+    student = tmp_path / "student"
+    fit(distill_config(teacher["teacher"], pairs, student, flags={
+        "batch_size": 2, "steps": 4, "val_every": 0, "num_workers": 0, "progress": False,
+        "checkpoint_every": 0}))
+    common = dict(student=str(student), teacher=str(teacher["teacher"]),
+                  shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
+                  critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
+                  checkpoint_every=2)
+    whole = train_dmd(DmdConfig(out=str(tmp_path / "whole"), steps=4, sample_every=2,
+                                tensorboard=True, **common))
+    assert whole.step == 4 and np.isfinite(whole.dmd_loss) and np.isfinite(whole.critic_loss)
+    rows = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text()
+            .splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert all(0 <= r["exit_step"] < 3 and r["grad_norm"] > 0 for r in rows)
+    assert (tmp_path / "whole" / "samples" / "step-000002" / "designed.mp4").is_file()
+    final = checkpoint.latest(tmp_path / "whole")
+    assert (final / "critic.safetensors").is_file()
+    assert checkpoint.read_trainer(final)["stream"]["block"] == 3
+    before = checkpoint.load_weights(checkpoint.step_folder(student))
+    after = checkpoint.load_weights(final)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the student moved
+
+    train_dmd(DmdConfig(out=str(tmp_path / "part"), steps=2, **common))
+    train_dmd(DmdConfig(out=str(tmp_path / "part"), steps=4, resume=True, **common))
+    again = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text()
+             .splitlines()]
+
+    def trace(rs):
+        return [(r["step"], r["dmd_loss"], r["critic_loss"], r["exit_step"]) for r in rs]
+
+    assert trace(again) == trace(rows)
+    a, b = checkpoint.load_weights(final), checkpoint.load_weights(checkpoint.latest(
+        tmp_path / "part"))
+    assert all(torch.equal(a[k], b[k]) for k in a)

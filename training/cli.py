@@ -1,5 +1,5 @@
 """The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``,
-``odepairs``, ``distill`` and ``play``.
+``odepairs``, ``distill`` (stage 1), ``dmd`` (stage 2) and ``play``.
 
 Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
 ``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
@@ -19,9 +19,10 @@ from pathlib import Path
 from datagen.command import UsageError, config_flags, given_fields, run
 from training.config import PRESETS, get_preset
 from training.distill import distill_config
+from training.dmd import DmdConfig, train_dmd
 from training.encode import EncodeConfig, encode_shards
 from training.evaluate import EvalConfig, evaluate, summary_table
-from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config
+from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config, read_toml
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
@@ -153,6 +154,19 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dmd(args: argparse.Namespace) -> int:
+    try:
+        values = read_toml(args.config, DmdConfig) if args.config else {}
+        cfg = DmdConfig(**{**values, **given_fields(args, DmdConfig)})
+        summary = train_dmd(cfg)
+    except (*USER_ERRORS, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if int(os.environ.get("RANK", "0")) == 0 and summary.dmd_loss is not None:
+        print(f"{summary.run}: step {summary.step}, DMD loss {summary.dmd_loss:.4f}, critic "
+              f"loss {summary.critic_loss:.4f}; play it with training play --ckpt {summary.run}")
+    return 0
+
+
 def _play(args: argparse.Namespace) -> int:
     try:
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
@@ -247,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_flags(dis, FitConfig, "training (FitConfig; the teacher's and student defaults "
                  "otherwise; see docs/training.md)", skip=("out", "shards", "init_run"))
 
+    dmd = sub.add_parser("dmd", help="distillation stage 2: DMD self-forcing of a student")
+    dmd.add_argument("--config", type=Path, help="TOML file of DmdConfig fields (flags win)")
+    config_flags(dmd, DmdConfig, "DMD (DmdConfig; see docs/training.md)")
+
     ply = sub.add_parser("play", help="stream a session block by block from an image and actions")
     ply.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
     ply.add_argument("--image", type=Path, required=True,
@@ -272,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
                 "sample": _sample, "eval": _eval, "odepairs": _odepairs, "distill": _distill,
-                "play": _play}
+                "dmd": _dmd, "play": _play}
     return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
 
 

@@ -253,17 +253,17 @@ RESUMABLE = frozenset({"resume", "steps", "num_workers", "val_every", "val_batch
 # Config: TOML + flags, the run folder
 
 
-def _field_types() -> dict[str, type]:
-    return typing.get_type_hints(FitConfig)
+def _field_types(cls: type | None = None) -> dict[str, type]:
+    return typing.get_type_hints(cls or FitConfig)
 
 
-def _checked(values: dict, source: str) -> dict:
+def _checked(values: dict, source: str, cls: type | None = None) -> dict:
     """``values`` with each known field's type checked (ints pass for floats)."""
-    types = _field_types()
+    types = _field_types(cls)
     unknown = sorted(set(values) - set(types))
     if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; FitConfig fields are "
-                         f"{sorted(types)}")
+        raise ValueError(f"{source}: unknown key(s) {unknown}; {(cls or FitConfig).__name__} "
+                         f"fields are {sorted(types)}")
     out = {}
     for key, value in values.items():
         kind = types[key]
@@ -276,8 +276,9 @@ def _checked(values: dict, source: str) -> dict:
     return out
 
 
-def read_toml(path: str | Path) -> dict:
-    """The keys of a fit TOML file (flat: field = value), type-checked."""
+def read_toml(path: str | Path, cls: type | None = None) -> dict:
+    """The keys of a config TOML file (flat: field = value), type-checked against ``cls``
+    (default :class:`FitConfig`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
@@ -285,7 +286,7 @@ def read_toml(path: str | Path) -> dict:
         values = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    return _checked(values, str(path))
+    return _checked(values, str(path), cls)
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> FitConfig:
@@ -302,9 +303,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     return FitConfig(**{**base, **merged})
 
 
-def to_toml(cfg: FitConfig) -> str:
-    """``cfg`` as a flat TOML document (what :func:`read_toml` reads back)."""
-    lines = ["# training fit config (training.fit.FitConfig); load with --config"]
+def to_toml(cfg: object) -> str:
+    """The config dataclass ``cfg`` as a flat TOML document (what :func:`read_toml` reads
+    back)."""
+    kind = type(cfg)
+    lines = [f"# {kind.__module__}.{kind.__name__}; load with --config"]
     for key, value in dataclasses.asdict(cfg).items():
         if isinstance(value, bool):
             text = "true" if value else "false"
@@ -322,9 +325,9 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check_run_folder(cfg: FitConfig) -> None:
-    """A new run needs a new (or empty) folder; a resumed one its own config, unchanged but
-    for :data:`RESUMABLE` fields."""
+def check_run_folder(cfg: FitConfig, resumable: frozenset[str] = RESUMABLE) -> None:
+    """A new run needs a new (or empty) folder; a resumed one its own config (of the same
+    class as ``cfg``), unchanged but for the ``resumable`` fields."""
     out = Path(cfg.out)
     if not cfg.resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -334,13 +337,14 @@ def check_run_folder(cfg: FitConfig) -> None:
     saved_path = out / CONFIG_FILE
     if not saved_path.is_file():
         raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG_FILE})")
-    saved = FitConfig(**read_toml(saved_path))
+    kind = type(cfg)
+    saved = kind(**read_toml(saved_path, kind))
     changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}"
-               for k in _field_types() if k not in RESUMABLE
+               for k in _field_types(kind) if k not in resumable
                and getattr(saved, k) != getattr(cfg, k)]
     if changed:
         raise ValueError(f"--resume: {out} was trained with other settings ({'; '.join(changed)})"
-                         f"; only {sorted(RESUMABLE)} may change")
+                         f"; only {sorted(resumable)} may change")
 
 
 def check(cfg: FitConfig) -> None:
@@ -574,21 +578,21 @@ class FitSummary:
     data_wait: float  # share of step time spent waiting on the loader, over those steps
 
 
-def _optimizer(model: nn.Module, cfg: FitConfig) -> torch.optim.AdamW:
+def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float],
+                   weight_decay: float) -> torch.optim.AdamW:
     """AdamW with weight decay on weight matrices (ndim >= 2) only, as nanoGPT does."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     rest = [p for p in params if p.ndim < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": rest, "weight_decay": 0.0}],
-                             lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
 
 
 def _full(value: Tensor) -> Tensor:
     return value.full_tensor() if isinstance(value, DTensor) else value
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
+def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop log lines of steps after ``last_step`` (written after the checkpoint resumed)."""
     if not path.is_file():
         return
@@ -644,7 +648,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         ode = json.loads((Path(cfg.shards) / "dataset.json").read_text())["ode"]
         streaming.update(timesteps=list(ode["timesteps"]), shift=ode["shift"])
     train_model = distributed.wrap(model, d, cfg.parallel)
-    optimizer = _optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     generator = torch.Generator().manual_seed(cfg.seed + (d.rank + 1) * NOISE_SEED_STRIDE)
     errors = ErrorBuffer(cfg.error_buffer) if cfg.error_buffer else None
@@ -661,7 +665,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
             errors.load(own, meta["error_buffer"], d.device)
     if d.master:
         if cfg.resume:
-            _truncate_metrics(out / METRICS_FILE, step if resume_from is not None else -1)
+            truncate_metrics(out / METRICS_FILE, step if resume_from is not None else -1)
         print(f"training {cfg.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M"
               f" parameters) on {d.world} x {d.device}, {precision}, "
               + (f"resumed at step {step} from {resume_from}" if resume_from else

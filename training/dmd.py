@@ -1,0 +1,474 @@
+"""Distillation stage 2: DMD self-forcing (``training distill --stage dmd``).
+
+The student (the generator, from a stage-1 run) learns on its own rollouts. Per update:
+
+1. **Rollout**, block by block from noise (:mod:`training.causal`), each block's context being
+   the student's own earlier outputs (its rolling cache). One denoising step, the *exit step*,
+   is drawn for the update (the same for all blocks and ranks); a block runs the steps before
+   it without gradients and returns the ``x0`` predicted at it, with gradients. A clean pass at
+   ``t = 0`` then writes the block into the cache. Latent 0 is the image.
+2. **Distribution matching.** The rollout ``x`` is noised at a score timestep ``t`` (uniform in
+   ``[min_t, max_t]``, shifted), and two models predict its clean latents: the frozen teacher
+   with classifier-free guidance on the actions (the *real* score, ``r``) and the trainable
+   critic (the *fake* score, ``f``, the teacher's architecture and start). The gradient
+   ``g = (f - r) / mean|x - r|`` (per sample) pushes the student's distribution towards the
+   teacher's; the loss is ``0.5 * ||x - sg(x - g)||^2`` over frames 1..F-1.
+3. **The critic** follows the student's current distribution: ``critic_updates`` (5)
+   flow-matching updates on fresh rollouts (no gradient into the student) per student update.
+
+Keys and values written into the cache never carry gradients (see :mod:`training.causal`): a
+block's loss reaches its own exit-step pass only, not the passes that wrote earlier blocks'
+context. Actions come from the designed distribution (:mod:`training.action_design`; the
+generator needs no footage), first frames and their condition latents from a shard folder.
+
+As in ``training fit``: one config dataclass saved as ``config.toml``, every field a flag;
+checkpoints with the generator, its EMA and optimizer, the critic and its optimizer, every RNG
+and the data position; ``--resume`` continues exactly; gradient accumulation; gradient
+clipping; a progress bar; ``metrics.jsonl`` and TensorBoard; sample videos played by the
+EMA student every ``sample_every`` updates. Under ``torchrun`` each rank rolls out its own
+batch and gradients are averaged across ranks after each backward (no FSDP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from shards.action_space import get_space, to_space
+from shards.reader import open_shards
+from training import checkpoint, distributed
+from training.action_design import sample_actions
+from training.action_module import action_span
+from training.causal import CausalConfig, StreamCache
+from training.config import DiTConfig
+from training.data import Batch, BatchBuilder, ClipStream
+from training.dit import WorldDiT
+from training.ema import EMA
+from training.evaluate import held_out_clips
+from training.fit import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    TENSORBOARD_DIR,
+    check_run_folder,
+    make_optimizer,
+    to_toml,
+    truncate_metrics,
+)
+from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
+from training.generator import Generator, StreamConfig
+from training.image_encoder import make_image_encoder
+from training.sample import model_config, overlay_video
+from training.schedule import learning_rate
+from training.vae import WanVAE
+
+NOISE_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class DmdConfig:
+    # --- run
+    out: str = "runs/dmd"  # run folder; must not exist (or be empty) unless resume
+    resume: bool = False  # continue from checkpoints/last (only RESUMABLE fields may change)
+    seed: int = 0
+    device: str = "auto"
+    # --- models and data
+    student: str = ""  # stage-1 run (training distill): the generator's start and settings
+    teacher: str = ""  # the bidirectional run: the real score (frozen), the critic's start
+    shards: str = ""  # first frames and condition latents (latents.npy shards, or --vae)
+    train_split: str = "train"
+    frames: int = 0  # video frames per rollout, 4k+1; 0 = the student's training length
+    shuffle: int = 64
+    num_workers: int = 1
+    # --- distribution matching
+    guidance: float = 3.0  # CFG scale of the real score on the actions
+    min_t: float = 20.0  # score timesteps are uniform in [min_t, max_t], then shifted
+    max_t: float = 980.0
+    critic_updates: int = 5  # critic updates per generator update
+    # --- optimisation (Matrix-Game 2.0 / Self-Forcing: lr 6e-6, betas (0, 0.999))
+    batch_size: int = 1  # rollouts per rank per micro-step
+    grad_accum: int = 1
+    steps: int = 100  # generator updates
+    lr: float = 6e-6  # generator learning rate
+    critic_lr: float = 6e-6
+    warmup: int = 0  # linear warm-up updates; constant rates after it
+    weight_decay: float = 0.01
+    beta1: float = 0.0
+    beta2: float = 0.999
+    grad_clip: float = 10.0
+    ema_decay: float = 0.99  # EMA of the generator (0: none)
+    # --- progress and checkpoints
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 0
+    sample_every: int = 0  # play the EMA student from the first clips' first frames
+    tensorboard: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("batch_size", "grad_accum", "steps", "critic_updates"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("frames", "shuffle", "num_workers", "warmup", "checkpoint_every",
+                     "keep_checkpoints", "sample_every"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.frames and (self.frames < 5 or (self.frames - 1) % 4):
+            problems.append(f"frames must be 0 or 4k+1 >= 5, got {self.frames}")
+        if not 0 < self.min_t <= self.max_t < NUM_TIMESTEPS:
+            problems.append(f"need 0 < min_t <= max_t < {NUM_TIMESTEPS}, got {self.min_t}, "
+                            f"{self.max_t}")
+        if not (self.lr > 0 and self.critic_lr > 0):
+            problems.append("lr and critic_lr must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.guidance < 0 or self.grad_clip < 0:
+            problems.append("guidance and grad_clip must not be negative")
+        for name in ("student", "teacher", "shards", "out"):
+            if not getattr(self, name):
+                problems.append(f"{name} must be given")
+        if problems:
+            raise ValueError("dmd config: " + "; ".join(problems))
+
+
+RESUMABLE = frozenset({"resume", "steps", "num_workers", "checkpoint_every", "keep_checkpoints",
+                       "sample_every", "tensorboard", "progress", "device"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The three parts of a step
+
+
+def rollout(model: nn.Module, batch: Batch, causal: CausalConfig, sigmas: list[float],
+            exit_step: int, generator: torch.Generator, grad: bool) -> Tensor:
+    """The student's latents ``[B, 16, F, h, w]`` for ``batch`` (its condition, image tokens
+    and actions), block by block on its own outputs; gradients (when ``grad``) only through
+    each block's pass at ``sigmas[exit_step]``."""
+    cond, image, keyboard, mouse = batch.cond, batch.image, batch.keyboard, batch.mouse
+    b, _, frames, h, w = cond.shape
+    clean = cond[:, 4:, :1]
+    cache, blocks = StreamCache(causal), []
+    for start in range(0, frames, causal.block):
+        n = min(causal.block, frames - start)
+        first, last = action_span(start, n, model.cfg.action)
+        kb = keyboard[:, first:last + 1]
+        ms = None if mouse is None else mouse[:, first:last + 1]
+        c = cond[:, :, start:start + n]
+        x = torch.randn((b, 16, n, h, w), generator=generator).to(cond)
+        for i, sigma in enumerate(sigmas[:exit_step + 1]):
+            if start == 0:
+                x = torch.cat([clean, x[:, :, 1:]], dim=2)
+            t = torch.full((b, n), NUM_TIMESTEPS * sigma, device=cond.device)
+            if start == 0:
+                t[:, 0] = 0.0
+            with torch.set_grad_enabled(grad and i == exit_step):
+                x0 = x - sigma * model(x, t, c, image, kb, ms, cache=cache)
+            if i < exit_step:
+                noise = torch.randn(x.shape, generator=generator).to(x)
+                x = (1 - sigmas[i + 1]) * x0.detach() + sigmas[i + 1] * noise
+        if start == 0:
+            x0 = torch.cat([clean, x0[:, :, 1:]], dim=2)
+        blocks.append(x0)
+        with torch.no_grad():
+            model(x0.detach(), torch.zeros(b, n, device=cond.device), c, image, kb, ms,
+                  cache=cache)
+        cache.advance()
+    return torch.cat(blocks, dim=2)
+
+
+def score_noise(x: Tensor, cfg: DmdConfig, shift: float, generator: torch.Generator
+                ) -> tuple[Tensor, Tensor, Tensor]:
+    """``x`` noised at one score timestep per sample (frame 0 stays clean): ``x_t``, the
+    sigmas ``[B, F]`` and the noise."""
+    b, _, frames = x.shape[:3]
+    u = torch.rand(b, generator=generator, dtype=torch.float64)
+    t = cfg.min_t + u * (cfg.max_t - cfg.min_t)
+    sigma = shift_sigma(t / NUM_TIMESTEPS, shift).float()[:, None].expand(b, frames).clone()
+    sigma[:, 0] = 0.0
+    sigma = sigma.to(x.device)
+    noise = torch.randn(x.shape, generator=generator).to(x)
+    return add_noise(x, noise, sigma), sigma, noise
+
+
+def dmd_loss(x: Tensor, fake_x0: Tensor, real_x0: Tensor) -> Tensor:
+    """Distribution matching: ``g = (f - r) / mean|x - r|`` per sample, loss
+    ``0.5 * ||x - sg(x - g)||^2`` (mean over frames 1..F-1), so that ``dL/dx`` is ``g`` (up
+    to the mean's factor)."""
+    with torch.no_grad():
+        scale = (x - real_x0).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-8)
+        target = x - (fake_x0 - real_x0) / scale
+    return 0.5 * F.mse_loss(x[:, :, 1:], target[:, :, 1:])
+
+
+@torch.no_grad()
+def real_score(teacher: nn.Module, x_t: Tensor, sigma: Tensor, batch: Batch,
+               guidance: float) -> Tensor:
+    """The teacher's clean latents for ``x_t`` with CFG on the actions."""
+    t = sigma * NUM_TIMESTEPS
+    v = teacher(x_t, t, batch.cond, batch.image, batch.keyboard, batch.mouse)
+    if guidance != 1.0:
+        none = None if batch.mouse is None else torch.zeros_like(batch.mouse)
+        v0 = teacher(x_t, t, batch.cond, batch.image, torch.zeros_like(batch.keyboard), none)
+        v = v0 + guidance * (v - v0)
+    return to_x0(x_t, v, sigma)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class DmdSummary:
+    run: Path
+    step: int
+    dmd_loss: float | None
+    critic_loss: float | None
+
+
+def _load(run: str, device: torch.device) -> tuple[WorldDiT, dict]:
+    """A run's model (EMA weights when kept) and its trainer.json."""
+    step = checkpoint.step_folder(run)
+    trainer = checkpoint.read_trainer(step)
+    model = WorldDiT(model_config(trainer["model"]))
+    ema = (step / checkpoint.EMA_FILE).is_file()
+    model.load_state_dict(checkpoint.load_weights(step, ema=ema), strict=True)
+    return model.to(device), trainer
+
+
+def _designed(batch: Batch, frames: int, fps: float, space, seed_base: int) -> Batch:
+    """``batch`` with designed actions (a seed per sample) in place of its recorded ones."""
+    keyboard, mouse = [], []
+    for i in range(len(batch)):
+        keys, deg = sample_actions(frames, fps, np.random.default_rng(seed_base + i))
+        kb, ms = to_space(keys, deg, space)
+        keyboard.append(torch.from_numpy(kb))
+        mouse.append(None if ms is None else torch.from_numpy(ms))
+    dev = batch.cond.device
+    return dataclasses.replace(
+        batch, keyboard=torch.stack(keyboard).to(dev),
+        mouse=None if mouse[0] is None else torch.stack(mouse).to(dev))
+
+
+def _sync_grads(model: nn.Module, d: distributed.Dist) -> None:
+    """Average gradients over ranks (the rollout's repeated forwards rule out DDP hooks)."""
+    if not d.enabled:
+        return
+    for p in model.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= d.world
+
+
+def train_dmd(cfg: DmdConfig) -> DmdSummary:
+    """Run stage 2 as ``cfg`` says (under torchrun: on every rank)."""
+    check_run_folder(cfg, RESUMABLE)
+    open_shards(cfg.shards, cfg.train_split)
+    d = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
+    out = Path(cfg.out)
+    student, s_trainer = _load(cfg.student, d.device)
+    teacher, t_trainer = _load(cfg.teacher, d.device)
+    critic, _ = _load(cfg.teacher, d.device)
+    teacher.eval().requires_grad_(False)
+    model_cfg: DiTConfig = student.cfg
+    if dataclasses.asdict(model_cfg) != dataclasses.asdict(teacher.cfg):
+        raise ValueError(f"the student {cfg.student} and the teacher {cfg.teacher} are not the "
+                         f"same model")
+    stream = StreamConfig(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in s_trainer.get("stream", {}).items()})
+    causal, sigmas = stream.causal, stream.sigmas()
+    run_cfg = s_trainer["config"]
+    frames = cfg.frames or int(run_cfg["frames"])
+    space = get_space(run_cfg.get("action_space") or model_cfg.space)
+    shift = float(t_trainer["config"]["shift"])
+    resume_from = checkpoint.latest(out) if cfg.resume else None
+    if d.master:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG_FILE).write_text(to_toml(cfg))
+    distributed.barrier(d)
+
+    optimizer = make_optimizer(student, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
+    critic_opt = make_optimizer(critic, cfg.critic_lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
+    ema = EMA(student, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    generator = torch.Generator().manual_seed(cfg.seed + (d.rank + 1) * NOISE_SEED_STRIDE)
+    shared = torch.Generator().manual_seed(cfg.seed)  # the exit steps: the same on every rank
+    step, position = 0, {"epoch": 0, "start": 0}
+    companions = {"critic": (critic, critic_opt)}
+    if resume_from is not None:
+        trainer, own, meta = checkpoint.load(resume_from, d, model=student, optimizer=optimizer,
+                                             ema=ema, companions=companions)
+        step, position = trainer["step"], meta["position"]
+        generator.set_state(own["noise_generator"])
+        shared.set_state(own["shared_generator"])
+    if d.master:
+        if cfg.resume:
+            truncate_metrics(out / METRICS_FILE, step)
+        size = sum(p.numel() for p in student.parameters()) / 1e6
+        print(f"DMD: student {cfg.student} ({size:.2f} M parameters), teacher {cfg.teacher}; "
+              f"blocks of {causal.block}, window "
+              f"{causal.local}, steps {[round(1000 * s, 1) for s in sigmas]}; "
+              + (f"resumed at step {step}" if resume_from else "from the stage-1 weights"))
+
+    vae = WanVAE.load(run_cfg["vae"], device=d.device) if run_cfg.get("vae") else None
+    images = make_image_encoder(model_cfg, run_cfg.get("image_encoder") or None, d.device)
+    build = BatchBuilder(model_cfg, d.device, vae, s_trainer.get("vae"), images)
+    clips = ClipStream(open_shards(cfg.shards, cfg.train_split), build,
+                       batch_size=cfg.batch_size, frames=frames, space=space, seed=cfg.seed,
+                       shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
+    fps = _fps(cfg.shards)
+
+    log = open(out / METRICS_FILE, "a") if d.master else None  # noqa: SIM115 (closed below)
+    board = None
+    if d.master and cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=step + 1 if step else None)
+    bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True,
+               disable=not (d.master and cfg.progress))
+    summary = DmdSummary(out, step, None, None)
+    began = time.perf_counter()
+
+    def next_batch() -> Batch:
+        batch = clips.next_batch()
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        return _designed(batch, frames, fps, space, seed)
+
+    def save() -> None:
+        tensors = {"noise_generator": generator.get_state(),
+                   "shared_generator": shared.get_state()}
+        trainer = {"config": dataclasses.asdict(cfg), "vae": build.identity,
+                   "image_encoder": images.identity, "preset": s_trainer.get("preset"),
+                   "model": dataclasses.asdict(model_cfg), "stream": s_trainer.get("stream")}
+        checkpoint.save(out, step, d, model=student, optimizer=optimizer, ema=ema,
+                        trainer=trainer, rank_tensors=tensors,
+                        rank_meta={"position": clips.position}, keep=cfg.keep_checkpoints,
+                        companions=companions)
+
+    try:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            # constant after the warm-up (as Self-Forcing), so any later --steps resumes exactly
+            lr = learning_rate(step, lr=cfg.lr, warmup=cfg.warmup, total=cfg.steps, min_lr=cfg.lr)
+            critic_lr = lr * cfg.critic_lr / cfg.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            for group in critic_opt.param_groups:
+                group["lr"] = critic_lr
+            # the critic follows the student's current distribution
+            critic_sum = 0.0
+            for _ in range(cfg.critic_updates):
+                for _micro in range(cfg.grad_accum):
+                    batch = next_batch()
+                    exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
+                    with torch.no_grad():
+                        x = rollout(student, batch, causal, sigmas, exit_step, generator, False)
+                    x_t, sigma, noise = score_noise(x, cfg, shift, generator)
+                    v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
+                               batch.keyboard, batch.mouse)
+                    loss = F.mse_loss(v[:, :, 1:], (noise - x)[:, :, 1:])
+                    (loss / cfg.grad_accum).backward()
+                    critic_sum += loss.item() / cfg.grad_accum
+                _sync_grads(critic, d)
+                torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip or math.inf)
+                critic_opt.step()
+                critic_opt.zero_grad(set_to_none=True)
+            # the generator moves towards the teacher's distribution
+            dmd_sum = 0.0
+            for _micro in range(cfg.grad_accum):
+                batch = next_batch()
+                exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
+                x = rollout(student, batch, causal, sigmas, exit_step, generator, True)
+                x_t, sigma, _ = score_noise(x.detach(), cfg, shift, generator)
+                with torch.no_grad():
+                    fake = to_x0(x_t, critic(x_t, sigma * NUM_TIMESTEPS, batch.cond,
+                                             batch.image, batch.keyboard, batch.mouse), sigma)
+                    real = real_score(teacher, x_t, sigma, batch, cfg.guidance)
+                loss = dmd_loss(x, fake, real)
+                (loss / cfg.grad_accum).backward()
+                dmd_sum += loss.item() / cfg.grad_accum
+            _sync_grads(student, d)
+            norm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip or math.inf)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(student)
+            step += 1
+            dmd_value = distributed.mean(dmd_sum, d)
+            critic_value = distributed.mean(critic_sum / cfg.critic_updates, d)
+            if not (math.isfinite(dmd_value) and math.isfinite(critic_value)):
+                raise FloatingPointError(f"DMD loss {dmd_value}, critic loss {critic_value} at "
+                                         f"step {step}; lower the learning rates")
+            record = {"step": step, "dmd_loss": dmd_value, "critic_loss": critic_value,
+                      "grad_norm": float(norm), "lr": lr, "exit_step": exit_step,
+                      "step_seconds": time.perf_counter() - t0,
+                      "seconds": time.perf_counter() - began}
+            if log is not None:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if board is not None:
+                for key, value in record.items():
+                    if key != "step":
+                        board.add_scalar(f"dmd/{key}", value, step)
+            summary.dmd_loss, summary.critic_loss = dmd_value, critic_value
+            bar.set_postfix(dmd=f"{dmd_value:.4f}", critic=f"{critic_value:.4f}")
+            bar.update()
+            if cfg.sample_every and step % cfg.sample_every == 0 and d.master \
+                    and vae is not None:
+                _samples(student, ema, vae, images, space, stream, cfg.shards, fps,
+                         out / SAMPLES_DIR / f"step-{step:06d}")
+            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                save()
+    finally:
+        bar.close()
+        clips.close()
+        if log is not None:
+            log.close()
+        if board is not None:
+            board.close()
+    summary.step = step
+    return summary
+
+
+def _fps(shards: str) -> float:
+    info = json.loads((Path(shards) / "dataset.json").read_text())
+    return float(info.get("fps") or 15.0)
+
+
+def _samples(student: WorldDiT, ema: EMA | None, vae: WanVAE, images, space,
+             stream: StreamConfig, shards: str, fps: float, folder: Path) -> None:
+    """Play the (EMA) student from the first clip's first frame under designed actions."""
+    model = WorldDiT(student.cfg).to(vae.device)
+    model.load_state_dict(student.state_dict())
+    if ema is not None:
+        ema.copy_to(model)
+    gen = Generator(model.eval(), vae, images, space, stream)
+    clip = held_out_clips(Path(shards), "train", 1)[0]
+    first = torch.from_numpy(clip.frames[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
+    gen.reset(first.to(vae.device))
+    blocks = 4
+    total = 1 + 4 * (blocks * stream.block - 1)
+    keys, mouse = sample_actions(total, fps, np.random.default_rng(0))
+    made = []
+    while sum(len(m) for m in made) < total:
+        done = sum(len(m) for m in made)
+        n = gen.frames_needed
+        made.append(gen.step(keys[done:done + n], mouse[done:done + n]))
+    kb, ms = to_space(keys, mouse, space)
+    overlay_video(folder / "designed.mp4", {"student": np.concatenate(made)}, kb, ms, space, fps)
