@@ -9,6 +9,13 @@ the angles, ``t = frame / fps``; frames are smooth moving colour gradients.
 
 from __future__ import annotations
 
+import os
+
+# One math thread per process: on the two-core CI machine a second OpenMP thread waiting for a
+# core made training steps many times slower. Set before any test module imports torch, and
+# inherited by the trainer subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
