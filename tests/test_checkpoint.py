@@ -15,7 +15,7 @@ from training.config import get_preset
 from training.distributed import Dist
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.fit import _optimizer, load_config
+from training.fit import make_optimizer
 
 SOLO = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
 
@@ -34,7 +34,7 @@ def inputs(seed: int) -> tuple[torch.Tensor, ...]:
 def trainer_state(seed: int = 0):
     torch.manual_seed(seed)
     model = WorldDiT(get_preset("tiny"))
-    optimizer = _optimizer(model, load_config(overrides={"lr": 1e-3}))
+    optimizer = make_optimizer(model, 1e-3, (0.9, 0.999), 0.01)
     return model, optimizer, EMA(model, 0.9)
 
 
@@ -119,6 +119,35 @@ def test_folder_holds_safetensors_and_json_only_with_last_pointing_at_the_newest
     assert weights.keys() == model.state_dict().keys()
     save(tmp_path, 3, model, optimizer, ema, keep=2)
     assert sorted(p.name for p in root.iterdir()) == ["last", "step-000002", "step-000003"]
+
+
+def test_a_companion_model_round_trips_beside_the_main_one(tmp_path):
+    model, optimizer, ema = trainer_state(0)
+    critic, critic_opt, _ = trainer_state(2)
+    for i in range(2):
+        train_step(model, optimizer, ema, i)
+        train_step(critic, critic_opt, EMA(critic, 0.5), 10 + i)
+    folder = checkpoint.save(tmp_path, 2, SOLO, model=model, optimizer=optimizer, ema=ema,
+                             trainer={}, rank_tensors={}, rank_meta={},
+                             companions={"critic": (critic, critic_opt)})
+    assert {"critic.safetensors", "critic-optimizer.safetensors",
+            "critic-optimizer.json"} <= {p.name for p in folder.iterdir()}
+    other, other_opt, other_ema = trainer_state(1)
+    other_critic, other_critic_opt, _ = trainer_state(3)
+    checkpoint.load(folder, SOLO, model=other, optimizer=other_opt, ema=other_ema,
+                    companions={"critic": (other_critic, other_critic_opt)})
+    for a, b in ((model, other), (critic, other_critic)):
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                     b.state_dict().values(), strict=True))
+    train_step(critic, critic_opt, EMA(critic, 0.5), 20)  # its optimizer state came back too
+    train_step(other_critic, other_critic_opt, EMA(other_critic, 0.5), 20)
+    assert all(torch.equal(x, y) for x, y in zip(critic.state_dict().values(),
+                                                 other_critic.state_dict().values(),
+                                                 strict=True))
+    with pytest.raises(checkpoint.CheckpointError, match="critic.safetensors is missing"):
+        checkpoint.load(save(tmp_path / "plain", 1, model, optimizer, ema), SOLO, model=other,
+                        optimizer=other_opt, ema=other_ema,
+                        companions={"critic": (other_critic, other_critic_opt)})
 
 
 def test_optimizer_state_flattens_to_named_tensors_and_back():

@@ -7,6 +7,7 @@ import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,16 +131,22 @@ def test_one_step_generation_is_the_models_x0_under_the_block_causal_mask(vae):
     assert torch.allclose(x0[:, :, 1:], (noise - v)[:, :, 1:], atol=1e-5)
 
 
-@pytest.mark.slow
-def test_training_play_writes_a_frame_per_action_block_by_block(tmp_path_factory, tmp_path,
-                                                              capsys):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny run of ``training fit`` (two steps) and a recorded episode to play it from."""
     data = shard_set(tmp_path_factory)
-    run = tmp_path / "run"
+    run = tmp_path_factory.mktemp("play") / "run"
     torch.set_num_threads(1)
     fit(FitConfig(out=str(run), shards=str(data["shards"]), vae=str(data["vae"]), frames=9,
                   batch_size=2, steps=2, warmup=1, val_every=0, checkpoint_every=0,
                   num_workers=0, progress=False))
     episode = sorted((data["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    return run, episode
+
+
+@pytest.mark.slow
+def test_training_play_writes_a_frame_per_action_block_by_block(tiny_run, tmp_path, capsys):
+    run, episode = tiny_run
     args = ["play", "--ckpt", str(run), "--image", str(episode / "video.mp4"), "--actions",
             str(episode)]
     out = tmp_path / "play.mp4"
@@ -173,15 +180,9 @@ def test_typed_keys_become_the_next_blocks_held_inputs():
 
 
 @pytest.mark.slow
-def test_a_person_plays_from_a_terminal(tmp_path_factory, tmp_path):
+def test_a_person_plays_from_a_terminal(tiny_run, tmp_path):
     """``training play --interactive`` driven through a pseudo-terminal."""
-    data = shard_set(tmp_path_factory)
-    run = tmp_path / "run"
-    torch.set_num_threads(1)
-    fit(FitConfig(out=str(run), shards=str(data["shards"]), vae=str(data["vae"]), frames=9,
-                  batch_size=2, steps=2, warmup=1, val_every=0, checkpoint_every=0,
-                  num_workers=0, progress=False))
-    episode = sorted((data["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    run, episode = tiny_run
     out = tmp_path / "session.mp4"
     master, slave = os.openpty()
     proc = subprocess.Popen(
