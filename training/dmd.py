@@ -43,7 +43,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from shards.action_space import get_space, to_space
 from shards.reader import open_shards
@@ -58,9 +57,7 @@ from training.ema import EMA
 from training.evaluate import held_out_clips
 from training.fit import (
     CONFIG_FILE,
-    METRICS_FILE,
     SAMPLES_DIR,
-    TENSORBOARD_DIR,
     check_run_folder,
     make_optimizer,
     to_toml,
@@ -69,6 +66,7 @@ from training.fit import (
 from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
+from training.run_log import METRICS_FILE, RunLog
 from training.sample import model_config, overlay_video
 from training.schedule import learning_rate
 from training.vae import WanVAE
@@ -334,14 +332,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                        shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
     fps = _fps(cfg.shards)
 
-    log = open(out / METRICS_FILE, "a") if d.master else None  # noqa: SIM115 (closed below)
-    board = None
-    if d.master and cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        board = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=step + 1 if step else None)
-    bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True,
-               disable=not (d.master and cfg.progress))
+    run_log = RunLog(out, master=d.master, steps=cfg.steps, step=step,
+                     tensorboard=cfg.tensorboard, progress=cfg.progress, group=lambda _: "dmd")
     summary = DmdSummary(out, step, None, None)
     began = time.perf_counter()
 
@@ -419,16 +411,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                       "grad_norm": float(norm), "lr": lr, "exit_step": exit_step,
                       "step_seconds": time.perf_counter() - t0,
                       "seconds": time.perf_counter() - began}
-            if log is not None:
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-            if board is not None:
-                for key, value in record.items():
-                    if key != "step":
-                        board.add_scalar(f"dmd/{key}", value, step)
+            run_log.emit(record)
             summary.dmd_loss, summary.critic_loss = dmd_value, critic_value
-            bar.set_postfix(dmd=f"{dmd_value:.4f}", critic=f"{critic_value:.4f}")
-            bar.update()
+            run_log.advance(dmd=f"{dmd_value:.4f}", critic=f"{critic_value:.4f}")
             if cfg.sample_every and step % cfg.sample_every == 0 and d.master \
                     and vae is not None:
                 _samples(student, ema, vae, images, space, stream, cfg.shards, fps,
@@ -436,12 +421,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
             if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 save()
     finally:
-        bar.close()
+        run_log.close()
         clips.close()
-        if log is not None:
-            log.close()
-        if board is not None:
-            board.close()
     summary.step = step
     return summary
 

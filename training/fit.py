@@ -75,7 +75,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributed.tensor import DTensor
-from tqdm import tqdm
 
 from shards.action_space import get_space
 from shards.reader import open_shards
@@ -88,12 +87,11 @@ from training.ema import EMA
 from training.evaluate import EvalConfig, evaluate, headline
 from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
+from training.run_log import METRICS_FILE, RunLog
 from training.sample import LoadedRun, validation_videos
 from training.schedule import learning_rate
 
 CONFIG_FILE = "config.toml"
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tensorboard"
 SAMPLES_DIR = "samples"
 EVAL_DIR = "eval"
 VAL_SEED = 1234  # validation noise: the same draws at every validation
@@ -691,25 +689,11 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         raise ValueError(f"the {cfg.val_split} split of {cfg.shards} holds no clips of "
                          f"{cfg.frames} frames")
 
-    # --- logging (master only)
-    log = open(out / METRICS_FILE, "a") if d.master else None  # noqa: SIM115 (closed below)
-    board = None
-    if d.master and cfg.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-
-        board = SummaryWriter(str(out / TENSORBOARD_DIR), purge_step=step + 1 if step else None)
-    bar = tqdm(total=cfg.steps, initial=step, unit="step", dynamic_ncols=True,
-               disable=not (d.master and cfg.progress))
-
-    def emit(record: dict) -> None:
-        if log is not None:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        if board is not None:
-            for key, value in record.items():
-                if key != "step":
-                    group = key.split("_")[0] if key.startswith(("val", "eval")) else "train"
-                    board.add_scalar(f"{group}/{key}", value, record["step"])
+    run_log = RunLog(out, master=d.master, steps=cfg.steps, step=step,
+                     tensorboard=cfg.tensorboard, progress=cfg.progress,
+                     group=lambda key: key.split("_")[0] if key.startswith(("val", "eval"))
+                     else "train")
+    emit = run_log.emit
 
     def save() -> None:
         tensors = {"noise_generator": generator.get_state()}
@@ -802,18 +786,13 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                 del sampler
             emit(record)
             summary.loss = loss_value
-            bar.set_postfix(loss=f"{loss_value:.4f}", samples_s=f"{speed:.1f}",
+            run_log.advance(loss=f"{loss_value:.4f}", samples_s=f"{speed:.1f}",
                             **({"val": f"{summary.val_loss:.4f}"} if summary.val_loss else {}))
-            bar.update()
             if last or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 save()
     finally:
-        bar.close()
+        run_log.close()
         stream.close()
-        if log is not None:
-            log.close()
-        if board is not None:
-            board.close()
     summary.step = step
     summary.samples_per_s = ran * cfg.batch_size * cfg.grad_accum * d.world / busy if ran else 0.0
     summary.data_wait = waited / busy if ran else 0.0
