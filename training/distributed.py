@@ -100,6 +100,14 @@ def wrap(model: nn.Module, d: Dist, parallel: str) -> nn.Module:
     return model
 
 
+def reshard(model: nn.Module) -> None:
+    """FSDP2: put every parameter back in its sharded form (after a forward outside training
+    the root module keeps its parameters gathered); nothing for other modules."""
+    for module in model.modules():
+        if hasattr(module, "reshard") and hasattr(module, "set_requires_gradient_sync"):
+            module.reshard()
+
+
 def gradient_sync(model: nn.Module, sync: bool) -> AbstractContextManager:
     """Skip the gradient all-reduce on the micro-steps of an accumulation before the last."""
     if isinstance(model, DistributedDataParallel) and not sync:

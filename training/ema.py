@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
+from training.distributed import reshard
+
 
 class EMA:
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -38,12 +40,14 @@ class EMA:
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:
         """``model`` with the averages in place of its weights inside the block (e.g. for a
         validation loss), its own weights restored exactly after."""
+        reshard(model)  # FSDP2 keeps the root's parameters gathered after a forward
         with torch.no_grad():
             own = {name: p.detach().clone() for name, p in model.named_parameters()}
             self.copy_to(model)
         try:
             yield model
         finally:
+            reshard(model)
             with torch.no_grad():
                 for name, p in model.named_parameters():
                     p.copy_(own[name])
