@@ -186,10 +186,14 @@ def test_distill_stage_one_moves_the_student_to_the_teacher_resumes_exactly_and_
 
     whole = tmp_path / "whole"
     assert training(["distill", *common, "--out", str(whole), "--steps", "40",
-                     "--checkpoint-every", "20"]) == 0
+                     "--checkpoint-every", "20", "--eval-every", "40", "--eval-clips", "1",
+                     "--eval-scripts", "w,turn-left"]) == 0
     assert "play it with training play" in capsys.readouterr().out
     rows = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in rows if "loss" in r)
+    assert "eval_ground_truth_mouse" in rows[-1]  # evaluated block by block, as it will play
+    report = json.loads((whole / "eval" / "step-000040" / "eval.json").read_text())
+    assert list(report["per_script"]) == ["w", "turn-left"] and report["script_frames"] == 25
     trainer = checkpoint.read_trainer(checkpoint.latest(whole))
     assert trainer["stream"] == {"block": 3, "local": 6, "sink": 0,
                                  "timesteps": [1000.0, 666.0, 333.0], "shift": 5.0}
@@ -247,6 +251,7 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
                   critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
                   checkpoint_every=2)
     whole = train_dmd(DmdConfig(out=str(tmp_path / "whole"), steps=4, sample_every=2,
+                                eval_every=4, eval_clips=1, eval_scripts="turn-right",
                                 tensorboard=True, **common))
     assert whole.step == 4 and np.isfinite(whole.dmd_loss) and np.isfinite(whole.critic_loss)
     rows = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text()
@@ -254,6 +259,8 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(0 <= r["exit_step"] < 3 and r["grad_norm"] > 0 for r in rows)
     assert (tmp_path / "whole" / "samples" / "step-000002" / "designed.mp4").is_file()
+    assert "eval_ground_truth_keyboard" in rows[-1]
+    assert (tmp_path / "whole" / "eval" / "step-000004" / "index.html").is_file()
     final = checkpoint.latest(tmp_path / "whole")
     assert (final / "critic.safetensors").is_file()
     assert checkpoint.read_trainer(final)["stream"]["block"] == 3

@@ -170,8 +170,7 @@ def _dmd(args: argparse.Namespace) -> int:
 def _play(args: argparse.Namespace) -> int:
     try:
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
-        recorded = {k: tuple(v) if isinstance(v, list) else v for k, v in run_.stream.items()}
-        cfg = StreamConfig(**{**recorded, **given_fields(args, StreamConfig)})
+        cfg = StreamConfig.recorded(run_.stream, **given_fields(args, StreamConfig))
         if args.interactive:
             if args.actions is not None:
                 raise ValueError("--interactive takes the actions from the keyboard, not from "

@@ -54,9 +54,10 @@ from training.config import DiTConfig
 from training.data import Batch, BatchBuilder, ClipStream
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import held_out_clips
+from training.evaluate import EvalConfig, evaluate, headline, held_out_clips
 from training.fit import (
     CONFIG_FILE,
+    EVAL_DIR,
     SAMPLES_DIR,
     check_run_folder,
     make_optimizer,
@@ -67,7 +68,7 @@ from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
 from training.run_log import METRICS_FILE, RunLog
-from training.sample import model_config, overlay_video
+from training.sample import LoadedRun, model_config, overlay_video
 from training.schedule import learning_rate
 from training.vae import WanVAE
 
@@ -110,6 +111,10 @@ class DmdConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 0
     sample_every: int = 0  # play the EMA student from the first clips' first frames
+    eval_every: int = 0  # training eval of the EMA student, block by block, every N updates
+    #                      and at the end, into <out>/eval/step-N (needs the student's VAE)
+    eval_clips: int = 2  # held-out clips of the shards' val split
+    eval_scripts: str = "w,s,turn-left,turn-right,idle"  # designed action scripts it also runs
     tensorboard: bool = False
     progress: bool = True
 
@@ -119,7 +124,7 @@ class DmdConfig:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("frames", "shuffle", "num_workers", "warmup", "checkpoint_every",
-                     "keep_checkpoints", "sample_every"):
+                     "keep_checkpoints", "sample_every", "eval_every"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if self.frames and (self.frames < 5 or (self.frames - 1) % 4):
@@ -141,7 +146,8 @@ class DmdConfig:
 
 
 RESUMABLE = frozenset({"resume", "steps", "num_workers", "checkpoint_every", "keep_checkpoints",
-                       "sample_every", "tensorboard", "progress", "device"})
+                       "sample_every", "eval_every", "eval_clips", "eval_scripts", "tensorboard",
+                       "progress", "device"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,8 +295,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     if dataclasses.asdict(model_cfg) != dataclasses.asdict(teacher.cfg):
         raise ValueError(f"the student {cfg.student} and the teacher {cfg.teacher} are not the "
                          f"same model")
-    stream = StreamConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in s_trainer.get("stream", {}).items()})
+    stream = StreamConfig.recorded(s_trainer.get("stream", {}))
     causal, sigmas = stream.causal, stream.sigmas()
     run_cfg = s_trainer["config"]
     frames = cfg.frames or int(run_cfg["frames"])
@@ -333,7 +338,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     fps = _fps(cfg.shards)
 
     run_log = RunLog(out, master=d.master, steps=cfg.steps, step=step,
-                     tensorboard=cfg.tensorboard, progress=cfg.progress, group=lambda _: "dmd")
+                     tensorboard=cfg.tensorboard, progress=cfg.progress,
+                     group=lambda key: "eval" if key.startswith("eval") else "dmd")
     summary = DmdSummary(out, step, None, None)
     began = time.perf_counter()
 
@@ -411,6 +417,16 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                       "grad_norm": float(norm), "lr": lr, "exit_step": exit_step,
                       "step_seconds": time.perf_counter() - t0,
                       "seconds": time.perf_counter() - began}
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) \
+                    and d.master and vae is not None:
+                results = evaluate(
+                    LoadedRun(_averaged(student, ema), vae, images, space, frames, None, fps,
+                              step, s_trainer.get("stream", {})),
+                    Path(cfg.shards), out / EVAL_DIR / f"step-{step:06d}",
+                    EvalConfig(clips=cfg.eval_clips, frames=frames, scripts=cfg.eval_scripts,
+                               script_images=min(2, cfg.eval_clips)))
+                record.update({f"eval_{k}": v for k, v in headline(results).items()
+                               if not math.isnan(v)})
             run_log.emit(record)
             summary.dmd_loss, summary.critic_loss = dmd_value, critic_value
             run_log.advance(dmd=f"{dmd_value:.4f}", critic=f"{critic_value:.4f}")
@@ -432,14 +448,19 @@ def _fps(shards: str) -> float:
     return float(info.get("fps") or 15.0)
 
 
-def _samples(student: WorldDiT, ema: EMA | None, vae: WanVAE, images, space,
-             stream: StreamConfig, shards: str, fps: float, folder: Path) -> None:
-    """Play the (EMA) student from the first clip's first frame under designed actions."""
-    model = WorldDiT(student.cfg).to(vae.device)
+def _averaged(student: WorldDiT, ema: EMA | None) -> WorldDiT:
+    """A copy of the student with the EMA weights (its own without an EMA), for sampling."""
+    model = WorldDiT(student.cfg).to(next(student.parameters()).device)
     model.load_state_dict(student.state_dict())
     if ema is not None:
         ema.copy_to(model)
-    gen = Generator(model.eval(), vae, images, space, stream)
+    return model.eval()
+
+
+def _samples(student: WorldDiT, ema: EMA | None, vae: WanVAE, images, space,
+             stream: StreamConfig, shards: str, fps: float, folder: Path) -> None:
+    """Play the (EMA) student from the first clip's first frame under designed actions."""
+    gen = Generator(_averaged(student, ema), vae, images, space, stream)
     clip = held_out_clips(Path(shards), "train", 1)[0]
     first = torch.from_numpy(clip.frames[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
     gen.reset(first.to(vae.device))

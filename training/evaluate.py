@@ -51,6 +51,7 @@ from curation.report import tar_samples
 from shards.action_space import ActionSpace, from_space, to_space
 from shards.reader import decode_mp4, open_shards
 from training.action_scripts import fits_space, script_actions, script_names
+from training.generator import Generator, StreamConfig
 from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
 
 EVAL_JSON = "eval.json"
@@ -205,8 +206,18 @@ def mean_curves(readings: list[Reading]) -> dict[str, list[float]]:
 def rollout(run: LoadedRun, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
             sampler: SamplerConfig) -> np.ndarray:
     """uint8 ``[B, T, H, W, 3]`` generated from first frames ``firsts [B, H, W, 3]`` under
-    contract actions ``keys [B, T, 7]`` and ``mouse [B, T, 2]`` (sliding windows past the
-    training length)."""
+    contract actions ``keys [B, T, 7]`` and ``mouse [B, T, 2]``: by sliding windows of
+    many-step sampling, or for a block-causal run (``run.stream``) block by block as ``training
+    play`` does (its own steps; ``sampler.seed`` for the noise)."""
+    if run.stream.get("block"):
+        cfg = StreamConfig.recorded(run.stream, seed=sampler.seed)
+        videos = []
+        for first, k, m in zip(firsts, keys, mouse, strict=True):
+            generator = Generator(run.model, run.vae, run.images, run.space, cfg)
+            image = torch.from_numpy(first).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+            generator.reset(image.to(run.vae.device))
+            videos.append(np.concatenate(list(generator.blocks(k, m))))
+        return np.stack(videos)
     mapped = [to_space(k, m, run.space) for k, m in zip(keys, mouse, strict=True)]
     device = run.vae.device
     kb = torch.from_numpy(np.stack([k for k, _ in mapped])).to(device)

@@ -378,9 +378,9 @@ def check(cfg: FitConfig) -> None:
                              f"is {cfg.preset!r}")
     if cfg.objective == "ode":
         ode_sigmas(cfg.shards)
-    if cfg.causal_block and (cfg.sample_every or cfg.eval_every):
-        raise ValueError("sample_every and eval_every sample bidirectionally; for a causal model "
-                         "use training play on its checkpoints")
+    if cfg.causal_block and cfg.sample_every:
+        raise ValueError("sample_every samples bidirectionally; a causal model is evaluated "
+                         "block by block with eval_every (or training play)")
     if cfg.precision == "bf16" and cfg.device == "cpu":
         raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
     check_run_folder(cfg)
@@ -778,7 +778,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                     validation_videos(sampler, val[0], vae,
                                       out / SAMPLES_DIR / f"step-{step:06d}")
                 if eval_due:
-                    run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step)
+                    run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step,
+                                    streaming)
                     results = evaluate(run, Path(cfg.shards), out / EVAL_DIR / f"step-{step:06d}",
                                        cfg.eval_config())
                     record.update({f"eval_{k}": v for k, v in headline(results).items()

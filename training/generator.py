@@ -24,6 +24,7 @@ recorded clip. Per-block time and memory do not grow with the session's length.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,12 @@ class StreamConfig:
                              f"{list(self.timesteps)}")
         if not self.shift > 0:
             raise ValueError(f"shift must be positive, got {self.shift}")
+
+    @classmethod
+    def recorded(cls, stream: dict, **override: object) -> StreamConfig:
+        """The settings a causal run recorded (``LoadedRun.stream``, JSON lists as tuples)."""
+        saved = {k: tuple(v) if isinstance(v, list) else v for k, v in stream.items()}
+        return cls(**{**saved, **override})
 
     @property
     def causal(self) -> CausalConfig:
@@ -135,6 +142,20 @@ class Generator:
                                  f"{last + 1 - first}")
         self._history, self._first_frame = (kb, ms), first
         return kb, ms
+
+    def blocks(self, keys: np.ndarray, mouse: np.ndarray) -> Iterator[np.ndarray]:
+        """The session's frames block by block for all of ``keys [T, 7]``, ``mouse [T, 2]``
+        (``T`` frames in all: a last, shorter block holds its last action and is cut)."""
+        total, done = len(keys), 0
+        while done < total:
+            n = self.frames_needed
+            k, m = keys[done:done + n], mouse[done:done + n]
+            if len(k) < n:
+                k = np.concatenate([k, np.repeat(k[-1:], n - len(k), axis=0)])
+                m = np.concatenate([m, np.repeat(m[-1:], n - len(m), axis=0)])
+            frames = self.step(k, m)[:total - done]
+            done += len(frames)
+            yield frames
 
     @torch.no_grad()
     def step(self, keys: np.ndarray, mouse: np.ndarray) -> np.ndarray:

@@ -73,15 +73,13 @@ def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfi
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial.mp4")
     writer = None
+    blocks = generator.blocks(keys, mouse)
     try:
-        while done < total:
-            n = generator.frames_needed
-            k, m = keys[done:done + n], mouse[done:done + n]
-            if len(k) < n:  # the file ends inside this block: hold its last action
-                k = np.concatenate([k, np.repeat(k[-1:], n - len(k), axis=0)])
-                m = np.concatenate([m, np.repeat(m[-1:], n - len(m), axis=0)])
+        while True:
             began = time.perf_counter()
-            block = generator.step(k, m)[:total - done]
+            block = next(blocks, None)
+            if block is None:
+                break
             seconds.append(time.perf_counter() - began)
             if writer is None:
                 writer = H264Writer(tmp, block.shape[2], block.shape[1], fps, crf=18)
