@@ -264,6 +264,10 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     final = checkpoint.latest(tmp_path / "whole")
     assert (final / "critic.safetensors").is_file()
     assert checkpoint.read_trainer(final)["stream"]["block"] == 3
+    episode = sorted((teacher["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    assert training(["play", "--ckpt", str(tmp_path / "whole"), "--image",
+                     str(episode / "video.mp4"), "--actions", str(episode), "--frames", "21",
+                     "--out", str(tmp_path / "dmd.mp4"), "--no-progress"]) == 0
     before = checkpoint.load_weights(checkpoint.step_folder(student))
     after = checkpoint.load_weights(final)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the student moved

@@ -351,7 +351,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     def save() -> None:
         tensors = {"noise_generator": generator.get_state(),
                    "shared_generator": shared.get_state()}
-        trainer = {"config": dataclasses.asdict(cfg), "vae": build.identity,
+        # the student's own settings (VAE, image encoder, clip length, action space) stay the
+        # run's config, so training play and eval load a DMD run like the stage-1 run
+        trainer = {"config": {**run_cfg, "dmd": dataclasses.asdict(cfg)}, "vae": build.identity,
                    "image_encoder": images.identity, "preset": s_trainer.get("preset"),
                    "model": dataclasses.asdict(model_cfg), "stream": s_trainer.get("stream")}
         checkpoint.save(out, step, d, model=student, optimizer=optimizer, ema=ema,
