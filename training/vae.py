@@ -185,24 +185,29 @@ class WanVAE:
         return self.model.decode(z.to(self.dtype)).sample.float()
 
 
-def _causal_convs(module: torch.nn.Module) -> int:
-    return sum(isinstance(m, WanCausalConv3d) for m in module.modules())
+class _Streaming:
+    """The causal feature cache of one half of the VAE (``part``: its encoder or decoder),
+    kept from call to call for one video."""
+
+    def __init__(self, vae: WanVAE, part: torch.nn.Module) -> None:
+        if vae.model.config.patch_size is not None:
+            raise VaeError("streaming needs a VAE without patchify (Wan2.1's)")
+        self.vae = vae
+        self._convs = sum(isinstance(m, WanCausalConv3d) for m in part.modules())
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new video."""
+        self._cache: list = [None] * self._convs
+        self.latents = 0
 
 
-class StreamingEncoder:
+class StreamingEncoder(_Streaming):
     """Encode one video a latent frame at a time: first its first frame, then ``temporal`` (4)
     frames per call, each giving the normalised latent a whole encode would."""
 
     def __init__(self, vae: WanVAE) -> None:
-        if vae.model.config.patch_size is not None:
-            raise VaeError("streaming encode needs a VAE without patchify (Wan2.1's)")
-        self.vae = vae
-        self._convs = _causal_convs(vae.model.encoder)
-        self.reset()
-
-    def reset(self) -> None:
-        self._cache: list = [None] * self._convs
-        self.latents = 0
+        super().__init__(vae, vae.model.encoder)
 
     @torch.no_grad()
     def __call__(self, frames: Tensor) -> Tensor:
@@ -219,20 +224,12 @@ class StreamingEncoder:
         return (z.float() - vae._mean) / vae._std
 
 
-class StreamingDecoder:
+class StreamingDecoder(_Streaming):
     """Decode normalised latents of one video one latent frame at a time: the first gives one
     frame, each later one ``temporal`` (4). :meth:`reset` starts a new video."""
 
     def __init__(self, vae: WanVAE) -> None:
-        if vae.model.config.patch_size is not None:
-            raise VaeError("streaming decode needs a VAE without patchify (Wan2.1's)")
-        self.vae = vae
-        self._convs = _causal_convs(vae.model.decoder)
-        self.reset()
-
-    def reset(self) -> None:
-        self._cache: list = [None] * self._convs
-        self.latents = 0
+        super().__init__(vae, vae.model.decoder)
 
     @torch.no_grad()
     def __call__(self, latent: Tensor) -> Tensor:
