@@ -1,0 +1,115 @@
+"""The closed loop at CPU scale: a trained teacher distilled into a streaming student, played.
+
+Given a teacher run (``training fit``, e.g. the ``small`` run of ``bench_learn.py``) and its
+shard folder (with latents), runs ``training odepairs`` (``--pairs`` train + ``--val-pairs``),
+stage 1 (``training distill``, ``--ode-steps``) and stage 2 (``training dmd``, ``--dmd-steps``),
+then ``training eval`` of the teacher and of both students on the same held-out clips and
+scripts, and the students' play speed (``training play`` on ``--play-frames`` frames of designed
+actions, VAE decode included). Prints a markdown table and writes ``report.json`` in ``--out``.
+
+    python benchmarks/bench_distill.py --teacher DIR/run --shards DIR/latents --out DIR2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.action_design import sample_actions
+from training.distill import distill_config
+from training.dmd import DmdConfig, train_dmd
+from training.evaluate import EvalConfig, evaluate, headline
+from training.fit import fit
+from training.generator import Generator, StreamConfig
+from training.ode_pairs import PairsConfig, make_pairs
+from training.sample import load_run
+
+
+def play_speed(run_dir: Path, frames: int) -> float:
+    """Frames per second of block-by-block play after the first block, decode included."""
+    run = load_run(run_dir)
+    gen = Generator(run.model, run.vae, run.images, run.space, StreamConfig.recorded(run.stream))
+    size = run.size or (128, 64)
+    gen.reset(torch.rand(1, 3, size[1], size[0]) * 2 - 1)
+    keys, mouse = sample_actions(frames, run.fps or 15.0, np.random.default_rng(0))
+    times, made = [], []
+    blocks = gen.blocks(keys, mouse)
+    while True:
+        began = time.perf_counter()
+        block = next(blocks, None)
+        if block is None:
+            break
+        times.append(time.perf_counter() - began)
+        made.append(len(block))
+    return sum(made[1:]) / sum(times[1:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", type=Path, required=True)
+    parser.add_argument("--shards", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--pairs", type=int, default=128)
+    parser.add_argument("--val-pairs", type=int, default=16)
+    parser.add_argument("--ode-steps", type=int, default=400)
+    parser.add_argument("--dmd-steps", type=int, default=40)
+    parser.add_argument("--eval-clips", type=int, default=4)
+    parser.add_argument("--play-frames", type=int, default=201)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    began = time.perf_counter()
+    pairs = out / "pairs"
+    if not (pairs / "dataset.json").is_file():
+        make_pairs(PairsConfig(teacher=args.teacher, shards=args.shards, out=pairs,
+                               count=args.pairs, val_count=args.val_pairs, progress=True))
+    timings["odepairs_min"] = (time.perf_counter() - began) / 60
+    began = time.perf_counter()
+    student = out / "student"
+    summary = fit(distill_config(args.teacher, pairs, student, flags={
+        "steps": args.ode_steps, "batch_size": 4, "lr": 5e-4, "warmup": 20,
+        "val_every": max(1, args.ode_steps // 4), "val_batches": 4, "checkpoint_every": 0,
+        "num_workers": 1, "shuffle": 64}))
+    timings["ode_min"] = (time.perf_counter() - began) / 60
+    began = time.perf_counter()
+    dmd = out / "dmd"
+    train_dmd(DmdConfig(out=str(dmd), student=str(student), teacher=str(args.teacher),
+                        shards=str(args.shards), steps=args.dmd_steps, lr=1e-5, critic_lr=1e-5,
+                        checkpoint_every=0, num_workers=1))
+    timings["dmd_min"] = (time.perf_counter() - began) / 60
+    cfg = EvalConfig(clips=args.eval_clips, scripts="w,s,a,d,turn-left,turn-right,idle",
+                     script_images=2)
+    scores = {}
+    for name, run in (("teacher", args.teacher), ("student (ODE)", student),
+                      ("student (DMD)", dmd)):
+        scores[name] = headline(evaluate(load_run(run), args.shards, out / "eval" / name.split()[
+            -1].strip("()").lower(), cfg))
+    speeds = {name: play_speed(run, args.play_frames)
+              for name, run in (("student (ODE)", student), ("student (DMD)", dmd))}
+    report = {"machine": {"cpu": platform.processor() or platform.machine(),
+                          "threads": args.threads, "torch": torch.__version__},
+              "ode_val_loss": [summary.first_val_loss, summary.val_loss], "timings": timings,
+              "eval": scores, "play_fps": speeds}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print("| model | keyboard / mouse (recorded) | keyboard / mouse (scripts) | unknown | "
+          "sharpness at the end | play frames/s |")
+    print("|---|---|---|---|---|---|")
+    for name, s in scores.items():
+        fps = f"{speeds[name]:.1f}" if name in speeds else "(many-step sampler)"
+        print(f"| {name} | {100 * s['recorded_keyboard']:.1f} / {100 * s['recorded_mouse']:.1f} % "
+              f"| {100 * s['scripts_keyboard']:.1f} / {100 * s['scripts_mouse']:.1f} % | "
+              f"{100 * s['recorded_unknown']:.0f} % | {s['drift_sharpness']:.3f} | {fps} |")
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
