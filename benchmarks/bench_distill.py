@@ -28,6 +28,7 @@ from training.evaluate import EvalConfig, evaluate, headline
 from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
+from training.play import PlayStats, timed
 from training.sample import load_run
 
 
@@ -38,16 +39,8 @@ def play_speed(run_dir: Path, frames: int) -> float:
     size = run.size or (128, 64)
     gen.reset(torch.rand(1, 3, size[1], size[0]) * 2 - 1)
     keys, mouse = sample_actions(frames, run.fps or 15.0, np.random.default_rng(0))
-    times, made = [], []
-    blocks = gen.blocks(keys, mouse)
-    while True:
-        began = time.perf_counter()
-        block = next(blocks, None)
-        if block is None:
-            break
-        times.append(time.perf_counter() - began)
-        made.append(len(block))
-    return sum(made[1:]) / sum(times[1:])
+    made = [(len(block), took) for block, took in timed(gen.blocks(keys, mouse))]
+    return PlayStats(sum(n for n, _ in made), made[0][0], [s for _, s in made]).fps
 
 
 def main() -> None:

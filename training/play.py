@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,16 @@ class PlayStats:
         return (self.frames - self.first_block_frames) / max(sum(self.block_seconds[1:]), 1e-9)
 
 
+def timed(blocks: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
+    """Each block of ``blocks`` with the seconds it took to make."""
+    while True:
+        began = time.perf_counter()
+        block = next(blocks, None)
+        if block is None:
+            return
+        yield block, time.perf_counter() - began
+
+
 def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfig,
          key: str | None = None, frames: int | None = None, fps: float | None = None,
          progress: bool = True) -> PlayStats:
@@ -73,14 +84,9 @@ def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfi
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial.mp4")
     writer = None
-    blocks = generator.blocks(keys, mouse)
     try:
-        while True:
-            began = time.perf_counter()
-            block = next(blocks, None)
-            if block is None:
-                break
-            seconds.append(time.perf_counter() - began)
+        for block, took in timed(generator.blocks(keys, mouse)):
+            seconds.append(took)
             if writer is None:
                 writer = H264Writer(tmp, block.shape[2], block.shape[1], fps, crf=18)
             for frame in block:
