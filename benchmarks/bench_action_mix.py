@@ -1,10 +1,11 @@
-"""Action mix per behaviour profile: the share of frames per key and per mouse direction.
+"""Action coverage per behaviour profile, against the goals of footage made for training.
 
 Simulates the built-in agent (``Agent`` stepping only, no rendering) on every scene for several
-seeds and prints one markdown table of key shares (plus a few key combinations) and one of mouse
-directions, a row per profile, pooled over all runs, plus how much of the time the agent is
-blocked (a movement key held while it does not move: pressing against a person or a wall) per
-scene and profile, as a share of frames and the longest blocked stretch in seconds. Run:
+seeds and prints markdown tables, a row per profile (pooled over every run) and per profile and
+scene: key and pair shares, mouse directions as a multiple of uniform among moving frames, hold
+lengths, idle, how much of the time the agent is blocked (a movement key held while it does not
+move: pressing against a person or a wall: share of frames and longest stretch in seconds) and
+the coverage goals met (``datagen.action_coverage.check_goals``), with the missed ones named. Run:
 
     python benchmarks/bench_action_mix.py [--seconds 60] [--seeds 1 2 3] [--fps 30]
 """
@@ -15,38 +16,38 @@ import argparse
 
 import numpy as np
 
-from datagen.action_mix import MOUSE_BINS, action_mix
+from datagen.action_coverage import (
+    ACTION_WINDOW,
+    DIRECTIONS,
+    PAIRS,
+    check_goals,
+    count_actions,
+    coverage,
+    merge_counts,
+)
 from datagen.controller import PROFILES, Agent, blocked_frames, longest_stretch
 from datagen.episode import KEYS
 from datagen.navmesh import NavMesh
 from datagen.scenes import SCENES, build_world
 
-# key combinations (exact, without space/shift/ctrl) and modifiers on W worth seeing in the table
-COMBOS = {"w+a": (1, 0, 1, 0), "w+d": (1, 0, 0, 1), "s+a": (0, 1, 1, 0), "s+d": (0, 1, 0, 1)}
 
-
-def simulate(profile: str, scenes: list[str], seeds: list[int], frames: int,
-             fps: int) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
-    """Keys ``[N, 7]`` and mouse ``[N, 2]`` of every run stacked together, and per scene the
-    blocked share of frames and the longest blocked stretch (seconds) over its seeds."""
-    keys, mouse, blocked = [], [], {}
-    for scene in scenes:
-        masks = []
-        for seed in seeds:
-            world = build_world(scene, seed)
-            agent = Agent(world, NavMesh.from_world(world), seed=seed, fps=fps,
-                          profile=PROFILES[profile])
-            ticks = [agent.first()] + [agent.step() for _ in range(frames - 1)]
-            keys.append([t.keys for t in ticks])
-            mouse.append([(t.mouse_dx, t.mouse_dy) for t in ticks])
-            masks.append(blocked_frames(keys[-1], [t.position for t in ticks]))
-        blocked[scene] = (float(np.concatenate(masks).mean()),
-                          max(longest_stretch(m) for m in masks) / fps)
-    return np.concatenate(keys), np.concatenate(mouse), blocked
+def simulate(profile: str, scene: str, seed: int, frames: int, fps: int) -> tuple[dict, np.ndarray]:
+    """The action counts of one run and its blocked frames ``bool [frames]``."""
+    world = build_world(scene, seed)
+    agent = Agent(world, NavMesh.from_world(world), seed=seed, fps=fps, profile=PROFILES[profile])
+    ticks = [agent.first()] + [agent.step() for _ in range(frames - 1)]
+    keys = np.array([t.keys for t in ticks])
+    mouse = np.array([(t.mouse_dx, t.mouse_dy) for t in ticks])
+    return count_actions(keys, mouse), blocked_frames(keys, [t.position for t in ticks])
 
 
 def pct(share: float) -> str:
     return f"{100 * share:.1f}"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def main() -> None:
@@ -59,39 +60,52 @@ def main() -> None:
     args = parser.parse_args()
     frames = round(args.seconds * args.fps)
 
-    mixes, blocked = {}, {}
+    cells: dict[tuple[str, str], dict] = {}  # (profile, scene) -> coverage, plus "all" rows
+    blocked: dict[tuple[str, str], tuple[float, float]] = {}
     for name in args.profiles:
-        keys, mouse, blocked[name] = simulate(name, args.scenes, args.seeds, frames, args.fps)
-        mix = action_mix(keys, mouse)
-        wsad = keys[:, :4]
-        mix["extra"] = {c: float((wsad == v).all(axis=1).mean()) for c, v in COMBOS.items()}
-        mix["extra"]["w+shift"] = float((keys[:, 0] & keys[:, 5]).mean())
-        mix["extra"]["moving+ctrl"] = float((wsad.any(axis=1) & keys[:, 6]).mean())
-        mix["extra"]["no w/s/a/d"] = float((~wsad.any(axis=1)).mean())
-        mixes[name] = mix
+        pooled = []
+        for scene in args.scenes:
+            runs = [simulate(name, scene, seed, frames, args.fps) for seed in args.seeds]
+            counts = merge_counts([c for c, _ in runs])
+            pooled.append(counts)
+            cells[name, scene] = coverage(counts)
+            masks = [m for _, m in runs]
+            blocked[name, scene] = (float(np.concatenate(masks).mean()),
+                                    max(longest_stretch(m) for m in masks) / args.fps)
+        cells[name, "all"] = coverage(merge_counts(pooled))
+        shares = [blocked[name, s] for s in args.scenes]
+        blocked[name, "all"] = (float(np.mean([b[0] for b in shares])),
+                                max(b[1] for b in shares))
 
-    runs = len(args.scenes) * len(args.seeds)
-    print(f"{runs} runs per profile ({', '.join(args.scenes)} x seeds "
-          f"{', '.join(map(str, args.seeds))}), {args.seconds:g} s each at {args.fps} fps; "
+    order = [(p, s) for p in args.profiles for s in ("all", *args.scenes)]
+    print(f"{len(args.scenes) * len(args.seeds)} runs per profile ({', '.join(args.scenes)} x "
+          f"seeds {', '.join(map(str, args.seeds))}), {args.seconds:g} s each at {args.fps} fps; "
           "% of frames\n")
-    extra = list(next(iter(mixes.values()))["extra"])
-    print("| profile | " + " | ".join(KEYS) + " | " + " | ".join(extra) + " |")
-    print("|---" * (1 + len(KEYS) + len(extra)) + "|")
-    for name, mix in mixes.items():
-        cells = [pct(mix["keys"][k]) for k in KEYS] + [pct(mix["extra"][c]) for c in extra]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\n| profile | " + " | ".join(MOUSE_BINS) + " |")
-    print("|---" * (1 + len(MOUSE_BINS)) + "|")
-    for name, mix in mixes.items():
-        print(f"| {name} | " + " | ".join(pct(mix["mouse"][b]) for b in MOUSE_BINS) + " |")
-    print("\nblocked: % of frames / longest stretch in seconds")
-    print("\n| profile | " + " | ".join(args.scenes) + " | all |")
-    print("|---" * (2 + len(args.scenes)) + "|")
-    for name, per_scene in blocked.items():
-        share = float(np.mean([v[0] for v in per_scene.values()]))  # equal frames per scene
-        worst = max(v[1] for v in per_scene.values())
-        cells = [f"{pct(v[0])} / {v[1]:.1f}" for v in per_scene.values()]
-        print(f"| {name} | " + " | ".join(cells) + f" | {pct(share)} / {worst:.1f} |")
+    print(table(["profile", "scene", *KEYS, *PAIRS],
+                [[p, s, *(pct(cells[p, s]["keys"][k]) for k in KEYS),
+                  *(pct(cells[p, s]["pairs"][q]) for q in PAIRS)] for p, s in order]))
+    print("\nmouse: % of frames moving, then each direction's share of moving frames as a "
+          "multiple of uniform (1/8)\n")
+    print(table(["profile", "scene", "moving", *DIRECTIONS],
+                [[p, s, pct(cells[p, s]["mouse_moving"]),
+                  *(f"{8 * cells[p, s]['directions'][d]:.2f}" for d in DIRECTIONS)]
+                 for p, s in order]))
+    print(f"\nkey presses: median length in frames / % of presses of {ACTION_WINDOW} frames or "
+          "fewer (presses cut by the end of a run are left out)\n")
+    print(table(["profile", "scene", *KEYS],
+                [[p, s, *(f"{cells[p, s]['holds'][k]['median_frames']:.0f} / "
+                          f"{pct(cells[p, s]['holds'][k]['within_window'])}" for k in KEYS)]
+                 for p, s in order]))
+    print(f"\nidle (no key, still mouse) % of frames / in stretches of {ACTION_WINDOW}+ frames; "
+          "blocked % of frames / longest stretch (s); coverage goals met, and the ones missed\n")
+    rows = []
+    for p, s in order:
+        goals = check_goals(cells[p, s])
+        missed = ", ".join(f"{g.name} {g.value:.3g}" for g in goals if not g.met)
+        rows.append([p, s, f"{pct(cells[p, s]['idle'])} / {pct(cells[p, s]['idle_windows'])}",
+                     f"{pct(blocked[p, s][0])} / {blocked[p, s][1]:.1f}",
+                     f"{sum(g.met for g in goals)} of {len(goals)}", missed or "-"])
+    print(table(["profile", "scene", "idle", "blocked", "goals met", "missed"], rows))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,9 @@ frames whose keys the poses cannot show and the accuracy on the rest, then F1 an
 
     python benchmarks/bench_annotate.py [--episodes 2] [--frames 900] [--seed 0] [--out DIR]
 
-Unobservable frames (exact labels plus the recorded velocity tell them):
-
-- *blocked*: a movement key is held while the body has not moved for this frame and the one
-  before (pushing into a wall or a mover). Any key, or none, gives the same poses; the decoder
-  guesses from the keys before the stop (``contact_hold_s``). Counted for W/S/A/D and shift.
-- *idle shift*: shift held while it cannot change the speed (W not held, or ctrl held), or while
-  blocked. Counted for shift.
+Unobservable frames are those ``curation.annotate.unobservable_frames`` names: blocked (W/S/A/D
+and shift; the decoder guesses from the keys before the stop, ``contact_hold_s``), idle shift,
+and space still held in the air after a take-off (the decoder reports ``jump_hold_frames``).
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.annotate import AnnotateConfig, accuracy, infer_actions
+from curation.annotate import AnnotateConfig, accuracy, infer_actions, unobservable_frames
 from datagen.cli import main as datagen_main
 from datagen.episode import KEY_COLUMNS, find_episodes, read_episode
 
@@ -33,19 +29,6 @@ SCENES = ("city", "hills", "park", "rooms")
 PROFILES = ("explore", "balanced")
 KEYS = tuple(c.removeprefix("key_") for c in KEY_COLUMNS)
 MOVES = ("w", "s", "a", "d")
-STILL = 1e-6  # m/s: the built-in body's "has not moved" (positions are float64-exact)
-
-
-def unobservable(d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per key, the frames whose label the poses cannot show (see the module docstring)."""
-    speed = np.hypot(d["vel_x"], d["vel_y"])
-    still = speed < STILL
-    moving_keys = np.any([d[f"key_{k}"] == 1 for k in MOVES], axis=0)
-    blocked = moving_keys & still & np.concatenate([[False], still[:-1]])
-    idle_shift = blocked | (d["key_w"] == 0) | (d["key_ctrl"] == 1)
-    out = {k: blocked for k in MOVES}
-    out["shift"] = idle_shift & ((d["key_shift"] == 1) | blocked)
-    return out
 
 
 def _cell(folder: Path, cfg: AnnotateConfig) -> dict:
@@ -64,7 +47,7 @@ def _cell(folder: Path, cfg: AnnotateConfig) -> dict:
         for c in (*KEY_COLUMNS, "mouse_dx", "mouse_dy"):
             inferred.setdefault(c, []).append(out[c])
             truth.setdefault(c, []).append(d[c])
-        for k, mask in unobservable(d).items():
+        for k, mask in unobservable_frames(d).items():
             hidden.setdefault(k, []).append(mask)
     inf = {c: np.concatenate(v) for c, v in inferred.items()}
     tru = {c: np.concatenate(v) for c, v in truth.items()}
@@ -93,13 +76,14 @@ def _tables(seed: int, stats: dict[tuple[str, str], dict]) -> str:
             cells.append(f"{_pct(a)}{'*' if a < 0.98 else ''} ({100 * s[k]['pressed']:.0f})")
         lines.append("| " + " | ".join(cells) + " |")
     head = ["profile", "scene", "frames", "blocked", *(f"{k} obs." for k in MOVES), "idle shift",
-            "shift obs."]
+            "shift obs.", "space in air", "space obs."]
     lines += ["", f"### seed {seed}: unobservable frames and accuracy on the rest (%)", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for (profile, scene), s in stats.items():
         cells = [profile, scene, str(s["w"]["frames"]), str(s["w"]["unobservable"])]
         cells += [_pct(s[k]["observable_accuracy"]) for k in MOVES]
         cells += [str(s["shift"]["unobservable"]), _pct(s["shift"]["observable_accuracy"])]
+        cells += [str(s["space"]["unobservable"]), _pct(s["space"]["observable_accuracy"])]
         lines.append("| " + " | ".join(cells) + " |")
     head = ["profile", "scene", *(f"{k} F1" for k in KEYS), "mouse max err (deg)"]
     lines += ["", f"### seed {seed}: F1 in %, mouse error", "",

@@ -57,6 +57,9 @@ METHOD = ("worldforge.annotate/3: Viterbi decoding under a bounded-acceleration 
           "(eye height, jumps, walls), speeds estimated per trajectory")
 
 
+STILL_SPEED = 1e-6  # m/s: the built-in body's "has not moved" (positions are float64-exact)
+
+
 class AnnotateError(ValueError):
     """Input that cannot be annotated (wrong shapes, non-increasing time, existing output)."""
 
@@ -279,6 +282,30 @@ def accuracy(inferred: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> d
         err = np.abs(wrap_deg(np.asarray(inferred[name]) - np.asarray(truth[name])))
         result[name] = {"max_abs_error": float(np.max(err)), "mean_abs_error": float(np.mean(err))}
     return result
+
+
+def unobservable_frames(labels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per key, the frames whose label no pose sequence can show, from an episode's exact
+    labels and recorded velocity (``vel_x``, ``vel_y``), for scoring on the rest:
+
+    - *blocked* (W/S/A/D, shift): a movement key held while the body has not moved this frame
+      nor the one before (pushing into a wall or a mover): any key, or none, gives these poses;
+    - *idle shift*: shift held while it cannot change the speed (W not held, ctrl held, or
+      blocked);
+    - *space in the air*: space still held after the frame of the take-off; holding it longer
+      changes nothing, so a tap's length is not in the poses (the annotator reports
+      ``jump_hold_frames``).
+    """
+    speed = np.hypot(labels["vel_x"], labels["vel_y"])
+    still = speed < STILL_SPEED
+    moving_keys = np.any([labels[f"key_{k}"] == 1 for k in "wsad"], axis=0)
+    blocked = moving_keys & still & np.concatenate([[False], still[:-1]])
+    idle_shift = blocked | (labels["key_w"] == 0) | (labels["key_ctrl"] == 1)
+    space = labels["key_space"] == 1
+    out = {k: blocked for k in "wsad"}
+    out["shift"] = idle_shift & ((labels["key_shift"] == 1) | blocked)
+    out["space"] = space & np.concatenate([[False], space[:-1]])
+    return out
 
 
 def annotate_episode(src: str | Path, out_root: str | Path,

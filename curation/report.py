@@ -4,7 +4,8 @@ Reads ``dataset.json``, ``manifest.parquet``, ``rejects.parquet`` and the ``keys
 ``mouse.npy``, ``pose.npy`` and ``json`` members of every ``<split>-NNNNNN.tar`` (videos are not
 decoded, except the first frame of a few clips for a thumbnail strip), and writes::
 
-    <out>/index.html         counts, rejects, action and speed statistics, trajectories, strip
+    <out>/index.html         counts, rejects, action statistics and coverage per split, speed,
+                             trajectories, a strip of first frames
     <out>/*.png              the charts it shows (matplotlib Agg), linked by relative paths
 
 Every number behind a chart is also embedded in the page as JSON (``<script id="report-data">``),
@@ -30,6 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from curation.coverage_report import coverage_html, split_coverage
 from curation.html_page import (
     ACCENT,
     esc,
@@ -254,6 +256,8 @@ def summarize(stats: ShardStats) -> dict:
         "mouse_dx": histogram(mouse[:, 0], symmetric=True),
         "mouse_dy": histogram(mouse[:, 1], symmetric=True),
         "speed": histogram(speed, symmetric=False),
+        "coverage": split_coverage([(c.split, k, m) for c, k, m in zip(
+            stats.clips, stats.keys, stats.mouse, strict=True)]),
         "rejects_by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]["rows"])),
         "manifest_only": sorted(stats.manifest_keys - {c.key for c in stats.clips}),
         "tars_only": sorted({c.key for c in stats.clips} - stats.manifest_keys),
@@ -414,6 +418,7 @@ def _render(stats: ShardStats, shards: Path, folder: Path) -> str:
         parts.append("<details><summary>every key combination</summary>" + table(
             ["keys held", "frames", "share"],
             [[c, n, f"{n / s['frames']:.2%}"] for c, n in s["combos"]], {1, 2}) + "</details>")
+        parts += coverage_html(s["coverage"], folder)
         parts.append("<h2>Mouse</h2>" + img(_mouse_png(folder, s), "mouse delta histograms"))
         parts.append("<h2>Speed</h2>" + img(_speed_png(folder, s), "speed histogram"))
         parts.append("<h2>Trajectories (top down)</h2><div class=grid>")

@@ -3,8 +3,10 @@
 Layout (part 4 of the data contract)::
 
     <out>/dataset.json        format "worldforge.shards/1", action space, clip length, size, fps,
-                              counts per split, the FilterConfig, rejects by kind, and the
-                              per-episode bookkeeping that makes re-runs incremental
+                              counts per split, the action coverage per split (the counts and
+                              goals of datagen.action_coverage, over the clips of done
+                              episodes), the FilterConfig, rejects by kind, and the per-episode
+                              bookkeeping that makes re-runs incremental
     <out>/manifest.parquet    one row per clip in a closed shard (key, shard, split, episode,
                               first_frame, frames, scene, backend, fps, stats)
     <out>/rejects.parquet     one row per rejected episode or segment of a finished episode
@@ -37,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -50,6 +53,7 @@ from webdataset import TarWriter
 
 from curation.config import FilterConfig
 from curation.segments import Reject
+from datagen.action_coverage import count_actions, coverage, merge_counts
 from datagen.episode import EPISODE_ID_RE, KEYS
 from datagen.output_lock import LOCK_FILE, OutputLock, OutputLocked
 
@@ -146,7 +150,8 @@ class ShardSet:
         self._episodes: dict[str, dict] = {}  # done episode -> bookkeeping
         self._rejects: dict[str, list[Reject]] = {}  # done episode -> its rejects
         self._open: dict[str, _OpenShard] = {}  # split -> shard being written
-        self._pending: dict[str, tuple[dict, list[Reject]]] = {}  # added, not yet done
+        self._pending: dict[str, tuple[dict, list[Reject], dict]] = {}  # added, not yet done
+        self._coverage: dict[str, dict] = {s: merge_counts([]) for s in SPLITS}  # done clips
         self._in_open: Counter = Counter()  # episode -> its samples in open shards
         self._keys: set[str] = set()  # every key written (closed or open shards)
         self._closed = False
@@ -213,6 +218,10 @@ class ShardSet:
         for row in _read_parquet(self.out / REJECTS_FILE):
             if row["episode"] in self._episodes:
                 self._rejects.setdefault(row["episode"], []).append(Reject(**row))
+        if "action_coverage" in state:
+            self._coverage = {s: state["action_coverage"][s]["counts"] for s in SPLITS}
+        else:  # a shard set from before coverage was kept: count its done clips once
+            self._recount()
         for path in self.out.iterdir():
             leftover = path.name.endswith(".tmp")
             uncommitted = SHARD_RE.fullmatch(path.name) and path.name not in committed
@@ -246,17 +255,17 @@ class ShardSet:
             raise ShardSetError(f"episode {episode_id}: info is not JSON: {exc}") from exc
         split = self.split_of(episode_id)
         samples = list(samples)
-        checked = [(s, _manifest_row(episode_id, split, s, info)) for s in samples]
+        checked = [(s, *_check_sample(episode_id, split, s, info)) for s in samples]
         repeated = sorted(k for k, n in Counter(s["__key__"] for s in samples).items() if n > 1)
         if repeated:
             raise ShardSetError(f"episode {episode_id}: repeated sample keys {repeated}")
-        for sample, row in checked:
+        for sample, row, _ in checked:
             if sample["__key__"] in self._keys:
                 continue  # in a closed shard of an interrupted run
             self._write(split, sample, row)
         self._pending[episode_id] = (
             {"split": split, "clips": len(samples), "rejects": len(rejects), "info": info},
-            list(rejects))
+            list(rejects), merge_counts([counts for _, _, counts in checked]))
         self._mark_done()  # recorded on disk at the next commit
 
     def _write(self, split: str, sample: dict, row: dict) -> None:
@@ -288,7 +297,27 @@ class ShardSet:
     def _mark_done(self) -> None:
         """Move every added episode with no sample left in an open shard to the done ones."""
         for episode in [e for e in self._pending if not self._in_open[e]]:
-            self._episodes[episode], self._rejects[episode] = self._pending.pop(episode)
+            self._episodes[episode], self._rejects[episode], counts = self._pending.pop(episode)
+            split = self._episodes[episode]["split"]
+            self._coverage[split] = merge_counts([self._coverage[split], counts])
+
+    def _recount(self) -> None:
+        """The coverage counts of the done episodes' clips, read from the committed tars."""
+        done = {row["key"] for rows in self._rows.values() for row in rows
+                if row["episode"] in self._episodes}
+        per_split: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        for split, names in self._shards.items():
+            for name in names:
+                labels: dict[str, dict[str, np.ndarray]] = {}
+                with tarfile.open(self.out / name) as tar:
+                    for member in tar:
+                        key, _, ext = member.name.partition(".")
+                        if key in done and ext in ("keys.npy", "mouse.npy"):
+                            data = tar.extractfile(member).read()
+                            labels.setdefault(key, {})[ext] = np.load(io.BytesIO(data))
+                per_split[split] += [count_actions(v["keys.npy"], v["mouse.npy"])
+                                     for v in labels.values()]
+        self._coverage = {s: merge_counts(c) for s, c in per_split.items()}
 
     def close(self) -> dict:
         """Close the open shards and write the final manifest, rejects and ``dataset.json``;
@@ -364,6 +393,7 @@ class ShardSet:
             "fps": self.cfg.fps if self.cfg.fps is not None else (fps[0] if len(fps) == 1
                                                                   else None),
             "counts": summary["splits"],
+            "action_coverage": {s: coverage(c) for s, c in self._coverage.items()},
             "rejects": summary["rejects"],
             "config": self.cfg.to_dict(),
             "source": self.source,
@@ -374,8 +404,9 @@ class ShardSet:
                       (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _manifest_row(episode_id: str, split: str, sample: dict, info: dict) -> dict:
-    """Check one sample against the contract and compute its manifest row (shard set later)."""
+def _check_sample(episode_id: str, split: str, sample: dict, info: dict) -> tuple[dict, dict]:
+    """Check one sample against the contract; its manifest row (shard set later) and its
+    action coverage counts."""
     key = sample.get("__key__")
     where = f"episode {episode_id}, sample {key!r}"
     if not isinstance(key, str) or not key.startswith(f"{episode_id}_") or "." in key \
@@ -415,7 +446,11 @@ def _manifest_row(episode_id: str, split: str, sample: dict, info: dict) -> dict
     row.update({f"key_{k}_frac": float(keys[:, i].mean()) for i, k in enumerate(KEYS)})
     row["mouse_dx_abs_mean"] = float(np.abs(mouse[:, 0]).mean())
     row["mouse_dy_abs_mean"] = float(np.abs(mouse[:, 1]).mean())
-    return row
+    try:
+        counts = count_actions(keys, mouse)
+    except ValueError as exc:
+        raise ShardSetError(f"{where}: bad labels: {exc}") from exc
+    return row, counts
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -10,7 +10,9 @@ limited per gait and by the ground's slope, reached with bounded acceleration; t
 :class:`~datagen.traffic.Traffic`, a step that would bring the agent's radius into a mover's
 footprint is refused (the keys stay logged, the agent just does not move; ``Body.bumped`` names
 the mover, so the controller can give way); the feet follow the ground, and space starts a
-ballistic jump under gravity that ends on landing.
+ballistic jump under gravity that ends on landing. The head stays under whatever is overhead
+(``World.headroom``: a ceiling, a door's lintel): a jump there is cut short, and in the air the
+face of a lintel stops the step as a wall would.
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ class Body:
     def camera_position(self) -> np.ndarray:
         return self.feet + np.array([0.0, 0.0, self.eye])
 
+    def _top(self, xy: np.ndarray) -> float:
+        """The highest the feet may be at ``xy`` with the head under what is overhead."""
+        room = self.world.headroom(xy, self.navmesh.agent_radius)
+        return float(self.world.height_at(xy[0], xy[1])) + room - self.eye - HEAD_CLEARANCE
+
     @property
     def crouched(self) -> bool:
         return self.eye < self.world.eye_height - 1e-9
@@ -111,6 +118,8 @@ class Body:
         self.bumped = self._mover_in_the_way(xy, new_xy)
         if self.bumped >= 0:
             new_xy = xy.copy()
+        if not self.on_ground and old[2] > self._top(new_xy) + 1e-9:
+            new_xy = xy.copy()  # in the air, the head against a lintel's face
         self._vh = (new_xy - xy) / dt  # what a wall or a mover took away is gone
 
         # vertical: follow the ground, or fly a jump until landing
@@ -123,10 +132,9 @@ class Body:
         else:
             self._vz -= p.gravity * dt
             z = old[2] + self._vz * dt
-            if self.world.ceiling is not None:
-                top = ground + self.world.ceiling - self.eye - HEAD_CLEARANCE
-                if z > top:
-                    z, self._vz = max(top, ground), min(self._vz, 0.0)
+            top = self._top(new_xy)
+            if z > top:
+                z, self._vz = max(top, ground), min(self._vz, 0.0)
             if z <= ground:
                 z, self._vz, self.on_ground = ground, 0.0, True
 

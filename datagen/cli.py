@@ -130,7 +130,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, cfg: RecordConfig) -> int:
-    from datagen.action_mix import summary_line
+    from datagen.action_coverage import coverage, merge_counts, summary
     from datagen.episode import META_FILE, episode_dir, load_meta
     from datagen.record import config_differences, episode_id
     from datagen.streams import default_streams, run_streams
@@ -155,17 +155,18 @@ def _record(args: argparse.Namespace, cfg: RecordConfig) -> int:
     streams = min(args.streams or default_streams(len(todo)), len(todo))
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
           f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
-    summary = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
-    for path in sorted(summary.finished):
+    result = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
+    for path in sorted(result.finished):
         print(f"finished {path}")
-    if summary.finished:
-        print(summary_line([load_meta(p / META_FILE).settings["action_mix"]
-                            for p in summary.finished]))
-    for name, reason in summary.failed:
+    if result.finished:
+        counts = [load_meta(p / META_FILE).settings["action_coverage"]["counts"]
+                  for p in result.finished]
+        print(summary(coverage(merge_counts(counts)), fps=cfg.fps))
+    for name, reason in result.failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)
-    print(f"{len(summary.finished)} finished, {len(summary.failed)} failed; "
-          f"{summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.0f} frames/s)")
-    return EXIT_PROBLEMS if summary.failed else 0
+    print(f"{len(result.finished)} finished, {len(result.failed)} failed; "
+          f"{result.frames} frames in {result.seconds:.1f} s ({result.fps:.0f} frames/s)")
+    return EXIT_PROBLEMS if result.failed else 0
 
 
 def _check_writable(out: Path) -> None:

@@ -14,8 +14,10 @@ is walked round, beside them and back to the path past them, when there is room 
 same goal. With no way round (a doorway), or after pressing against someone for
 ``give_way_notice_s``, or being stuck next to someone, the agent gives way: a step back and
 aside, out of their path where there is room so they can walk on, a short wait facing the same
-way, then the same walk if the way is clear now, else a fresh leg whose first metres keep clear
-of the people around. (Movers stop for the agent, so without this both would wait for each
+way, then the same walk if the way is clear now. If it is not, the agent waits again while they
+pass, or steps further aside if they still wait for it (a door frame can cut a step back
+short), a few times, before it takes a fresh leg whose first metres keep clear of the people
+around. (Movers stop for the agent, so without this both would wait for each
 other, the agent pressing against them with its keys held.)
 
 :class:`Agent` is the facade the recorder uses: ``first()`` and ``step()`` return one
@@ -31,8 +33,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from datagen.agent import Body, Keys
+from datagen.agent import HEAD_CLEARANCE, Body, Keys
 from datagen.episode import KEYS
+from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
 from datagen.navmesh import NavMesh
 from datagen.planner import (
@@ -47,6 +50,7 @@ from datagen.planner import (
     TurnInPlace,
 )
 from datagen.rotation import wrap_deg
+from datagen.spawn import spawn
 from datagen.traffic import Traffic
 from datagen.world import World
 
@@ -64,15 +68,13 @@ FACING = {"forward": 0.0, "backward": 180.0, "strafe_left": -90.0, "strafe_right
           "backward_right": 135.0}
 OCTANT_HYSTERESIS = 15.0  # degrees beyond the octant's half width before the keys change
 ARRIVE_M = 0.35
-DEADBAND_DEG = 0.3  # the hand rests once the aim is this close and the turn slow
-REST_RATE = 20.0  # deg/s: below this a hand inside the dead band stops
-NOISE_TAU_S = 0.15  # correlation time of the hand's jitter
-NOISE_FULL_RATE = 30.0  # deg/s: the jitter grows with the turn rate up to this
+STEP_BACK_ARRIVE_M = 0.08  # a step back out of someone's way is taken to its end
 # giving way to a person: the step back is tried straight away from them and turned by these
 # angles (degrees; the side tried first is drawn), at the drawn distance and at half of it
 GIVE_WAY_TURNS = (0.0, 25.0, 50.0, 75.0)  # under 90: every one of them moves away at once
 GIVE_WAY_CLEAR_M = 0.25  # beyond the radius: the fresh leg's first metres keep this from people
 GIVE_WAY_AHEAD_M = 4.0  # how many metres of the fresh leg are checked
+GIVE_WAY_TRIES = 4  # waits (or further steps back, if they still wait) before going elsewhere
 # walking round people: the path is searched AROUND_LOOK_M ahead for someone in the way, and
 # AROUND_PAST_M further for where it is free again; the detour keeps a berth of AROUND_CLEAR_M
 # beyond the radius (the first if it can, else the squeeze); with no way round, someone within
@@ -87,6 +89,7 @@ STUCK_NEAR_M = 1.0  # a walk stuck with someone this close (beyond the radius) g
 # are chosen among the wanted octant and its neighbours by the progress a test step makes
 PINNED_SPEED = 0.03
 PINNED_TICKS = 3
+JUMP_LOOK_M = np.arange(0.0, 4.01, 0.25)  # path ahead (a sprint jump's flight) checked for lintels
 OFF_PATH_M = 0.3  # this far off the path, with a wall before the carrot: a fresh path to the goal
 
 
@@ -120,61 +123,6 @@ class Tick:
         return row
 
 
-class MouseHand:
-    """Moves the camera towards an aim like a hand on a mouse.
-
-    Per axis the turn rate is ``turn_gain * error`` (easing in near the aim), limited to
-    ``max_turn_rate`` and changed by at most ``turn_accel`` per second; jitter proportional to
-    the rate rides on it; a large new yaw aim is sometimes overshot, then corrected. Inside a
-    small dead band the hand rests and the mouse reads exactly zero.
-    """
-
-    def __init__(self, profile: BehaviourProfile, rng: np.random.Generator, fps: int) -> None:
-        self.profile = profile
-        self.rng = rng
-        self.dt = 1.0 / fps
-        self.rate = np.zeros(2)  # yaw, pitch in deg/s
-        self.noise = np.zeros(2)
-        self.aim = np.zeros(2)  # yaw (unwrapped), pitch
-        self.overshoot = 0.0
-        self._decay = math.exp(-self.dt / NOISE_TAU_S)
-
-    def set_aim(self, yaw: float, pitch: float) -> None:
-        """Aim at unwrapped ``yaw`` and ``pitch`` (clipped inside the pitch limit)."""
-        p = self.profile
-        jump = yaw - self.aim[0]
-        if abs(jump) > 30.0 and self.rng.random() < p.p_overshoot:
-            self.overshoot = p.overshoot_frac * jump
-        self.aim = np.array([yaw, float(np.clip(pitch, -p.pitch_limit + 1, p.pitch_limit - 1))])
-
-    def resting(self) -> bool:
-        return not self.rate.any()
-
-    def move(self, yaw: float, pitch: float) -> tuple[float, float]:
-        """This tick's ``(dyaw, dpitch)`` in degrees from unwrapped ``yaw`` and ``pitch``."""
-        p, dt = self.profile, self.dt
-        error = self.aim - np.array([yaw, pitch])
-        if self.overshoot and abs(error[0] + self.overshoot) < 1.5:
-            self.overshoot = 0.0
-        error[0] += self.overshoot
-        out = [0.0, 0.0]
-        for axis in range(2):
-            e = float(error[axis])
-            if abs(e) < DEADBAND_DEG and abs(self.rate[axis]) < REST_RATE:
-                self.rate[axis] = self.noise[axis] = 0.0
-                continue
-            desired = float(np.clip(p.turn_gain * e, -p.max_turn_rate, p.max_turn_rate))
-            step = p.turn_accel * dt
-            self.rate[axis] += float(np.clip(desired - self.rate[axis], -step, step))
-            sigma = p.mouse_noise * min(1.0, abs(desired) / NOISE_FULL_RATE)
-            self.noise[axis] = (self._decay * self.noise[axis]
-                                + math.sqrt(1 - self._decay**2) * sigma * self.rng.normal())
-            out[axis] = (self.rate[axis] + self.noise[axis]) * dt
-        limit = p.pitch_limit
-        out[1] = float(np.clip(pitch + out[1], -limit, limit) - pitch) if out[1] else 0.0
-        return out[0], out[1]
-
-
 @dataclass
 class _Walk:
     """Progress along a :class:`Move`."""
@@ -197,7 +145,6 @@ class Controller:
         self.fps = fps
         self.hand = MouseHand(profile, rng, fps)
         self.hold_ticks = max(1, round(profile.min_hold_s * fps))
-        self.tap_ticks = max(1, round(profile.jump_tap_s * fps))
         self.replans = 0  # walks dropped for lack of progress
         self.give_ways = 0  # times the agent gave way to someone
         self.reroutes = 0  # fresh paths to the same goal after walking round someone
@@ -215,13 +162,14 @@ class Controller:
         self._combo, self._combo_ticks = NO_KEYS, 0
         self._mods = {"shift": 0, "ctrl": 0}  # ticks held so far (0 = released)
         self._space_left = 0
-        self._idle_pitch, self._wander_t = 0.0, 0.0
+        self._idle_pitch, self._idle_yaw, self._wander_t = 0.0, 0.0, 0.0
         self.notice_ticks = max(1, round(profile.give_way_notice_s * fps))
         self._bumped_ticks = 0  # ticks lately that the body was refused a step by a mover
         self._pinned_ticks = 0  # ticks in a row with keys held and no motion
         self._queue: deque[Activity] = deque()  # the steps of giving way, before the planner's
         self._giving_way = False  # stepping back or waiting for someone
         self._resume: Move | None = None  # the walk given up for them, to take up again
+        self._yield_to, self._yield_tries = -1, 0  # the mover given way to, steps back so far
         self._side = 0.0  # the side (+1 left, -1 right) people are being passed on, 0: none
         self.hand.set_aim(self.yaw_u, 0.0)
 
@@ -237,7 +185,7 @@ class Controller:
                 combo, shift, ctrl = want
                 break
             self.activity = None
-        self._wander_pitch()
+        self._wander_gaze()
 
         if combo != self._combo and self._combo_ticks < self.hold_ticks and self._combo != NO_KEYS:
             combo = self._combo  # keep a fresh combination for its minimum hold
@@ -265,10 +213,18 @@ class Controller:
         if self._queue:
             return self._queue.popleft()
         if self._giving_way:  # done waiting: walk on if the way is clear now, else elsewhere
-            self._giving_way = False
             move = self._path_from(xy, self._resume)
             if move is not None and not self._near_people(move.path):
+                self._giving_way = False
                 return move
+            k = self._yield_to
+            if self._yield_tries < GIVE_WAY_TRIES:
+                self._yield_tries += 1
+                if self.body.traffic.in_path(k, xy):  # a door frame cut the step back short
+                    self._plan_give_way(xy, k)
+                    return self._queue.popleft()
+                return Pause(float(self.rng.uniform(*self.profile.give_way_wait_s)))  # passing
+            self._giving_way = False
             activity = self.planner.leg(xy, avoid=self._near_people)
             if isinstance(activity, Move):
                 return activity
@@ -300,7 +256,8 @@ class Controller:
         if isinstance(act, Pause):
             if self._t >= act.duration:
                 return None
-            if act.jump and self._t >= self._jump_at and self.body.on_ground:
+            if act.jump and self._t >= self._jump_at and self.body.on_ground and \
+                    self._room_to_jump(xy[None, :]):
                 self._tap_space()
                 self._jump_at = math.inf
             self.hand.set_aim(self.hand.aim[0], self._idle_pitch)
@@ -349,7 +306,9 @@ class Controller:
         walk.s = max(walk.s, best_s)
 
         speed = math.hypot(*self.body.velocity[:2])
-        stop = max(ARRIVE_M, speed * speed / (2 * p.decel))
+        stepping_back = self._giving_way and bool(self._queue)  # (the wait is queued next)
+        stop = max(STEP_BACK_ARRIVE_M if stepping_back else ARRIVE_M,
+                   speed * speed / (2 * p.decel))
         to_goal = math.hypot(*(path[-1] - xy))
         if to_goal < stop or (walk.s >= total - 1e-6 and to_goal < 1.0):
             return None
@@ -370,8 +329,12 @@ class Controller:
             return self._give_way(xy, blocker)
         motion = math.degrees(math.atan2(carrot[1] - xy[1], carrot[0] - xy[0]))
         yaw = self.body.yaw
-        self.hand.set_aim(self.yaw_u + wrap_deg(motion + FACING[walk.move.mode] - yaw),
-                          self._idle_pitch)
+        aim = self.yaw_u + wrap_deg(motion + FACING[walk.move.mode] + self._idle_yaw - yaw)
+        if self.hand.resting() and abs(aim - self.yaw_u) > max(p.rest_slack_deg, DEADBAND_DEG) \
+                and self.rng.random() < p.p_pitch_with_turn:
+            self._wander_t = 0.0  # a steering stroke that also looks up or down: a diagonal
+            self._wander_gaze()
+        self.hand.set_aim(aim, self._idle_pitch)
         rel = wrap_deg(motion - yaw)
         octant = round(rel / 45.0) % 8
         if self._pinned_ticks >= PINNED_TICKS:
@@ -384,8 +347,9 @@ class Controller:
 
         crouch = walk.move.gait == "crouch"
         jumps = walk.move.jumps
-        if walk.next_jump < len(jumps) and walk.s >= jumps[walk.next_jump]:
-            walk.next_jump += 1
+        if walk.next_jump < len(jumps) and walk.s >= jumps[walk.next_jump] and \
+                self._room_to_jump(_points_at(path, cum, walk.s + JUMP_LOOK_M)):
+            walk.next_jump += 1  # (under a lintel the jump waits until past it)
             if self.body.on_ground and not crouch and not self.body.crouched:
                 self._tap_space()
         sprint = walk.move.gait == "sprint" and combo[0] == 1
@@ -537,6 +501,13 @@ class Controller:
         """
         if self._giving_way and self._queue:
             return None  # (the step back ends here; the wait comes next)
+        self._plan_give_way(xy, k)
+        self.begin(self._queue.popleft())
+        return self._want(xy)
+
+    def _plan_give_way(self, xy: np.ndarray, k: int) -> None:
+        """Queue the step back from mover ``k`` and the wait (see :meth:`_give_way`); a step
+        back taken while already giving way (still in their path) keeps the walk to resume."""
         p, traffic, navmesh = self.profile, self.body.traffic, self.body.navmesh
         self.give_ways += 1
         away = xy - traffic.nearest(k, xy)
@@ -572,10 +543,9 @@ class Controller:
             mode = min(MODES, key=lambda m: abs(wrap_deg(motion + FACING[m] - self.body.yaw)))
             self._queue.append(Move(path=np.array([xy, best]), gait="walk", mode=mode))
         self._queue.append(Pause(float(self.rng.uniform(*p.give_way_wait_s))))
-        self._resume = self._rest_of_walk()
-        self._giving_way = True
-        self.begin(self._queue.popleft())
-        return self._want(xy)
+        if not self._giving_way:
+            self._resume, self._yield_tries = self._rest_of_walk(), 1
+        self._giving_way, self._yield_to = True, k
 
     def _near_people(self, path: np.ndarray) -> bool:
         """Whether the first ``GIVE_WAY_AHEAD_M`` of ``path`` come within ``GIVE_WAY_CLEAR_M``
@@ -604,11 +574,21 @@ class Controller:
             self._glance, self._glance_t, self._glance_reached = self._glance + 1, 0.0, None
         return NO_KEYS, False, False
 
-    def _tap_space(self) -> None:
-        self._space_left = self.tap_ticks
+    def _room_to_jump(self, points: np.ndarray) -> bool:
+        """Whether a jump's highest head clears everything overhead at ``points`` ``[K, 2]``
+        (people do not jump into a door's lintel)."""
+        p, world = self.profile, self.body.world
+        apex = world.eye_height + HEAD_CLEARANCE + p.jump_speed**2 / (2 * p.gravity)
+        radius = self.body.navmesh.agent_radius
+        return all(world.headroom(q, radius) >= apex for q in points)
 
-    def _wander_pitch(self) -> None:
-        """Now and then pick a new idle pitch, as people glance up and down while walking."""
+    def _tap_space(self) -> None:
+        self._space_left = max(1, round(float(self.rng.uniform(*self.profile.jump_tap_s))
+                                        * self.fps))
+
+    def _wander_gaze(self) -> None:
+        """Now and then pick a new idle pitch, and a yaw offset from the way a walk goes, as
+        people glance up, down and aside while walking."""
         p = self.profile
         self._wander_t -= 1.0 / self.fps
         if self._wander_t <= 0:
@@ -616,6 +596,10 @@ class Controller:
             spread = p.pitch_wander_deg
             self._idle_pitch = float(np.clip(self.rng.normal(0.0, spread), -2 * spread,
                                              2 * spread))
+            if p.gaze_yaw_deg > 0:
+                spread = p.gaze_yaw_deg
+                self._idle_yaw = float(np.clip(self.rng.normal(0.0, spread), -2 * spread,
+                                               2 * spread))
 
 
 def _points_at(path: np.ndarray, cum: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -633,23 +617,6 @@ def _point_at(path: np.ndarray, cum: np.ndarray, s: float) -> np.ndarray:
     return path[k] + min(max(t, 0.0), 1.0) * (path[k + 1] - path[k])
 
 
-def open_heading(navmesh: NavMesh, xy: np.ndarray, rng: np.random.Generator,
-                 clear_m: float = 6.0, tries: int = 12) -> float:
-    """A random heading (degrees) with at least ``clear_m`` of free walking ahead, as a player
-    would face after spawning; the most open of ``tries`` random headings if none is that clear.
-    """
-    best, best_free = 0.0, -1.0
-    for yaw in rng.uniform(-180.0, 180.0, tries):
-        direction = np.array([math.cos(math.radians(yaw)), math.sin(math.radians(yaw))])
-        free = next((d for d in (clear_m, clear_m / 2, clear_m / 4, 0.0)
-                     if d == 0.0 or navmesh.segment_clear(xy, xy + d * direction)), 0.0)
-        if free >= clear_m:
-            return float(yaw)
-        if free > best_free:
-            best, best_free = float(yaw), free
-    return best
-
-
 class Agent:
     """The built-in agent: planner, controller and kinematics behind ``first()`` / ``step()``."""
 
@@ -665,8 +632,7 @@ class Agent:
         self.fov, self.profile = float(fov), profile
         start_rng, plan_rng, hand_rng = (
             np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
-        self.start_xy = np.asarray(navmesh.random_point(start_rng), dtype=np.float64)
-        self.start_yaw = open_heading(navmesh, self.start_xy, start_rng)
+        self.start_xy, self.start_yaw = spawn(world, navmesh, start_rng)
         self.traffic = Traffic(world, self.fps, navmesh.agent_radius, self.start_xy)
         self.body = Body(world, navmesh, profile, self.start_xy, self.start_yaw, self.fps,
                          traffic=self.traffic)

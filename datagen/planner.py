@@ -43,8 +43,12 @@ class BehaviourProfile:
     pause_s: tuple[float, float] = (0.5, 2.5)
     turn_in_place_deg: tuple[float, float] = (45.0, 200.0)
     glances: tuple[int, int] = (2, 4)  # glances per look-around
-    glance_yaw_deg: float = 100.0  # largest yaw offset of a glance from the start heading
-    glance_pitch_deg: float = 30.0  # largest pitch of a glance
+    # each glance is a stroke of the mouse from the last one, in a direction drawn uniformly
+    # round the compass, of a length drawn from glance_stroke_deg, kept within
+    # glance_yaw_deg of the start heading and glance_pitch_deg of level
+    glance_stroke_deg: tuple[float, float] = (20.0, 70.0)
+    glance_yaw_deg: float = 100.0
+    glance_pitch_deg: float = 30.0
     glance_dwell_s: tuple[float, float] = (0.3, 1.2)
     # --- goals
     p_near_goal: float = 0.35  # goal within near_goal_m of the agent
@@ -73,14 +77,18 @@ class BehaviourProfile:
     turn_accel: float = 900.0  # deg/s^2: how fast the turn rate itself may change (smoothness)
     turn_gain: float = 5.0  # 1/s: turn rate = gain * heading error, before limits (easing)
     mouse_noise: float = 6.0  # deg/s of jitter on the turn rate while the hand moves the mouse
+    rest_slack_deg: float = 0.3  # a resting hand starts when the aim is this far off
     p_overshoot: float = 0.3  # chance a large turn overshoots its target, then corrects
     overshoot_frac: float = 0.12
     pitch_wander_deg: float = 6.0  # spread of the idle pitch while walking
     pitch_wander_s: float = 3.0  # mean time between new idle pitch targets
+    gaze_yaw_deg: float = 0.0  # spread of the yaw offset from a walk's direction, drawn with
+    # each idle pitch (people glance aside while they walk on)
+    p_pitch_with_turn: float = 0.0  # a steering stroke from rest also picks a new idle pitch
     pitch_limit: float = 80.0
     # --- keys (controller)
     min_hold_s: float = 0.2  # a movement key combination is held at least this long
-    jump_tap_s: float = 0.1  # how long space is held for a jump
+    jump_tap_s: tuple[float, float] = (0.08, 0.2)  # how long space is held for a jump
     # --- speeds and body (built-in kinematics)
     walk_speed: float = 2.0
     sprint_speed: float = 4.5
@@ -122,8 +130,9 @@ class BehaviourProfile:
         bad = [f"{k} = {v:g}" for k, v in sums.items() if v > 1.0 + 1e-12]
         if bad:
             raise ValueError(f"profile {self.name!r}: these sums must not exceed 1: {bad}")
-        ranges = ("pause_s", "turn_in_place_deg", "glance_dwell_s", "side_leg_m", "crouch_leg_m",
-                  "give_way_back_m", "give_way_wait_s")
+        ranges = ("pause_s", "turn_in_place_deg", "glance_stroke_deg", "glance_dwell_s",
+                  "side_leg_m", "crouch_leg_m", "jump_tap_s", "give_way_back_m",
+                  "give_way_wait_s")
         bad = [f"{k}={getattr(self, k)}" for k in ranges
                if not 0.0 < getattr(self, k)[0] <= getattr(self, k)[1]]
         if bad:
@@ -146,12 +155,15 @@ PROFILES: dict[str, BehaviourProfile] = {
     "explore": BehaviourProfile(
         p_pause=0.2, p_turn_in_place=0.1, p_look_around=0.2, p_sprint=0.25, p_crouch=0.12,
         p_strafe=0.08, p_backward=0.05, p_diagonal=0.1),
-    # coverage for world models: every key, combination and mouse direction shows up often
+    # footage for training world models: every key, the key pairs and all 8 mouse directions
+    # show up often (the goals in datagen.action_coverage; benchmarks/bench_action_mix.py)
     "balanced": BehaviourProfile(
-        name="balanced", p_pause=0.1, p_turn_in_place=0.15, p_look_around=0.2,
-        p_near_goal=0.9, near_goal_m=10.0, p_sprint=0.25, p_crouch=0.12, p_strafe=0.25,
-        p_backward=0.1, p_diagonal=0.4, side_leg_m=(2.0, 7.0), crouch_leg_m=(2.0, 5.0),
-        jumps_per_100m=60.0, p_jump_in_pause=0.6, pitch_wander_deg=10.0, pitch_wander_s=1.5),
+        name="balanced", p_pause=0.1, p_turn_in_place=0.08, p_look_around=0.3, glances=(3, 6),
+        glance_yaw_deg=60.0, glance_pitch_deg=45.0, p_near_goal=0.9, near_goal_m=10.0,
+        p_sprint=0.25, p_crouch=0.12, p_strafe=0.25, p_backward=0.1, p_diagonal=0.4,
+        side_leg_m=(2.0, 7.0), crouch_leg_m=(2.0, 5.0), jumps_per_100m=75.0,
+        p_jump_in_pause=0.6, jump_tap_s=(0.1, 0.3), rest_slack_deg=4.0, pitch_wander_deg=20.0,
+        pitch_wander_s=0.6, gaze_yaw_deg=12.0, p_pitch_with_turn=0.6),
     # slow walks, long pauses, gentle mouse
     "calm": BehaviourProfile(
         name="calm", p_pause=0.3, p_turn_in_place=0.05, p_look_around=0.2, pause_s=(1.5, 4.0),
@@ -369,14 +381,22 @@ class Planner:
         return 100.0 / self.profile.jumps_per_100m * float(self.rng.uniform(0.5, 1.5))
 
     def _look_around(self) -> LookAround:
+        """Glances as strokes in uniformly drawn directions (see ``glance_stroke_deg``), then
+        back to the start heading, level."""
         p = self.profile
         n = int(self.rng.integers(p.glances[0], p.glances[1] + 1))
-        glances = tuple(
-            (float(self.rng.uniform(-p.glance_yaw_deg, p.glance_yaw_deg)),
-             float(self.rng.uniform(-p.glance_pitch_deg, p.glance_pitch_deg)),
-             float(self.rng.uniform(*p.glance_dwell_s)))
-            for _ in range(n))
-        return LookAround(glances + ((0.0, 0.0, float(self.rng.uniform(*p.glance_dwell_s))),))
+        yaw = pitch = 0.0
+        glances = []
+        for _ in range(n):
+            angle = self.rng.uniform(0.0, 2 * math.pi)
+            stroke = self.rng.uniform(*p.glance_stroke_deg)
+            yaw = float(np.clip(yaw + stroke * math.cos(angle), -p.glance_yaw_deg,
+                                p.glance_yaw_deg))
+            pitch = float(np.clip(pitch + stroke * math.sin(angle), -p.glance_pitch_deg,
+                                  p.glance_pitch_deg))
+            glances.append((yaw, pitch, float(self.rng.uniform(*p.glance_dwell_s))))
+        home = (0.0, 0.0, float(self.rng.uniform(*p.glance_dwell_s)))
+        return LookAround((*glances, home))
 
 
 def _length(path: np.ndarray) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen import __version__
-from datagen.action_mix import action_mix
+from datagen.action_coverage import count_actions, coverage
 from datagen.controller import PROFILES, Agent
 from datagen.episode import EpisodeMeta, EpisodeWriter
 from datagen.navmesh import NavMesh
@@ -114,7 +114,8 @@ def record_episode(
                 "agent": agent.describe(), "episode_index": index, "episode_seed": seed,
                 "record_config": asdict(cfg),
             }
-            writer.meta.settings = {**world.settings, "action_mix": action_mix(keys, mouse)}
+            writer.meta.settings = {**world.settings,
+                                    "action_coverage": coverage(count_actions(keys, mouse))}
             return writer.finish()
     finally:
         renderer.close()

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import shapely
 import shapely.affinity
 from shapely.geometry import Polygon
 from shapely.geometry import box as shapely_box
+
+OVERHANG_MIN_Z = 1.0  # a non-solid box lifted this far off the floor is overhead (a lintel)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ class World:
     primitives: list[Primitive] = field(default_factory=list)
     movers: list[Mover] = field(default_factory=list)
     terrain: Terrain | None = None
-    ceiling: float | None = None  # height of an indoor ceiling above the floor, if any
+    ceiling: float | None = None  # height of an indoor ceiling above the floor, if any (see
+    # headroom() for what else is overhead)
     allow_jump: bool = True
     eye_height: float = 1.7
     settings: dict = field(default_factory=dict)  # what meta.json's "settings" records
@@ -188,6 +192,30 @@ class World:
         """``float64 [M, 3]``: every mover's free-running ``(x, y, heading_deg)`` at ``t`` seconds
         (no yielding; ``datagen.traffic`` simulates the poses an episode shows)."""
         return np.array([m.pose_at(t) for m in self.movers], dtype=np.float64).reshape(-1, 3)
+
+    def headroom(self, xy: np.ndarray, margin: float) -> float:
+        """Height above the floor of the lowest thing overhead within ``margin`` of ``xy``: an
+        overhang (a non-solid box lifted at least ``OVERHANG_MIN_Z`` off the floor, such as a
+        door's lintel) or else the ceiling; ``inf`` in the open."""
+        lowest = math.inf if self.ceiling is None else float(self.ceiling)
+        bounds, heights, shapes = self._overhangs
+        if len(heights):
+            x, y = float(xy[0]), float(xy[1])
+            near = np.flatnonzero((bounds[:, 0] - margin <= x) & (x <= bounds[:, 2] + margin)
+                                  & (bounds[:, 1] - margin <= y) & (y <= bounds[:, 3] + margin))
+            point = shapely.Point(x, y)
+            for k in near:
+                if heights[k] < lowest and shapes[k].distance(point) <= margin:
+                    lowest = float(heights[k])
+        return lowest
+
+    @cached_property
+    def _overhangs(self) -> tuple[np.ndarray, np.ndarray, list[Polygon]]:
+        boxes = [p for p in self.primitives
+                 if isinstance(p, Box) and not p.solid and p.base[2] >= OVERHANG_MIN_Z]
+        shapes = [b.footprint() for b in boxes]
+        bounds = np.array([s.bounds for s in shapes], dtype=np.float64).reshape(-1, 4)
+        return bounds, np.array([b.base[2] for b in boxes], dtype=np.float64), shapes
 
     def obstacles(self) -> list[Polygon]:
         """Footprints of every solid primitive (what the navmesh must keep clear of)."""

@@ -44,6 +44,7 @@ import torch
 import webdataset as wds
 from webdataset.utils import pytorch_worker_info
 
+from datagen.action_coverage import check_goals
 from shards.action_space import ActionSpace, get_space, to_space
 
 MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
@@ -70,6 +71,21 @@ def open_shards(path: str | Path, split: str = "train") -> list[str]:
         raise FileNotFoundError(f"no {split}-*.tar shards in {folder}"
                                 + (f" (splits there: {found})" if found else ""))
     return [str(p) for p in tars]
+
+
+def coverage_note(path: str | Path, split: str = "train") -> str:
+    """One line on the action coverage ``dataset.json`` records for ``split``: the goals of
+    :mod:`datagen.action_coverage` met and the ones missed (what a training job prints before
+    it starts, since a model learns only the actions its clips show)."""
+    try:
+        info = json.loads((Path(path) / "dataset.json").read_text())["action_coverage"][split]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"action coverage of {split}: not recorded in {Path(path) / 'dataset.json'}"
+    goals = check_goals(info)
+    missed = [g.describe() for g in goals if not g.met]
+    return (f"action coverage of {split} ({info['frames']} frames): "
+            f"{len(goals) - len(missed)} of {len(goals)} goals met"
+            + (f"; missed {'; '.join(missed)}" if missed else ""))
 
 
 def decode_mp4(data: bytes) -> np.ndarray:

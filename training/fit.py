@@ -77,7 +77,7 @@ from torch import Tensor, nn
 from torch.distributed.tensor import DTensor
 
 from shards.action_space import get_space
-from shards.reader import open_shards
+from shards.reader import coverage_note, open_shards
 from training import checkpoint, distributed
 from training.causal import CausalConfig, block_causal_mask
 from training.config import DiTConfig, get_preset
@@ -668,6 +668,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
               f" parameters) on {d.world} x {d.device}, {precision}, "
               + (f"resumed at step {step} from {resume_from}" if resume_from else
                  "from scratch" + (" (--resume found no checkpoint)" if cfg.resume else "")))
+        if cfg.objective != "ode":  # (ODE pairs' actions come from the designed distribution)
+            print(coverage_note(cfg.shards, cfg.train_split))
 
     # --- data
     vae = None

@@ -255,5 +255,5 @@ def build(seed: int) -> World:
     return World(scene="rooms", seed=seed, bounds=(-W / 2, -D / 2, W / 2, D / 2),
                  walkable=shapely_box(-W / 2, -D / 2, W / 2, D / 2),
                  ground_material="concrete", ground_color=(0.6, 0.6, 0.6), atmosphere=atm,
-                 primitives=prims, movers=movers, ceiling=ceiling, allow_jump=False,
+                 primitives=prims, movers=movers, ceiling=ceiling,
                  settings=settings)
