@@ -19,6 +19,7 @@ import numpy as np
 from datagen.action_coverage import (
     ACTION_WINDOW,
     DIRECTIONS,
+    HOLD_EDGES,
     PAIRS,
     check_goals,
     count_actions,
@@ -96,6 +97,14 @@ def main() -> None:
                 [[p, s, *(f"{cells[p, s]['holds'][k]['median_frames']:.0f} / "
                           f"{pct(cells[p, s]['holds'][k]['within_window'])}" for k in KEYS)]
                  for p, s in order]))
+    bins = [f"{a}-{b - 1}" if b - a > 1 else f"{a}" for a, b in zip(HOLD_EDGES[:-1], HOLD_EDGES[1:],
+                                                                    strict=True)]
+    bins.append(f"{HOLD_EDGES[-1]}+")
+    print("\npress lengths (frames) pooled over the scenes: presses per bin, and median\n")
+    print(table(["profile", "key", *bins, "median"],
+                [[p, k, *map(str, cells[p, "all"]["holds"][k]["histogram"]),
+                  f"{cells[p, 'all']['holds'][k]['median_frames']:.0f}"]
+                 for p in args.profiles for k in KEYS]))
     print(f"\nidle (no key, still mouse) % of frames / in stretches of {ACTION_WINDOW}+ frames; "
           "blocked % of frames / longest stretch (s); coverage goals met, and the ones missed\n")
     rows = []

@@ -22,8 +22,9 @@ class FilterConfig:
     static_threshold: float = 2.0  # mean |difference| below which nothing moves between frames
     static_min_s: float = 3.0  # a still stretch at least this long (and no camera motion) splits
     # --- velocity validity
-    speed_eps: float = 0.05  # m/s: frames whose agent speed is at most this are invalid
-    invalid_tolerance_s: float = 1.0  # runs of invalid frames longer than this split the episode
+    speed_eps: float = 0.05  # m/s: a frame whose agent speed is at most this and whose camera
+    turn_eps: float = 0.05  # turns by at most this many degrees is stationary
+    invalid_tolerance_s: float = 3.0  # runs of stationary frames longer than this are dropped
     # --- time resampling
     fps: float | None = None  # output frame rate; None keeps each episode's own
     # --- clips
@@ -57,8 +58,8 @@ class FilterConfig:
             problems.append("maxcount and maxsize must be positive")
         if not 0 <= self.crf <= 51:
             problems.append(f"crf must be in 0..51, got {self.crf}")
-        if self.max_merge < 0 or self.invalid_tolerance_s < 0:
-            problems.append("max_merge and invalid_tolerance_s must not be negative")
+        if self.max_merge < 0 or self.invalid_tolerance_s < 0 or self.turn_eps < 0:
+            problems.append("max_merge, turn_eps and invalid_tolerance_s must not be negative")
         if self.static_min_s <= 0:
             problems.append(f"static_min_s must be positive, got {self.static_min_s}")
         if problems:

@@ -126,7 +126,7 @@ def _magnitudes(ax: object, cov: dict) -> None:
 def _holds(ax: object, cov: dict) -> None:
     x = np.arange(len(HOLD_EDGES))
     for k in KEYS:
-        hist = cov["counts"]["holds"][k]["histogram"]
+        hist = cov["holds"][k]["histogram"]
         if sum(hist):
             ax.plot(x, hist, marker="o", markersize=3, linewidth=1, label=k)
     window = HOLD_EDGES.index(ACTION_WINDOW)
@@ -134,4 +134,5 @@ def _holds(ax: object, cov: dict) -> None:
     ax.set_xticks(x, [f"{e}" for e in HOLD_EDGES], rotation=45)
     ax.set_xlabel(f"press length, frames (bins from; dashed: under {ACTION_WINDOW})", fontsize=8)
     ax.set_ylabel("presses", fontsize=8)
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[1]:
+        ax.legend(fontsize=7, ncol=2)

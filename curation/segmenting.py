@@ -30,7 +30,7 @@ from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect, idle_frames
 from curation.resample import resample
 from curation.segments import LABEL_COLUMNS, MOUSE_COLUMNS, Reject, Segment
-from curation.velocity import agent_speed, invalid_runs
+from curation.velocity import agent_speed, camera_turn, invalid_runs
 from datagen.episode import KEY_COLUMNS, Episode
 
 KEEP, INVALID, FROZEN, STATIC = 0, 1, 2, 3  # per-frame drop codes; a higher code wins
@@ -52,8 +52,9 @@ def _drop_reason(code: int, a: int, b: int, cfg: FilterConfig, fps: float) -> st
     if code == FROZEN:
         return (f"frozen: {_span(a, b)} for {seconds} (each frame repeats the last "
                 f"different one; more than max_merge={cfg.max_merge} repeats in a row)")
-    return (f"stationary: {_span(a, b)} with agent speed at most {cfg.speed_eps} m/s for "
-            f"{seconds} (longer than the {cfg.invalid_tolerance_s} s tolerance)")
+    return (f"stationary: {_span(a, b)} with agent speed at most {cfg.speed_eps} m/s and the "
+            f"camera turning at most {cfg.turn_eps} degrees a frame for {seconds} (longer than "
+            f"the {cfg.invalid_tolerance_s} s tolerance)")
 
 
 def _merge(episode: Episode, a: int, b: int, repeats: np.ndarray) -> Segment:
@@ -90,7 +91,8 @@ def plan_segments(
     red = detect(thumbs, cfg, fps, still=camera_still(episode.data),
                  idle=idle_frames(episode.data))
     code = np.full(n, KEEP, dtype=np.int8)
-    for runs, value in ((invalid_runs(agent_speed(episode.data), cfg, fps), INVALID),
+    stationary = invalid_runs(agent_speed(episode.data), cfg, fps, camera_turn(episode.data))
+    for runs, value in ((stationary, INVALID),
                         (red.frozen, FROZEN), (red.static, STATIC)):
         for a, b in runs:
             code[a:b] = np.maximum(code[a:b], value)

@@ -14,8 +14,9 @@ Definitions. A *pair* such as ``w+a`` counts the frames where both are held, wha
 ``moving`` is any of W/S/A/D. The mouse *moves* in a frame when ``hypot(dx, dy)`` is at least
 :data:`MOUSE_MOVING_DEG`; its *direction* is the nearest of 8 compass directions of
 ``(dx, dy)`` (``right`` is ``dx > 0``, ``up`` is ``dy > 0``). A *hold* is a run of frames with
-a key held; only holds that start and end inside the sequence enter the length histogram (the
-others are counted as ``cut``). *Idle* frames have no key held and a still mouse.
+a key held; the number of holds of each length is kept (and binned by ``HOLD_EDGES`` for
+charts), but only for holds that start and end inside the sequence (the others are counted as
+``cut``). *Idle* frames have no key held and a still mouse.
 """
 
 from __future__ import annotations
@@ -111,9 +112,9 @@ def count_actions(keys: np.ndarray, mouse: np.ndarray) -> dict:
     for k in KEYS:
         starts, lengths = runs(column[k])
         whole = (starts > 0) & (starts + lengths < n)
-        holds[k] = {"histogram": _histogram(lengths[whole], HOLD_EDGES),
-                    "frames": int(lengths[whole].sum()), "cut": int((~whole).sum()),
-                    "within_window": int((lengths[whole] <= ACTION_WINDOW).sum())}
+        values, number = np.unique(lengths[whole], return_counts=True)
+        holds[k] = {"lengths": {str(v): int(c) for v, c in zip(values, number, strict=True)},
+                    "cut": int((~whole).sum())}
     idle = ~held.any(axis=1) & ~moving
     _, idle_lengths = runs(idle)
     return {
@@ -133,21 +134,21 @@ def count_actions(keys: np.ndarray, mouse: np.ndarray) -> dict:
 def merge_counts(counts: list[dict]) -> dict:
     """The sum of several :func:`count_actions` results (an empty list gives zero counts)."""
     total = count_actions(np.zeros((0, len(KEYS)), dtype=np.uint8), np.zeros((0, 2)))
-    combos: Counter[str] = Counter()
 
     def add(into: dict, part: dict) -> None:
         for name, value in part.items():
             if isinstance(value, dict):
-                add(into[name], value)
+                add(into.setdefault(name, {}), value)
             elif isinstance(value, list):
                 into[name] = [a + b for a, b in zip(into[name], value, strict=True)]
             else:
-                into[name] += value
+                into[name] = into.get(name, 0) + value
 
     for part in counts:
-        combos.update(part["combos"])
-        add(total, {k: v for k, v in part.items() if k != "combos"})
-    total["combos"] = dict(sorted(combos.items()))
+        add(total, part)
+    total["combos"] = dict(sorted(total["combos"].items()))
+    for h in total["holds"].values():
+        h["lengths"] = dict(sorted(h["lengths"].items(), key=lambda kv: int(kv[0])))
     return total
 
 
@@ -162,11 +163,14 @@ def coverage(counts: dict) -> dict:
 
     holds = {}
     for k in KEYS:  # (canonical orders: counts read back from sorted JSON are alphabetical)
-        h = counts["holds"][k]
-        total = sum(h["histogram"])
-        holds[k] = {"holds": total, "cut": h["cut"], "mean_frames": share(h["frames"], total),
-                    "median_frames": _median_bin(h["histogram"]),
-                    "within_window": share(h["within_window"], total)}
+        lengths = np.array([int(v) for v in counts["holds"][k]["lengths"]], dtype=np.int64)
+        number = np.array(list(counts["holds"][k]["lengths"].values()), dtype=np.int64)
+        total = int(number.sum())
+        holds[k] = {"holds": total, "cut": counts["holds"][k]["cut"],
+                    "mean_frames": share(int((lengths * number).sum()), total),
+                    "median_frames": _median(lengths, number),
+                    "within_window": share(int(number[lengths <= ACTION_WINDOW].sum()), total),
+                    "histogram": _histogram(np.repeat(lengths, number), HOLD_EDGES)}
     directions = {d: share(counts["directions"][d], moving) for d in DIRECTIONS}
     top = sorted(counts["combos"].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_COMBOS]
     cov = {
@@ -203,13 +207,16 @@ def check_goals(cov: dict) -> list[Goal]:
     return goals
 
 
-def _median_bin(histogram: list[int]) -> float:
-    """The lower edge of the hold-length bin holding the median (0 with no holds)."""
-    total = sum(histogram)
-    if not total:
+def _median(values: np.ndarray, number: np.ndarray) -> float:
+    """The median of ``values`` each occurring ``number`` times (0 for none)."""
+    if not number.sum():
         return 0.0
-    index = int(np.searchsorted(np.cumsum(histogram), total / 2))
-    return float(HOLD_EDGES[index])
+    order = np.argsort(values)
+    values, cum = values[order], np.cumsum(number[order])
+    half = cum[-1] / 2
+    low = values[np.searchsorted(cum, half)]  # the lower middle, and the upper one for an even n
+    high = values[np.searchsorted(cum, half, side="right")] if cum[-1] % 2 == 0 else low
+    return float(low + high) / 2
 
 
 def summary(cov: dict, fps: float | None = None) -> str:

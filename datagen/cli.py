@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from datagen.command import UsageError, run
+from datagen.planner import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from datagen.record import RecordConfig
@@ -80,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--crf", type=int, default=18, help="H.264 CRF (0-51, lower = better)")
     rec.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset")
     rec.add_argument("--fov", type=float, default=90.0, help="horizontal field of view, degrees")
-    rec.add_argument("--profile", default="explore", help="behaviour profile (action mix)")
+    rec.add_argument("--profile", default=DEFAULT_PROFILE,
+                     help=f"behaviour profile: {', '.join(PROFILES)} (default {DEFAULT_PROFILE})")
     rec.add_argument("--renderer", default="tiny", choices=("tiny", "gl"),
                      help="tiny: software (default); gl: OpenGL over EGL (Mesa or a GPU)")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -100,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--trajectories", type=_positive, default=6)
     plan.add_argument("--seconds", type=_positive_float, default=40.0,
                       help="length of each trajectory")
-    plan.add_argument("--profile", default="explore")
+    plan.add_argument("--profile", default=DEFAULT_PROFILE)
     plan.add_argument("--plot", type=Path, required=True, help="PNG to write")
     return parser
 
@@ -215,7 +217,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from datagen.controller import PROFILES, Agent
+    from datagen.controller import Agent
     from datagen.navmesh import NavMesh
     from datagen.plan_plot import plot_plan
     from datagen.record import RecordConfig, episode_seed

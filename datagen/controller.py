@@ -39,6 +39,7 @@ from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
 from datagen.navmesh import NavMesh
 from datagen.planner import (
+    DEFAULT_PROFILE,
     MODES,
     PROFILES,
     Activity,
@@ -89,7 +90,6 @@ STUCK_NEAR_M = 1.0  # a walk stuck with someone this close (beyond the radius) g
 # are chosen among the wanted octant and its neighbours by the progress a test step makes
 PINNED_SPEED = 0.03
 PINNED_TICKS = 3
-JUMP_LOOK_M = np.arange(0.0, 4.01, 0.25)  # path ahead (a sprint jump's flight) checked for lintels
 OFF_PATH_M = 0.3  # this far off the path, with a wall before the carrot: a fresh path to the goal
 
 
@@ -347,8 +347,9 @@ class Controller:
 
         crouch = walk.move.gait == "crouch"
         jumps = walk.move.jumps
+        flight = speed * 2 * p.jump_speed / p.gravity + self.body.navmesh.agent_radius
         if walk.next_jump < len(jumps) and walk.s >= jumps[walk.next_jump] and \
-                self._room_to_jump(_points_at(path, cum, walk.s + JUMP_LOOK_M)):
+                self._room_to_jump(_points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
             walk.next_jump += 1  # (under a lintel the jump waits until past it)
             if self.body.on_ground and not crouch and not self.body.crouched:
                 self._tap_space()
@@ -621,7 +622,7 @@ class Agent:
     """The built-in agent: planner, controller and kinematics behind ``first()`` / ``step()``."""
 
     def __init__(self, world: World, navmesh: NavMesh, seed: int, fps: int, fov: float = 90.0,
-                 profile: BehaviourProfile = PROFILES["explore"]) -> None:
+                 profile: BehaviourProfile = PROFILES[DEFAULT_PROFILE]) -> None:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if not isinstance(fps, (int, np.integer)) or fps <= 0:

@@ -149,6 +149,7 @@ class BehaviourProfile:
                              f"got {self.pitch_limit}")
 
 
+DEFAULT_PROFILE = "balanced"  # datagen record's: footage made for training (docs/recording.md)
 PROFILES: dict[str, BehaviourProfile] = {
     # natural play: mostly W with turns, some sprint, occasional side and back steps, a little
     # crouching, rare jumps, pauses and look-arounds

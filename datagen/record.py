@@ -23,6 +23,7 @@ from datagen.action_coverage import count_actions, coverage
 from datagen.controller import PROFILES, Agent
 from datagen.episode import EpisodeMeta, EpisodeWriter
 from datagen.navmesh import NavMesh
+from datagen.planner import DEFAULT_PROFILE
 from datagen.render import Renderer
 from datagen.scenes import build_world
 
@@ -40,7 +41,7 @@ class RecordConfig:
     height: int = 360
     seed: int = 0  # run seed; episode ``i`` is generated from (seed, i)
     fov: float = 90.0  # horizontal field of view, degrees
-    profile: str = "explore"  # behaviour profile (datagen.controller.PROFILES)
+    profile: str = DEFAULT_PROFILE  # behaviour profile (datagen.planner.PROFILES)
     crf: int = 18  # H.264 constant rate factor
     preset: str = "veryfast"  # x264 preset
     encoder_threads: int = 1  # fixed, so the same input gives the same bytes on any machine

@@ -1,10 +1,10 @@
 """Where an episode starts: a random reachable point and a heading with an open view ahead.
 
-Frame 0 is the image a world model is conditioned on; one that faces a wall from a step away
-shows nothing of the scene. So the start faces the most open of several random headings, judged
-by the distance to the nearest solid footprint (or the edge of the playable area) over the
-middle of the view, and a start point whose best view is shorter than ``MIN_VIEW_M`` is drawn
-again.
+Frame 0 is the image a world model is conditioned on; one that faces a wall (or a parked car)
+from a step away shows nothing of the scene. So the start faces the most open of several random
+headings, judged by the distance to the nearest solid footprint, mover (where the movers stand
+at time 0) or edge of the playable area over the middle of the view, and a start point whose
+best view is shorter than ``MIN_VIEW_M`` is drawn again.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import shapely
+import shapely.affinity
 from shapely.geometry import LineString
 
 from datagen.navmesh import NavMesh
@@ -41,8 +42,14 @@ def view_clearance(solid: shapely.Geometry, xy: np.ndarray, yaw: float) -> float
 
 
 def solid_boundaries(world: World) -> shapely.Geometry:
-    """Every solid footprint's outline and the playable area's edge, as one geometry."""
-    return shapely.unary_union([o.exterior for o in world.obstacles()]
+    """Every solid footprint's outline, every mover's at time 0 and the playable area's edge,
+    as one geometry."""
+    movers = []
+    for mover, (x, y, heading) in zip(world.movers, world.mover_poses(0.0), strict=True):
+        x0, x1, y0, y1 = mover.extent()
+        box = shapely.affinity.rotate(shapely.box(x0, y0, x1, y1), heading, origin=(0.0, 0.0))
+        movers.append(shapely.affinity.translate(box, x, y).exterior)
+    return shapely.unary_union([o.exterior for o in world.obstacles()] + movers
                                + [world.bounds_polygon().exterior])
 
 

@@ -74,11 +74,14 @@ def synthetic_frames(n: int, width: int, height: int) -> np.ndarray:
     return frames
 
 
-def record_builtin(out: Path, frames: int, scene: str = "city") -> list[Path]:
+def record_builtin(out: Path, frames: int, scene: str = "city",
+                   profile: str = "explore") -> list[Path]:
     """Record one real ``scene`` episode of ``frames`` frames at 160x90 under ``out``; returns
-    every finished episode there."""
+    every finished episode there. ``explore`` by default: the walking footage the curation,
+    probe and training tests were written against (``datagen record`` defaults to balanced)."""
     assert datagen_main(["record", "--out", str(out), "--scene", scene, "--frames", str(frames),
-                         "--size", "160x90", "--streams", "1", "--no-progress"]) == 0
+                         "--size", "160x90", "--streams", "1", "--profile", profile,
+                         "--no-progress"]) == 0
     return find_episodes(out)[0]
 
 

@@ -53,19 +53,22 @@ def test_mouse_directions_follow_the_compass_with_up_positive():
 
 
 def test_holds_measure_press_lengths_and_leave_out_cut_presses():
-    keys, mouse = labels(40)
+    keys, mouse = labels(60)
     keys[0:5, W] = 1  # touches the start: cut
     keys[10:13, W] = 1  # 3 frames
     keys[20:35, W] = 1  # 15 frames
-    keys[38:, W] = 1  # touches the end: cut
+    keys[40:52, W] = 1  # 12 frames: one action window
+    keys[58:, W] = 1  # touches the end: cut
     counts = count_actions(keys, mouse)
-    holds = counts["holds"]["w"]
-    assert holds["cut"] == 2 and holds["frames"] == 18
+    assert counts["holds"]["w"] == {"lengths": {"3": 1, "12": 1, "15": 1}, "cut": 2}
+    holds = coverage(counts)["holds"]["w"]
+    assert holds["holds"] == 3 and holds["cut"] == 2
+    assert holds["mean_frames"] == 10.0 and holds["median_frames"] == 12.0
+    assert holds["within_window"] == pytest.approx(2 / 3)  # 3 and 12 fit a 12-frame window
     assert holds["histogram"][HOLD_EDGES.index(3)] == 1
-    assert holds["histogram"][HOLD_EDGES.index(12)] == 1  # 15 lies in [12, 16)
-    cov = coverage(counts)
-    assert cov["holds"]["w"]["holds"] == 2 and cov["holds"]["w"]["mean_frames"] == 9.0
-    assert cov["holds"]["w"]["within_window"] == 0.5  # 3 frames fits a 12-frame window
+    assert holds["histogram"][HOLD_EDGES.index(12)] == 2  # 12 and 15 lie in [12, 16)
+    keys[20:35, W] = 0  # two presses left: the median is their mean
+    assert coverage(count_actions(keys, mouse))["holds"]["w"]["median_frames"] == 7.5
 
 
 def test_idle_counts_frames_with_no_key_and_a_still_mouse():

@@ -26,6 +26,7 @@ from datagen.planner import BehaviourProfile, Move, Planner
 from datagen.record import RecordConfig, episode_seed
 from datagen.rotation import quat_from_ypr, wrap_deg
 from datagen.scenes import build_world
+from datagen.spawn import MIN_VIEW_M, solid_boundaries, spawn, view_clearance
 from datagen.traffic import Traffic
 from datagen.world import Atmosphere, Box, Mover, Terrain, World
 
@@ -447,3 +448,32 @@ def test_agent_is_never_pinned_against_people_for_long(scene, profile, seed, sec
     blocked = blocked_frames([t.keys for t in ticks], [t.position for t in ticks])
     assert longest_stretch(blocked) <= BLOCKED_MAX_S * 30
     assert blocked.mean() < 0.02
+
+
+@pytest.mark.parametrize("scene", ["city", "park", "hills", "rooms"])
+def test_the_first_frame_looks_into_the_open(scene):
+    """Frame 0 is what a world model is conditioned on: over the middle of the view (+-20
+    degrees) the nearest solid thing is metres away, never a wall in the face."""
+    views = []
+    for seed in range(8):
+        world = build_world(scene, seed)
+        agent = Agent(world, NavMesh.from_world(world), seed=seed, fps=30)
+        tick = agent.first()
+        assert tick.yaw == pytest.approx(agent.start_yaw)
+        views.append(view_clearance(solid_boundaries(world), agent.start_xy, agent.start_yaw))
+    assert min(views) >= MIN_VIEW_M, views
+
+
+def test_a_start_in_narrow_corridors_is_drawn_again():
+    """Half the floor is 0.9 m corridors (any view down one hits a side wall within 1.3 m over
+    the middle of the view), half is open: no start stays deep in a corridor."""
+    walls = [Box((2.5, float(y), 0.0), (5.0, 0.1, 3.0), **WALL) for y in range(1, 10)]
+    world = World("corridors", 0, (0, 0, 10, 10), box(0, 0, 10, 10), "floor",
+                  (0.5, 0.5, 0.5), ATMOSPHERE, primitives=walls)
+    navmesh = NavMesh.from_world(world)
+    solid = solid_boundaries(world)
+    starts = [spawn(world, navmesh, np.random.default_rng(seed)) for seed in range(12)]
+    assert all(view_clearance(solid, xy, yaw) >= MIN_VIEW_M for xy, yaw in starts)
+    assert all(xy[0] > 3.5 for xy, _ in starts)  # the open half, or a corridor's mouth
+    inside = np.array([2.5, 4.5])  # down a corridor: a wall within 1.3 m either side
+    assert max(view_clearance(solid, inside, yaw) for yaw in range(-180, 180, 5)) < 1.5

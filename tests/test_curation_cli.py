@@ -103,6 +103,29 @@ def test_bad_and_unfinished_episodes_are_rejects_not_failures(raw, shards, capsy
     shutil.rmtree(out)
 
 
+def test_balanced_recordings_keep_their_action_coverage_through_the_filter(tmp_path):
+    """What the recorder's default profile puts in (look-arounds, pauses, every key) is what
+    the shards hold: nothing is dropped as stationary while the camera turns or for a pause of
+    a few seconds, and dataset.json's coverage counts every frame of every clip."""
+    raw, out = tmp_path / "raw", tmp_path / "ds"
+    assert datagen(["record", "--out", str(raw), "--scene", "city", "--episodes", "2",
+                    "--frames", "600", "--size", "64x36", "--streams", "1", "--no-progress"]) == 0
+    assert curation(["filter", str(raw), "--out", str(out), "--clip-frames", "33",
+                     "--size", "64x36", "--val-fraction", "0", "--no-progress"]) == 0
+    dataset = json.loads((out / "dataset.json").read_text())
+    assert "stationary" not in dataset["rejects"]
+    kept = dataset["counts"]["train"]["frames"]
+    assert kept >= 0.8 * 1200
+    coverage = dataset["action_coverage"]["train"]
+    assert coverage["frames"] == kept
+    recorded = [json.loads(p.read_text())["settings"]["action_coverage"]
+                for p in sorted(raw.glob("city/*/meta.json"))]
+    for key in ("s", "a", "d", "space", "ctrl"):  # the keys explore hardly presses survive
+        assert coverage["keys"][key] >= 0.05, key
+    looked = sum(r["counts"]["directions"]["up"] for r in recorded)
+    assert coverage["counts"]["directions"]["up"] >= 0.7 * looked  # looking up survives
+
+
 def test_inputs_are_never_modified(raw, tmp_path):
     before = tree_digest(raw)
     assert curation(["filter", str(raw), "--out", str(tmp_path / "ds"), *CLIP]) == 0

@@ -11,7 +11,7 @@ import pytest
 from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect, true_runs
 from curation.thumbnails import thumbnails, thumbnails_of
-from curation.velocity import agent_speed, invalid_runs
+from curation.velocity import agent_speed, camera_turn, invalid_runs
 from datagen.video import VideoError, decode_frames
 
 FPS = 30.0
@@ -103,6 +103,23 @@ def test_invalid_velocity_runs_and_tolerance() -> None:
     data = {"vel_x": np.array([3.0, 0.0]), "vel_y": np.array([4.0, 0.0]),
             "vel_z": np.array([0.0, -0.5])}
     assert agent_speed(data).tolist() == [5.0, 0.5]
+
+
+def test_a_camera_that_turns_is_not_stationary() -> None:
+    """Standing and looking round moves the view: only frames that neither move nor turn (by
+    more than turn_eps degrees) count towards a stationary run."""
+    speed, turn = np.zeros(200), np.zeros(200)
+    turn[10:80] = 1.5  # a look-around: stays
+    turn[120:200:2] = 0.04  # a hand at rest within turn_eps: still stationary
+    cfg = FilterConfig(invalid_tolerance_s=1.0)
+    assert invalid_runs(speed, cfg, FPS, turn) == [(80, 200)]
+    assert invalid_runs(speed, cfg, FPS) == [(0, 200)]  # without the turn: all of it
+    assert invalid_runs(speed, FilterConfig(turn_eps=0.03, invalid_tolerance_s=1.0), FPS,
+                        turn) == [(80, 120)]  # the twitches now count as turning
+    data = {"mouse_dx": np.array([3.0, 0.0]), "mouse_dy": np.array([-4.0, 0.0])}
+    assert camera_turn(data).tolist() == [5.0, 0.0]
+    with pytest.raises(ValueError, match="turn must be"):
+        invalid_runs(speed, cfg, FPS, turn[:10])
 
 
 def test_bad_input_is_refused_with_a_message() -> None:

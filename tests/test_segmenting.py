@@ -166,14 +166,15 @@ def test_static_stretch_is_dropped_and_splits(recording: Path, tmp_path: Path) -
 def test_velocity_invalid_run_splits_and_short_one_stays(recording: Path, tmp_path: Path) -> None:
     def stop(rows: list[dict[str, float]]) -> None:
         for i in [*range(40, 80), *range(100, 120)]:  # 40 frames (1.3 s), then 20 (0.7 s)
-            rows[i].update(vel_x=0.0, vel_y=0.0, vel_z=0.01)
+            rows[i].update(vel_x=0.0, vel_y=0.0, vel_z=0.01, mouse_dx=0.0, mouse_dy=0.01)
 
     inj = inject(recording, tmp_path, {}, edit=stop)
     cfg = FilterConfig(clip_frames=20, speed_eps=0.05, invalid_tolerance_s=1.0)
     segments, rejects = plan_segments(inj.episode, inj.thumbs, cfg)
     assert [(r.first_frame, r.frames) for r in rejects] == [(40, 40)]
     assert rejects[0].reason.startswith("stationary: ")
-    assert "agent speed at most 0.05 m/s for 1.3 s" in rejects[0].reason
+    assert ("agent speed at most 0.05 m/s and the camera turning at most 0.05 degrees a frame "
+            "for 1.3 s") in rejects[0].reason
     assert [s.source_frames.tolist() for s in segments] == [list(range(40)),
                                                             list(range(80, FRAMES))]
     longer = FilterConfig(clip_frames=20, invalid_tolerance_s=1.5)
