@@ -2,8 +2,8 @@
 
 Times ``find_path`` (A* plus the funnel pass) on pairs of random points from a seeded
 generator, and ``clamp_step`` on short random moves (the per-tick collision call). Uses
-``datagen.scenes.build_world("city", seed)`` when the scenes module is installed, otherwise an
-equivalent 100 m x 100 m grid of city blocks built here. Prints a markdown table. Run:
+``datagen.builtin.scenes.build_world("city", seed)`` when the scenes module is installed,
+otherwise an equivalent 100 m x 100 m grid of city blocks built here. Prints a markdown table. Run:
 
     python benchmarks/bench_navmesh.py [--queries 1000] [--seed 7]
 """
@@ -17,9 +17,9 @@ import time
 import numpy as np
 from shapely.geometry import box
 
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.world import Atmosphere, Box, World
 from datagen.navigation import Unreachable
-from datagen.navmesh import NavMesh
-from datagen.world import Atmosphere, Box, World
 
 
 def city_blocks(seed: int) -> World:
@@ -42,7 +42,7 @@ def city_blocks(seed: int) -> World:
 
 def load_city(seed: int) -> World:
     try:
-        from datagen.scenes import build_world
+        from datagen.builtin.scenes import build_world
     except ImportError:  # the scenes module is not in this checkout yet
         return city_blocks(seed)
     return build_world("city", seed)

@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from datagen.controller import PROFILES, Agent
+from datagen.builtin.controller import PROFILES, Agent
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.record import RecordConfig, episode_seed, record_episode
+from datagen.builtin.render import Renderer
+from datagen.builtin.scenes import build_world
 from datagen.episode import COLUMNS, KEY_COLUMNS, format_cell
-from datagen.navmesh import NavMesh
-from datagen.record import RecordConfig, episode_seed, record_episode
-from datagen.render import Renderer
-from datagen.scenes import build_world
 from datagen.streams import usable_cores
 from datagen.video import H264Writer
 
@@ -67,7 +67,7 @@ def time_stages(cfg: RecordConfig, tmp: Path, repeats: int) -> dict[str, float]:
                 csv.write(",".join(cells) + "\n")
         keep("log", time.perf_counter() - start, cpu_seconds() - cpu)
 
-        renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
+        renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.renderer)
         # frames in the layout the recorder asks for: the framebuffer's own, no conversion
         renderer.render(ticks[0].position, ticks[0].quat, ticks[0].movers)  # builds textures
         start, cpu = time.perf_counter(), cpu_seconds()

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from datagen.render import Renderer
+from datagen.builtin.render import Renderer
+from datagen.builtin.scenes import SCENES, build_world
 from datagen.rotation import quat_from_ypr
-from datagen.scenes import SCENES, build_world
 
 
 def camera_path(world, frames: int, fps: float = 30.0):

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from datagen.backend import BACKENDS
 from datagen.command import UsageError, run
 from datagen.planner import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
-    from datagen.record import RecordConfig
+    from datagen.backend import Backend
+    from datagen.builtin.record import RecordConfig
 
 EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
 MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the renderer can allocate
@@ -67,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rec = sub.add_parser("record", help="record episodes (MP4 + CSV + meta.json)")
+    rec.add_argument("--backend", default="builtin", choices=list(BACKENDS),
+                     help="recorder backend (datagen/backend.py); builtin: the built-in engine")
     rec.add_argument("--scene", default="city", help="scene name (see `datagen scenes`)")
     rec.add_argument("--episodes", type=_positive, default=1, help="episodes to record")
     rec.add_argument("--first-index", type=_non_negative, default=0,
@@ -108,16 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from datagen.backend import get_backend
     from datagen.output_lock import OutputLock, OutputLocked
-    from datagen.record import RecordConfig
-    from datagen.scenes import SCENES
 
-    if args.scene not in SCENES:
-        raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
-    cfg = RecordConfig(
-        scene=args.scene, frames=args.frames, fps=args.fps, width=args.size[0],
-        height=args.size[1], seed=args.seed, fov=args.fov, profile=args.profile, crf=args.crf,
-        preset=args.preset, backend=args.renderer)
+    backend = get_backend(args.backend)
+    cfg = _builtin_config(args)
     try:
         cfg.check()
     except ValueError as exc:
@@ -128,24 +127,35 @@ def cmd_record(args: argparse.Namespace) -> int:
     except (OutputLocked, OSError) as exc:
         raise UsageError(str(exc)) from None
     with lock:
-        return _record(args, cfg)
+        return _record(args, backend, cfg)
 
 
-def _record(args: argparse.Namespace, cfg: RecordConfig) -> int:
+def _builtin_config(args: argparse.Namespace) -> RecordConfig:
+    from datagen.builtin.record import RecordConfig
+    from datagen.builtin.scenes import SCENES
+
+    if args.scene not in SCENES:
+        raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")
+    return RecordConfig(
+        scene=args.scene, frames=args.frames, fps=args.fps, width=args.size[0],
+        height=args.size[1], seed=args.seed, fov=args.fov, profile=args.profile, crf=args.crf,
+        preset=args.preset, renderer=args.renderer)
+
+
+def _record(args: argparse.Namespace, backend: Backend, cfg: RecordConfig) -> int:
     from datagen.action_coverage import coverage, merge_counts, summary
     from datagen.episode import META_FILE, episode_dir, load_meta
-    from datagen.record import config_differences, episode_id
     from datagen.streams import default_streams, run_streams
 
     indices = range(args.first_index, args.first_index + args.episodes)
     todo = []
     for i in indices:
-        existing = episode_dir(args.out, cfg.scene, episode_id(cfg, i))
+        existing = episode_dir(args.out, cfg.scene, backend.episode_id(cfg, i))
         if not existing.exists():
             todo.append(i)
             continue
         recorded = load_meta(existing / META_FILE).engine.get("record_config", {})
-        if differences := config_differences(cfg, recorded):
+        if differences := backend.config_differences(cfg, recorded):
             raise UsageError(
                 f"{existing} was recorded with other settings ({'; '.join(differences)}); "
                 "record into another --out or delete it")
@@ -157,7 +167,7 @@ def _record(args: argparse.Namespace, cfg: RecordConfig) -> int:
     streams = min(args.streams or default_streams(len(todo)), len(todo))
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
           f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
-    result = run_streams(cfg, todo, args.out, streams, progress=not args.no_progress)
+    result = run_streams(backend, cfg, todo, args.out, streams, progress=not args.no_progress)
     for path in sorted(result.finished):
         print(f"finished {path}")
     if result.finished:
@@ -208,7 +218,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_scenes(args: argparse.Namespace) -> int:
-    from datagen.scenes import SCENES
+    from datagen.builtin.scenes import SCENES
 
     width = max(len(name) for name in SCENES)
     for name, info in SCENES.items():
@@ -217,11 +227,11 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from datagen.controller import Agent
-    from datagen.navmesh import NavMesh
-    from datagen.plan_plot import plot_plan
-    from datagen.record import RecordConfig, episode_seed
-    from datagen.scenes import SCENES, build_world
+    from datagen.builtin.controller import Agent
+    from datagen.builtin.navmesh import NavMesh
+    from datagen.builtin.plan_plot import plot_plan
+    from datagen.builtin.record import RecordConfig, episode_seed
+    from datagen.builtin.scenes import SCENES, build_world
 
     if args.scene not in SCENES:
         raise UsageError(f"unknown scene {args.scene!r}; choose from {', '.join(SCENES)}")

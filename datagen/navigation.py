@@ -1,8 +1,8 @@
 """What the behaviour layer needs from any navigation system, built-in or an engine's own.
 
-The built-in :class:`datagen.navmesh.NavMesh` implements it; the Unreal Engine recorder wraps
-``unreal.NavigationSystemV1`` in the same two calls, so the planner runs unchanged on top of it.
-Points are float64 ``[2]`` arrays ``(x, y)`` in the contract's world frame (metres, Z up).
+The built-in :class:`datagen.builtin.navmesh.NavMesh` implements it; the Unreal Engine recorder
+wraps ``unreal.NavigationSystemV1`` in the same two calls, so the planner runs unchanged on top
+of it. Points are float64 ``[2]`` arrays ``(x, y)`` in the contract's world frame (metres, Z up).
 """
 
 from __future__ import annotations

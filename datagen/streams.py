@@ -1,10 +1,11 @@
 """Run several recorders side by side (``--streams N``), each in its own process, with progress.
 
 Episodes are dealt to streams round-robin, so every stream knows its total and its bar shows a
-real ETA. Each stream renders in its main thread, writes in a second thread and encodes in an
-ffmpeg process (see ``datagen.record``); the streams themselves are separate processes so that
-they share nothing but the CPU. A failing episode is reported with its reason, stays in its
-``.partial`` folder, and the other episodes go on.
+real ETA. Each stream records its episodes one after another with the chosen backend's
+``record_episode`` (:mod:`datagen.backend`; the built-in engine renders in the stream's main
+thread, writes in a second and encodes in an ffmpeg process); the streams themselves are
+separate processes so that they share nothing but the CPU. A failing episode is reported with
+its reason, stays in its ``.partial`` folder, and the other episodes go on.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import queue
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
+from datagen.backend import Backend, get_backend
 from datagen.lifetime import die_with_parent
-from datagen.record import RecordConfig, episode_id, record_episode
 
 PROGRESS_EVERY = 10  # frames between progress messages from a stream process
 
@@ -60,10 +62,12 @@ def deal(indices: list[int], streams: int) -> list[list[int]]:
 
 
 def run_streams(
-    cfg: RecordConfig, indices: list[int], out: Path, streams: int, progress: bool = True
+    backend: Backend, cfg: Any, indices: list[int], out: Path, streams: int,
+    progress: bool = True,
 ) -> RunSummary:
-    """Record ``indices`` of ``cfg`` under ``out`` on ``streams`` streams. The caller holds
-    ``out``'s :class:`~datagen.output_lock.OutputLock` (``datagen record`` does)."""
+    """Record ``indices`` of ``cfg`` (a ``backend.config``) under ``out`` on ``streams``
+    streams. The caller holds ``out``'s :class:`~datagen.output_lock.OutputLock` (``datagen
+    record`` does)."""
     parts = deal(indices, streams)
     summary = RunSummary()
     start = time.perf_counter()
@@ -74,9 +78,9 @@ def run_streams(
     ]
     try:
         if len(parts) == 1:
-            _run_inline(cfg, parts[0], out, bars[0], summary)
+            _run_inline(backend, cfg, parts[0], out, bars[0], summary)
         else:
-            _run_processes(cfg, parts, out, bars, summary)
+            _run_processes(backend, cfg, parts, out, bars, summary)
     finally:
         for bar in bars:
             bar.close()
@@ -84,7 +88,7 @@ def run_streams(
     return summary
 
 
-def _run_inline(cfg, part, out, bar, summary) -> None:
+def _run_inline(backend, cfg, part, out, bar, summary) -> None:
     for index in part:
         done = 0
 
@@ -94,22 +98,22 @@ def _run_inline(cfg, part, out, bar, summary) -> None:
             done = n
 
         try:
-            summary.finished.append(record_episode(cfg, index, out, on_frame=advance))
+            summary.finished.append(backend.record_episode(cfg, index, out, on_frame=advance))
             summary.frames += cfg.frames
         except Exception as exc:  # reported, and the next episode goes on
-            summary.failed.append((episode_id(cfg, index), _reason(exc)))
+            summary.failed.append((backend.episode_id(cfg, index), _reason(exc)))
             bar.update(cfg.frames - done)
 
 
-def _run_processes(cfg, parts, out, bars, summary) -> None:
+def _run_processes(backend, cfg, parts, out, bars, summary) -> None:
     ctx = mp.get_context("spawn")  # no fork: Panda3D and ffmpeg pipes do not survive it
     events = ctx.Queue()
-    procs = [ctx.Process(target=_stream_main, args=(cfg, s, part, out, events), daemon=True)
-             for s, part in enumerate(parts)]
+    procs = [ctx.Process(target=_stream_main, args=(backend.name, cfg, s, part, out, events),
+                         daemon=True) for s, part in enumerate(parts)]
     for p in procs:
         p.start()
     exited: set[int] = set()
-    pending = [[episode_id(cfg, i) for i in part] for part in parts]  # not yet reported
+    pending = [[backend.episode_id(cfg, i) for i in part] for part in parts]  # not reported yet
     try:
         while len(exited) < len(procs):
             try:
@@ -140,8 +144,9 @@ def _run_processes(cfg, parts, out, bars, summary) -> None:
                 p.terminate()
 
 
-def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, events) -> None:
+def _stream_main(name: str, cfg: Any, stream: int, part: list[int], out: Path, events) -> None:
     die_with_parent()  # else an orphan would record every remaining episode on its own
+    backend = get_backend(name)
     try:
         for index in part:
             sent = 0
@@ -153,11 +158,11 @@ def _stream_main(cfg: RecordConfig, stream: int, part: list[int], out: Path, eve
                     sent = n
 
             try:
-                path = record_episode(cfg, index, out, on_frame=advance)
+                path = backend.record_episode(cfg, index, out, on_frame=advance)
                 events.put(("finished", stream, str(path)))
             except Exception as exc:
                 events.put(("frames", stream, cfg.frames - sent))
-                events.put(("failed", stream, episode_id(cfg, index), _reason(exc)))
+                events.put(("failed", stream, backend.episode_id(cfg, index), _reason(exc)))
     finally:
         events.put(("exit", stream))
 

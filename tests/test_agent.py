@@ -10,8 +10,8 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_coverage import DIRECTIONS, count_actions, coverage
-from datagen.agent import HEAD_CLEARANCE, Body, max_speed
-from datagen.controller import (
+from datagen.builtin.body import HEAD_CLEARANCE, Body, max_speed
+from datagen.builtin.controller import (
     PROFILES,
     Agent,
     Controller,
@@ -19,16 +19,16 @@ from datagen.controller import (
     blocked_frames,
     longest_stretch,
 )
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.record import RecordConfig, episode_seed
+from datagen.builtin.scenes import build_world
+from datagen.builtin.spawn import MIN_VIEW_M, solid_boundaries, spawn, view_clearance
+from datagen.builtin.traffic import Traffic
+from datagen.builtin.world import Atmosphere, Box, Mover, Terrain, World
 from datagen.episode import KEYS
 from datagen.mouse_hand import MouseHand
-from datagen.navmesh import NavMesh
 from datagen.planner import BehaviourProfile, Move, Planner
-from datagen.record import RecordConfig, episode_seed
 from datagen.rotation import quat_from_ypr, wrap_deg
-from datagen.scenes import build_world
-from datagen.spawn import MIN_VIEW_M, solid_boundaries, spawn, view_clearance
-from datagen.traffic import Traffic
-from datagen.world import Atmosphere, Box, Mover, Terrain, World
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
                         sun_color=(1.0, 1.0, 1.0), ambient_color=(0.3, 0.3, 0.3),

@@ -8,15 +8,18 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from datagen.backend import get_backend
+from datagen.builtin.record import RecordConfig
+from datagen.builtin.scenes import SCENES
 from datagen.cli import main
 from datagen.episode import find_episodes, read_episode, validate_episode
 from datagen.rotation import wrap_deg
-from datagen.scenes import SCENES
 from datagen.video import read_frames
 
 SMALL = ["--frames", "24", "--size", "128x72", "--no-progress"]
@@ -95,6 +98,7 @@ def test_rerun_skips_finished_episodes(tmp_path, capsys):
         (["record", "--first-index", "-2"], "must be 0 or more"),
         (["record", "--size", "100000x100000"], "size must be between"),
         (["record", "--preset", "bogus"], "invalid choice: 'bogus'"),
+        (["record", "--backend", "blender"], "invalid choice: 'blender'"),
         (["validate", "/nonexistent/episodes"], "no such file"),
         (["plan", "--seed", "-3", "--plot", "p.png"], "must be 0 or more"),
         (["plan", "--seconds", "-1", "--plot", "p.png"], "must be positive"),
@@ -109,6 +113,18 @@ def test_bad_arguments_get_one_clear_line_and_nonzero_exit(args, message, capsys
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_backends_are_found_by_name_and_an_unknown_one_is_named():
+    """The interface every recorder backend offers (datagen/backend.py), looked up by name."""
+    backend = get_backend("builtin")
+    assert backend.name == "builtin" and backend.config is RecordConfig
+    cfg = RecordConfig(scene="park", seed=3)
+    assert backend.episode_id(cfg, 7) == "park_3_00007"
+    assert backend.config_differences(cfg, {**asdict(cfg), "frames": 5}) == [
+        f"frames: 5 there, {cfg.frames} now"]
+    with pytest.raises(ValueError, match="unknown backend 'unreal'; choose from builtin"):
+        get_backend("unreal")
 
 
 def test_rerun_with_other_settings_is_refused_not_skipped(tmp_path, capsys):

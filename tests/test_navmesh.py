@@ -10,10 +10,10 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box
 
+from datagen.builtin.navmesh import ARC_SEGMENTS, NavMesh
+from datagen.builtin.plan_plot import plot_plan
+from datagen.builtin.world import Atmosphere, Box, Cone, Cylinder, Terrain, World
 from datagen.navigation import Unreachable
-from datagen.navmesh import ARC_SEGMENTS, NavMesh
-from datagen.plan_plot import plot_plan
-from datagen.world import Atmosphere, Box, Cone, Cylinder, Terrain, World
 
 R = 0.4
 TOL = 1e-6

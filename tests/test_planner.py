@@ -8,9 +8,11 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_coverage import check_goals, count_actions, coverage
-from datagen.controller import Agent
+from datagen.builtin.controller import Agent
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.scenes import build_world
+from datagen.builtin.world import Atmosphere, Box, World
 from datagen.navigation import Unreachable
-from datagen.navmesh import NavMesh
 from datagen.planner import (
     GAITS,
     MODES,
@@ -23,8 +25,6 @@ from datagen.planner import (
     Quota,
     TurnInPlace,
 )
-from datagen.scenes import build_world
-from datagen.world import Atmosphere, Box, World
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
                         sun_color=(1.0, 1.0, 1.0), ambient_color=(0.3, 0.3, 0.3),

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from shapely.geometry import box as shapely_box
 
-from datagen.render import Renderer, RendererError
-from datagen.render.geometry import primitive_meshes
-from datagen.render.textures import MATERIALS, texture_image
+from datagen.builtin.render import Renderer, RendererError
+from datagen.builtin.render.geometry import primitive_meshes
+from datagen.builtin.render.textures import MATERIALS, texture_image
+from datagen.builtin.scenes import SCENES, build_world
+from datagen.builtin.world import Atmosphere, Box, Cone, Cylinder, Mover, Sphere, World
 from datagen.rotation import quat_from_ypr
-from datagen.scenes import SCENES, build_world
-from datagen.world import Atmosphere, Box, Cone, Cylinder, Mover, Sphere, World
 
 W, H = 160, 90
 EYE = np.array([0.0, 0.0, 1.7])

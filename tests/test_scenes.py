@@ -10,10 +10,10 @@ import pytest
 import shapely
 from shapely.geometry import LineString
 
-from datagen.render.textures import MATERIALS
-from datagen.scenes import SCENES, build_world
-from datagen.scenes.rooms import LINTEL
-from datagen.world import Box, Cylinder, Sphere, World
+from datagen.builtin.render.textures import MATERIALS
+from datagen.builtin.scenes import SCENES, build_world
+from datagen.builtin.scenes.rooms import LINTEL
+from datagen.builtin.world import Box, Cylinder, Sphere, World
 
 NAMES = ["city", "park", "hills", "rooms"]
 

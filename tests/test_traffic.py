@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from datagen.agent import Body
-from datagen.controller import PROFILES, Agent
-from datagen.navmesh import NavMesh
-from datagen.record import RecordConfig, episode_seed, record_episode
-from datagen.render import Renderer
+from datagen.builtin.body import Body
+from datagen.builtin.controller import PROFILES, Agent
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.record import RecordConfig, episode_seed, record_episode
+from datagen.builtin.render import Renderer
+from datagen.builtin.scenes import build_world
+from datagen.builtin.traffic import DECEL, Traffic
+from datagen.builtin.world import Atmosphere, Box, Mover, World
 from datagen.rotation import quat_from_ypr
-from datagen.scenes import build_world
-from datagen.traffic import DECEL, Traffic
 from datagen.video import read_frames
-from datagen.world import Atmosphere, Box, Mover, World
 
 FPS = 30
 RADIUS = 0.4

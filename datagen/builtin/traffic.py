@@ -1,6 +1,7 @@
 """Movers that yield: advanced tick by tick along their routes, stopping for the agent.
 
-Each :class:`~datagen.world.Mover` keeps an arc-length position and a speed on its closed route.
+Each :class:`~datagen.builtin.world.Mover` keeps an arc-length position and a speed on its closed
+route.
 Every tick a mover looks along its route ahead (its braking distance plus a margin): if the agent
 stands in that stretch, within the mover's half-width plus the agent's radius plus a margin
 sideways, the mover eases to a stop short of it, and resumes once the way is clear (a route that
@@ -20,7 +21,7 @@ from bisect import bisect_right
 
 import numpy as np
 
-from datagen.world import World
+from datagen.builtin.world import World
 
 DECEL = 4.0  # m/s^2, a comfortable stop
 EMERGENCY_DECEL = 12.0  # m/s^2, the hardest braking before the last-resort halt

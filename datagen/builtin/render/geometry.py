@@ -1,10 +1,10 @@
 """Triangle meshes (numpy, engine-free) for the World's primitives, terrain, ground and sky.
 
 Each builder returns :class:`Mesh` pieces keyed by material name, with per-vertex positions,
-normals, texture coordinates (laid out as the material's :class:`~datagen.render.textures.Material`
-says) and RGBA colours (the primitive's tint). Triangles wind counter-clockwise seen from the
-front. Large faces are split into cells of at most :data:`MAX_CELL` metres so per-vertex effects
-(fog) interpolate well.
+normals, texture coordinates (laid out as the material's
+:class:`~datagen.builtin.render.textures.Material` says) and RGBA colours (the primitive's
+tint). Triangles wind counter-clockwise seen from the front. Large faces are split into cells
+of at most :data:`MAX_CELL` metres so per-vertex effects (fog) interpolate well.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datagen.render.textures import BAY_WIDTH, FACADE_BAYS, STOREY, material
-from datagen.world import Atmosphere, Box, Cone, Cylinder, Primitive, Sphere, Terrain
+from datagen.builtin.render.textures import BAY_WIDTH, FACADE_BAYS, STOREY, material
+from datagen.builtin.world import Atmosphere, Box, Cone, Cylinder, Primitive, Sphere, Terrain
 
 MAX_CELL = 10.0  # metres: the largest cell a flat face is drawn with
 

@@ -15,9 +15,9 @@ import shapely
 from shapely.geometry import LineString, Point
 from shapely.geometry import box as shapely_box
 
-from datagen.scenes import props
-from datagen.scenes.atmosphere import atmosphere_settings, sample_atmosphere
-from datagen.world import Box, Cylinder, Mover, Primitive, World
+from datagen.builtin.scenes import props
+from datagen.builtin.scenes.atmosphere import atmosphere_settings, sample_atmosphere
+from datagen.builtin.world import Box, Cylinder, Mover, Primitive, World
 
 HALF = 60.0
 PATH_WIDTH = 2.6

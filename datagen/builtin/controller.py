@@ -22,7 +22,7 @@ other, the agent pressing against them with its keys held.)
 
 :class:`Agent` is the facade the recorder uses: ``first()`` and ``step()`` return one
 :class:`Tick` (one ``actions.csv`` row and the movers' poses) per frame, ``describe()`` what goes
-into meta.json. The agent steps the world's :class:`~datagen.traffic.Traffic` after itself.
+into meta.json. The agent steps the world's :class:`~datagen.builtin.traffic.Traffic` after itself.
 """
 
 from __future__ import annotations
@@ -33,11 +33,14 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from datagen.agent import HEAD_CLEARANCE, Body, Keys
+from datagen.builtin.body import HEAD_CLEARANCE, Body, Keys
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.spawn import spawn
+from datagen.builtin.traffic import Traffic
+from datagen.builtin.world import World
 from datagen.episode import KEYS
 from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
-from datagen.navmesh import NavMesh
 from datagen.planner import (
     DEFAULT_PROFILE,
     MODES,
@@ -51,9 +54,6 @@ from datagen.planner import (
     TurnInPlace,
 )
 from datagen.rotation import wrap_deg
-from datagen.spawn import spawn
-from datagen.traffic import Traffic
-from datagen.world import World
 
 __all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick",
            "blocked_frames", "longest_stretch"]

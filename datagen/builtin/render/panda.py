@@ -1,11 +1,12 @@
-"""Draw a :class:`~datagen.world.World` offscreen with Panda3D, one RGB frame per camera pose.
+"""Draw a :class:`~datagen.builtin.world.World` offscreen with Panda3D, one RGB frame per pose.
 
 No ShowBase: each :class:`Renderer` owns its GraphicsEngine, pipe and offscreen buffer, so one
 process can open and close many. Backends: ``"tiny"`` (Panda's software rasteriser
 p3tinydisplay, pip-only, deterministic) and ``"gl"`` (p3headlessgl over EGL: Mesa or a GPU).
 
 Static geometry is merged into one Geom per material; movers are nodes placed every frame at the
-poses the caller passes (``datagen.traffic`` simulates them; ``World.mover_poses`` free-runs).
+poses the caller passes (``datagen.builtin.traffic`` simulates them; ``World.mover_poses``
+free-runs).
 Lighting (ambient + the sun + a fill light) is evaluated per vertex by the renderer itself and
 written into the vertex colours, which the texture then modulates: once for static geometry, every
 frame for movers in view as they turn (movers outside the view frustum, tested with a
@@ -47,11 +48,11 @@ from panda3d.core import (
     load_prc_file_data,
 )
 
-from datagen.render import geometry
-from datagen.render.geometry import Mesh
-from datagen.render.textures import material, texture_image
+from datagen.builtin.render import geometry
+from datagen.builtin.render.geometry import Mesh
+from datagen.builtin.render.textures import material, texture_image
+from datagen.builtin.world import World
 from datagen.rotation import quat_to_matrix
-from datagen.world import World
 
 load_prc_file_data("worldforge", "\n".join([
     "notify-level warning",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 from shapely.geometry import box as shapely_box
 
-from datagen.scenes import props
-from datagen.scenes.atmosphere import atmosphere_settings, sample_atmosphere
-from datagen.world import Box, Mover, Primitive, World
+from datagen.builtin.scenes import props
+from datagen.builtin.scenes.atmosphere import atmosphere_settings, sample_atmosphere
+from datagen.builtin.world import Box, Mover, Primitive, World
 
 HALF = 50.0  # the playable area is [-HALF, HALF]^2
 SIDEWALK = 3.5  # curb zone (props) 0..1.5 m, walking line at 2.4 m, buildings from 3.5 m

@@ -16,9 +16,9 @@ import numpy as np
 from shapely.geometry import Point
 from shapely.geometry import box as shapely_box
 
-from datagen.scenes import props
-from datagen.scenes.atmosphere import atmosphere_settings, sample_atmosphere
-from datagen.world import Mover, Primitive, Terrain, World
+from datagen.builtin.scenes import props
+from datagen.builtin.scenes.atmosphere import atmosphere_settings, sample_atmosphere
+from datagen.builtin.world import Mover, Primitive, Terrain, World
 
 HALF = 75.0
 MARGIN = 90.0  # terrain reaches this far past the bounds

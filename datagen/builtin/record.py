@@ -20,12 +20,12 @@ import numpy as np
 
 from datagen import __version__
 from datagen.action_coverage import count_actions, coverage
-from datagen.controller import PROFILES, Agent
+from datagen.builtin.controller import PROFILES, Agent
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.render import Renderer
+from datagen.builtin.scenes import build_world
 from datagen.episode import EpisodeMeta, EpisodeWriter
-from datagen.navmesh import NavMesh
 from datagen.planner import DEFAULT_PROFILE
-from datagen.render import Renderer
-from datagen.scenes import build_world
 
 QUEUE_FRAMES = 16
 
@@ -45,7 +45,7 @@ class RecordConfig:
     crf: int = 18  # H.264 constant rate factor
     preset: str = "veryfast"  # x264 preset
     encoder_threads: int = 1  # fixed, so the same input gives the same bytes on any machine
-    backend: str = "tiny"  # "tiny" (software, p3tinydisplay) or "gl" (p3headlessgl / EGL)
+    renderer: str = "tiny"  # "tiny" (software, p3tinydisplay) or "gl" (p3headlessgl / EGL)
 
     def check(self) -> None:
         """Raise ValueError naming the first bad setting."""
@@ -64,8 +64,8 @@ class RecordConfig:
         if self.profile not in PROFILES:
             raise ValueError(
                 f"unknown --profile {self.profile!r}; choose from {', '.join(PROFILES)}")
-        if self.backend not in ("tiny", "gl"):
-            raise ValueError(f"unknown --renderer {self.backend!r}; choose tiny or gl")
+        if self.renderer not in ("tiny", "gl"):
+            raise ValueError(f"unknown --renderer {self.renderer!r}; choose tiny or gl")
 
 
 def config_differences(cfg: RecordConfig, recorded: dict) -> list[str]:
@@ -104,7 +104,7 @@ def record_episode(
         fps=cfg.fps, width=cfg.width, height=cfg.height, tool_version=__version__,
         video={"codec": "h264", "pix_fmt": "yuv420p", "crf": cfg.crf, "preset": cfg.preset},
     )
-    renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.backend)
+    renderer = Renderer(world, cfg.width, cfg.height, cfg.fov, backend=cfg.renderer)
     try:
         with EpisodeWriter(out, meta, crf=cfg.crf, preset=cfg.preset,
                            threads=cfg.encoder_threads, pix_fmt=renderer.pix_fmt) as writer:

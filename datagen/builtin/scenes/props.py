@@ -13,7 +13,7 @@ import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
 
-from datagen.world import Box, Cone, Cylinder, Mover, Primitive, Sphere
+from datagen.builtin.world import Box, Cone, Cylinder, Mover, Primitive, Sphere
 
 Color = tuple[float, float, float]
 

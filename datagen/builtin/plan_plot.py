@@ -17,8 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from datagen.navmesh import NavMesh
-from datagen.world import World
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.world import World
 
 
 def plot_plan(world: World, navmesh: NavMesh, trajectories: Sequence[np.ndarray], out: Path,

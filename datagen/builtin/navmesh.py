@@ -30,8 +30,8 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
+from datagen.builtin.world import World
 from datagen.navigation import Unreachable
-from datagen.world import World
 
 ARC_SEGMENTS = 3  # segments per quarter circle when growing obstacles by the agent radius
 TOLERANCE = 1e-9  # metres: a point this close to the mesh counts as on it

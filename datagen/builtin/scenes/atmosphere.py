@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from datagen.world import Atmosphere
+from datagen.builtin.world import Atmosphere
 
 SUNRISE, SUNSET = 6.0, 19.0
 SKIES = ("clear", "hazy", "overcast")

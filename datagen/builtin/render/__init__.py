@@ -1,5 +1,5 @@
 """The built-in engine's renderer: Panda3D offscreen (software p3tinydisplay or EGL OpenGL)."""
 
-from datagen.render.panda import BACKENDS, Renderer, RendererError
+from datagen.builtin.render.panda import BACKENDS, Renderer, RendererError
 
 __all__ = ["BACKENDS", "Renderer", "RendererError"]

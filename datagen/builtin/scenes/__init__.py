@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datagen.scenes import city, hills, park, rooms
-from datagen.world import World
+from datagen.builtin.scenes import city, hills, park, rooms
+from datagen.builtin.world import World
 
 
 @dataclass(frozen=True)

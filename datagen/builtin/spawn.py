@@ -16,8 +16,8 @@ import shapely
 import shapely.affinity
 from shapely.geometry import LineString
 
-from datagen.navmesh import NavMesh
-from datagen.world import World
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.world import World
 
 VIEW_HALF_DEG = 20.0  # the middle of the view: this far either side of the heading
 VIEW_RAYS = 9

@@ -7,7 +7,7 @@ axis by ``mouse_dy``); the logged angles are read back from it, so the contract'
 rounding. Movement: W/S/A/D give a desired velocity in the heading frame (diagonals normalised),
 limited per gait and by the ground's slope, reached with bounded acceleration; the navmesh's
 ``clamp_step`` is the collision response (the feet never leave the mesh); with a
-:class:`~datagen.traffic.Traffic`, a step that would bring the agent's radius into a mover's
+:class:`~datagen.builtin.traffic.Traffic`, a step that would bring the agent's radius into a mover's
 footprint is refused (the keys stay logged, the agent just does not move; ``Body.bumped`` names
 the mover, so the controller can give way); the feet follow the ground, and space starts a
 ballistic jump under gravity that ends on landing. The head stays under whatever is overhead
@@ -21,11 +21,11 @@ import math
 
 import numpy as np
 
-from datagen.navmesh import NavMesh
+from datagen.builtin.navmesh import NavMesh
+from datagen.builtin.traffic import Traffic
+from datagen.builtin.world import World
 from datagen.planner import BehaviourProfile
 from datagen.rotation import compose_turn, quat_from_ypr, ypr_from_quat
-from datagen.traffic import Traffic
-from datagen.world import World
 
 HEAD_CLEARANCE = 0.15  # metres between the eye and the top of the head, for low ceilings
 

@@ -14,9 +14,9 @@ import numpy as np
 from shapely.geometry import LineString
 from shapely.geometry import box as shapely_box
 
-from datagen.scenes import props
-from datagen.scenes.atmosphere import atmosphere_settings, sample_atmosphere
-from datagen.world import Box, Cylinder, Mover, Primitive, Sphere, World
+from datagen.builtin.scenes import props
+from datagen.builtin.scenes.atmosphere import atmosphere_settings, sample_atmosphere
+from datagen.builtin.world import Box, Cylinder, Mover, Primitive, Sphere, World
 
 WALL = 0.16  # wall thickness
 DOOR = 1.2  # doorway width

@@ -1,9 +1,9 @@
 """Engine-neutral description of a generated scene: what the renderer draws and the navmesh walks.
 
-A scene generator (``datagen.scenes``) turns a seed into a :class:`World`; the renderer
-(``datagen.render``) draws it, and the navigation mesh (``datagen.navmesh``) is built from its
-walkable area minus the footprints of its solid primitives. Coordinates follow the episode
-contract: right-handed, Z up, metres; ``yaw`` in degrees, counter-clockwise from +X.
+A scene generator (``datagen.builtin.scenes``) turns a seed into a :class:`World`; the renderer
+(``datagen.builtin.render``) draws it, and the navigation mesh (``datagen.builtin.navmesh``) is
+built from its walkable area minus the footprints of its solid primitives. Coordinates follow
+the episode contract: right-handed, Z up, metres; ``yaw`` in degrees, counter-clockwise from +X.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class Mover:
     """Something that moves by itself (a pedestrian, a car): ``parts`` placed in its own frame
     (+X forward, origin on the ground) and carried along the closed polyline ``route`` at
     ``speed`` m/s, starting ``offset`` metres along it. Movers are not obstacles for the
-    navmesh; ``datagen.traffic`` moves them along their routes and makes them yield to the agent.
+    navmesh; ``datagen.builtin.traffic`` moves them along their routes and makes them yield to
+    the agent.
     """
 
     parts: tuple[Primitive, ...]
@@ -129,7 +130,8 @@ class Mover:
 
     def extent(self) -> tuple[float, float, float, float]:
         """``(xmin, xmax, ymin, ymax)`` of its parts' footprints in its own frame: the oriented
-        box that is its footprint in the world (``datagen.traffic`` keeps it off the agent)."""
+        box that is its footprint in the world (``datagen.builtin.traffic`` keeps it off the
+        agent)."""
         if not self.parts:
             raise ValueError("a Mover needs at least one part")
         xmin, ymin, xmax, ymax = shapely.union_all([p.footprint() for p in self.parts]).bounds
@@ -190,7 +192,7 @@ class World:
 
     def mover_poses(self, t: float) -> np.ndarray:
         """``float64 [M, 3]``: every mover's free-running ``(x, y, heading_deg)`` at ``t`` seconds
-        (no yielding; ``datagen.traffic`` simulates the poses an episode shows)."""
+        (no yielding; ``datagen.builtin.traffic`` simulates the poses an episode shows)."""
         return np.array([m.pose_at(t) for m in self.movers], dtype=np.float64).reshape(-1, 3)
 
     def headroom(self, xy: np.ndarray, margin: float) -> float:

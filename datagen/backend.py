@@ -1,0 +1,54 @@
+"""Recorder backends: the engines ``datagen record --backend NAME`` records with.
+
+The recorder core is shared by every backend: the episode contract and writer
+(:mod:`datagen.episode`), H.264 I/O (:mod:`datagen.video`), rotations (:mod:`datagen.rotation`),
+the behaviour layer (:mod:`datagen.planner`, :mod:`datagen.navigation`,
+:mod:`datagen.mouse_hand`), action coverage (:mod:`datagen.action_coverage`) and the streams
+that run recorders side by side (:mod:`datagen.streams`). A backend adds an engine, behind this
+small interface:
+
+- ``config``: a frozen dataclass of everything that decides an episode's content (the same
+  config and index give the same episode), with ``check()`` raising ``ValueError`` that names
+  the bad setting, ``frames`` (per episode) and ``scene`` (the output sub-folder);
+- ``episode_id(cfg, index)``: the name of episode ``index``'s folder;
+- ``record_episode(cfg, index, out, on_frame)``: records episode ``index`` under
+  ``out/<scene>/``, calling ``on_frame(n)`` with the frames handed to the writer so far, and
+  returns the finished folder; on an error the episode stays in its ``.partial`` folder and the
+  error propagates;
+- ``config_differences(cfg, recorded)``: the settings in which an existing episode's recorded
+  config (``meta.json`` ``engine.record_config``) differs from ``cfg``, so a re-run never mixes
+  settings in one folder.
+
+Backends are looked up by name (:func:`get_backend`) and imported only when used, so the core
+never imports an engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# name -> module whose BACKEND is that backend
+BACKENDS = {"builtin": "datagen.builtin"}
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One recorder backend (see the module docstring)."""
+
+    name: str
+    summary: str  # one line for --help
+    config: type
+    episode_id: Callable[[Any, int], str]
+    record_episode: Callable[..., Path]
+    config_differences: Callable[[Any, dict], list[str]]
+
+
+def get_backend(name: str) -> Backend:
+    """The backend called ``name``; ``ValueError`` naming the known ones otherwise."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name]).BACKEND
