@@ -1,4 +1,4 @@
-"""The ``datagen`` command line: ``record``, ``validate``, ``scenes`` and ``plan``.
+"""The ``datagen`` command line: ``record``, ``validate``, ``scenes``, ``plan`` and ``unreal``.
 
 It only parses, checks and calls the library; every error a user can cause ends in one
 ``datagen: error: ...`` line and a non-zero exit, never a traceback.
@@ -17,6 +17,7 @@ import numpy as np
 from datagen.backend import BACKENDS
 from datagen.command import UsageError, run
 from datagen.planner import DEFAULT_PROFILE, PROFILES
+from datagen.unreal import commands as unreal_commands
 
 if TYPE_CHECKING:
     from datagen.backend import Backend
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="length of each trajectory")
     plan.add_argument("--profile", default=DEFAULT_PROFILE)
     plan.add_argument("--plot", type=Path, required=True, help="PNG to write")
+    unreal_commands.add_parser(sub)
     return parser
 
 
@@ -264,7 +266,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"record": cmd_record, "validate": cmd_validate, "scenes": cmd_scenes,
-            "plan": cmd_plan}
+            "plan": cmd_plan, "unreal": unreal_commands.cmd_unreal}
 
 
 def main(argv: list[str] | None = None) -> int:
