@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from datagen.rotation import quat_from_ypr, quat_to_matrix, wrap_deg, ypr_from_quat
-from datagen.unreal.convert import location_to_contract, quat_to_contract, rotator_to_contract
+from datagen.unreal.convert import (
+    location_to_contract,
+    location_to_unreal,
+    quat_to_contract,
+    rotator_to_contract,
+)
 
 MIRROR = np.diag([1.0, -1.0, 1.0])
 
@@ -93,6 +98,7 @@ def test_large_world_locations_keep_their_centimetres():
     lost = np.abs(ue[0].astype(np.float32).astype(np.float64) - ue[0]).max()
     assert lost > 0.3  # what a float32 pipeline would have dropped, in centimetres
     assert np.abs(m[0] * np.array([100, -100, 100]) - ue[0]).max() < 1e-6
+    assert np.abs(location_to_unreal(m) - ue).max() < 1e-6  # and back
 
 
 @pytest.mark.parametrize("bad, message", [

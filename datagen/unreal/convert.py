@@ -36,6 +36,15 @@ def location_to_contract(location_cm: np.ndarray) -> np.ndarray:
     return p * np.array([1.0, -1.0, 1.0]) / CM_PER_M
 
 
+def location_to_unreal(location_m: np.ndarray) -> np.ndarray:
+    """float64 ``[..., 3]`` Unreal centimetres from contract metres (the inverse of
+    :func:`location_to_contract`)."""
+    p = np.asarray(location_m, dtype=np.float64)
+    if p.shape[-1:] != (3,):
+        raise ValueError(f"a location has 3 coordinates, got shape {p.shape}")
+    return p * np.array([1.0, -1.0, 1.0]) * CM_PER_M
+
+
 def quat_to_contract(quat_xyzw: np.ndarray) -> np.ndarray:
     """Contract quaternion ``(w, x, y, z)``, unit, ``w >= 0``, from an Unreal ``FQuat``
     ``(x, y, z, w)`` (camera-to-world in both)."""
