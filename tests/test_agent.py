@@ -26,6 +26,7 @@ from datagen.builtin.spawn import MIN_VIEW_M, solid_boundaries, spawn, view_clea
 from datagen.builtin.traffic import Traffic
 from datagen.builtin.world import Atmosphere, Box, Mover, Terrain, World
 from datagen.episode import KEYS
+from datagen.keyboard import NO_KEYS, KeyHand, octant_keys
 from datagen.mouse_hand import MouseHand
 from datagen.planner import BehaviourProfile, Move, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
@@ -477,3 +478,19 @@ def test_a_start_in_narrow_corridors_is_drawn_again():
     assert all(xy[0] > 3.5 for xy, _ in starts)  # the open half, or a corridor's mouth
     inside = np.array([2.5, 4.5])  # down a corridor: a wall within 1.3 m either side
     assert max(view_clearance(solid, inside, yaw) for yaw in range(-180, 180, 5)) < 1.5
+
+
+def test_the_key_hand_holds_fresh_keys_and_sticks_to_its_octant():
+    """datagen.keyboard, the engine-agnostic part every backend's controller uses."""
+    profile = BehaviourProfile(min_hold_s=0.2, jump_tap_s=(0.1, 0.1))
+    hand = KeyHand(profile, np.random.default_rng(0), fps=30)  # 6-frame minimum hold
+    w, wa = (1, 0, 0, 0), (1, 0, 1, 0)
+    frames = [hand.press(w if i < 2 else wa, shift=i == 0, ctrl=False) for i in range(8)]
+    assert [f[:4] for f in frames] == [w] * 6 + [wa] * 2  # W held its 6 frames first
+    assert [f[5] for f in frames] == [1] * 6 + [0] * 2  # shift too, though wanted once
+    hand.tap_space()
+    assert [hand.press(wa, False, False)[4] for _ in range(5)] == [1, 1, 1, 0, 0]  # 0.1 s
+    assert octant_keys(0.0, NO_KEYS) == w and octant_keys(44.0, NO_KEYS) == wa  # 44: nearer 45
+    assert octant_keys(30.0, w) == w and octant_keys(38.0, w) == wa  # 22.5 + 15 hysteresis
+    assert octant_keys(180.0, NO_KEYS) == (0, 1, 0, 0) and octant_keys(-90.0, NO_KEYS) == (
+        0, 0, 0, 1)

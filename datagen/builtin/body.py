@@ -24,12 +24,12 @@ import numpy as np
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.traffic import Traffic
 from datagen.builtin.world import World
+from datagen.keyboard import Keys
 from datagen.planner import BehaviourProfile
 from datagen.rotation import compose_turn, quat_from_ypr, ypr_from_quat
 
 HEAD_CLEARANCE = 0.15  # metres between the eye and the top of the head, for low ceilings
 
-Keys = tuple[int, int, int, int, int, int, int]
 
 
 def max_speed(profile: BehaviourProfile, keys: Keys) -> float:

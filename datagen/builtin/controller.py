@@ -1,12 +1,13 @@
 """Plays like a person: turns the planner's activities into keys and mouse deltas, tick by tick.
 
 :class:`Controller` follows the current activity: on a walk it steers towards a look-ahead point
-on the path with the mouse (eased, rate-limited, a little noisy, sometimes overshooting) and
-picks the W/A/S/D combination closest to the wanted direction of motion (held at least
-``min_hold_s``, with hysteresis), plus shift for sprint legs, ctrl for crouch legs and short
-space taps for jumps. Pauses, turns in place and look-arounds use the mouse alone. A walk that
-makes no progress for ``stuck_s`` is dropped and re-planned; keys that press straight into a wall
-corner are swapped for the neighbouring combination that slides along it.
+on the path with the mouse (:mod:`datagen.mouse_hand`: eased, rate-limited, a little noisy,
+sometimes overshooting) and picks the W/A/S/D combination closest to the wanted direction of
+motion, plus shift for sprint legs, ctrl for crouch legs and short space taps for jumps
+(:mod:`datagen.keyboard`, shared by every backend: minimum holds, hysteresis). Pauses, turns in
+place and look-arounds use the mouse alone. A walk that makes no progress for ``stuck_s`` is
+dropped and re-planned; keys that press straight into a wall corner are swapped for the
+neighbouring combination that slides along it.
 
 People (the world's movers) are treated as a person would. Someone standing on the path ahead
 is walked round, beside them and back to the path past them, when there is room (see
@@ -33,12 +34,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from datagen.builtin.body import HEAD_CLEARANCE, Body, Keys
+from datagen.builtin.body import HEAD_CLEARANCE, Body
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.spawn import spawn
 from datagen.builtin.traffic import Traffic
 from datagen.builtin.world import World
 from datagen.episode import KEYS
+from datagen.keyboard import FACING, NO_KEYS, OCTANT_KEYS, KeyHand, Keys, octant_keys
 from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
 from datagen.planner import (
@@ -58,16 +60,7 @@ from datagen.rotation import wrap_deg
 __all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick",
            "blocked_frames", "longest_stretch"]
 
-# (w, s, a, d) for a motion direction octant * 45 degrees left of the heading
-OCTANT_KEYS = ((1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
-               (0, 1, 0, 0), (0, 1, 0, 1), (0, 0, 0, 1), (1, 0, 0, 1))
-NO_KEYS = (0, 0, 0, 0)
 Want = tuple[tuple[int, int, int, int], bool, bool]  # (w/s/a/d combination, shift, ctrl)
-# camera heading minus direction of motion, per mode (strafe_left: motion 90 degrees left)
-FACING = {"forward": 0.0, "backward": 180.0, "strafe_left": -90.0, "strafe_right": 90.0,
-          "forward_left": -45.0, "forward_right": 45.0, "backward_left": -135.0,
-          "backward_right": 135.0}
-OCTANT_HYSTERESIS = 15.0  # degrees beyond the octant's half width before the keys change
 ARRIVE_M = 0.35
 STEP_BACK_ARRIVE_M = 0.08  # a step back out of someone's way is taken to its end
 # giving way to a person: the step back is tried straight away from them and turned by these
@@ -144,7 +137,7 @@ class Controller:
         self.rng = rng
         self.fps = fps
         self.hand = MouseHand(profile, rng, fps)
-        self.hold_ticks = max(1, round(profile.min_hold_s * fps))
+        self.keys = KeyHand(profile, rng, fps)
         self.replans = 0  # walks dropped for lack of progress
         self.give_ways = 0  # times the agent gave way to someone
         self.reroutes = 0  # fresh paths to the same goal after walking round someone
@@ -159,9 +152,6 @@ class Controller:
         self._look_base = 0.0
         self._jump_at = math.inf
         self._history: deque[np.ndarray] = deque(maxlen=max(2, round(profile.stuck_s * fps)))
-        self._combo, self._combo_ticks = NO_KEYS, 0
-        self._mods = {"shift": 0, "ctrl": 0}  # ticks held so far (0 = released)
-        self._space_left = 0
         self._idle_pitch, self._idle_yaw, self._wander_t = 0.0, 0.0, 0.0
         self.notice_ticks = max(1, round(profile.give_way_notice_s * fps))
         self._bumped_ticks = 0  # ticks lately that the body was refused a step by a mover
@@ -187,23 +177,10 @@ class Controller:
             self.activity = None
         self._wander_gaze()
 
-        if combo != self._combo and self._combo_ticks < self.hold_ticks and self._combo != NO_KEYS:
-            combo = self._combo  # keep a fresh combination for its minimum hold
-        self._combo_ticks = self._combo_ticks + 1 if combo == self._combo else 1
-        self._combo = combo
-        held = {}
-        for name, want_key in (("shift", shift), ("ctrl", ctrl)):
-            ticks = self._mods[name]
-            on = want_key or 0 < ticks < self.hold_ticks
-            self._mods[name] = ticks + 1 if on else 0
-            held[name] = int(on)
-        space = int(self._space_left > 0)
-        self._space_left = max(0, self._space_left - 1)
-
+        keys = self.keys.press(combo, shift, ctrl)
         dyaw, dpitch = self.hand.move(self.yaw_u, self.body.pitch)
         self.yaw_u += dyaw
         self._t += 1.0 / self.fps
-        keys = (*combo, space, held["shift"], held["ctrl"])
         return keys, (-dyaw if dyaw else 0.0), dpitch
 
     # --- activities -------------------------------------------------------------------------
@@ -258,7 +235,7 @@ class Controller:
                 return None
             if act.jump and self._t >= self._jump_at and self.body.on_ground and \
                     self._room_to_jump(xy[None, :]):
-                self._tap_space()
+                self.keys.tap_space()
                 self._jump_at = math.inf
             self.hand.set_aim(self.hand.aim[0], self._idle_pitch)
             return NO_KEYS, False, False
@@ -280,7 +257,8 @@ class Controller:
         if self._bumped_ticks >= self.notice_ticks:
             return self._give_way(xy, self.body.bumped)
         # keys held and (nearly) no motion, with no one in the way: pressed against a wall
-        pinned = self._combo != NO_KEYS and math.hypot(*self.body.velocity[:2]) < PINNED_SPEED
+        pinned = self.keys.combo != NO_KEYS and \
+            math.hypot(*self.body.velocity[:2]) < PINNED_SPEED
         self._pinned_ticks = self._pinned_ticks + 1 if pinned else 0
         self._history.append(xy)
         if len(self._history) == self._history.maxlen and \
@@ -336,14 +314,10 @@ class Controller:
             self._wander_gaze()
         self.hand.set_aim(aim, self._idle_pitch)
         rel = wrap_deg(motion - yaw)
-        octant = round(rel / 45.0) % 8
         if self._pinned_ticks >= PINNED_TICKS:
-            octant = self._feel_along(xy, yaw, motion, octant)
-        elif self._combo in OCTANT_KEYS:
-            current = OCTANT_KEYS.index(self._combo)
-            if abs(wrap_deg(rel - 45.0 * current)) < 22.5 + OCTANT_HYSTERESIS:
-                octant = current
-        combo = OCTANT_KEYS[octant]
+            combo = OCTANT_KEYS[self._feel_along(xy, yaw, motion, round(rel / 45.0) % 8)]
+        else:
+            combo = octant_keys(rel, self.keys.combo)
 
         crouch = walk.move.gait == "crouch"
         jumps = walk.move.jumps
@@ -352,7 +326,7 @@ class Controller:
                 self._room_to_jump(_points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
             walk.next_jump += 1  # (under a lintel the jump waits until past it)
             if self.body.on_ground and not crouch and not self.body.crouched:
-                self._tap_space()
+                self.keys.tap_space()
         sprint = walk.move.gait == "sprint" and combo[0] == 1
         return combo, sprint, crouch
 
@@ -582,10 +556,6 @@ class Controller:
         apex = world.eye_height + HEAD_CLEARANCE + p.jump_speed**2 / (2 * p.gravity)
         radius = self.body.navmesh.agent_radius
         return all(world.headroom(q, radius) >= apex for q in points)
-
-    def _tap_space(self) -> None:
-        self._space_left = max(1, round(float(self.rng.uniform(*self.profile.jump_tap_s))
-                                        * self.fps))
 
     def _wander_gaze(self) -> None:
         """Now and then pick a new idle pitch, and a yaw offset from the way a walk goes, as
