@@ -26,10 +26,11 @@ from datagen.action_coverage import (
     coverage,
     merge_counts,
 )
-from datagen.builtin.controller import PROFILES, Agent, blocked_frames, longest_stretch
+from datagen.builtin.agent import Agent, blocked_frames, longest_stretch
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.scenes import SCENES, build_world
 from datagen.episode import KEYS
+from datagen.planner import PROFILES
 
 
 def simulate(profile: str, scene: str, seed: int, frames: int, fps: int) -> tuple[dict, np.ndarray]:

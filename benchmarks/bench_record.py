@@ -22,12 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from datagen.builtin.controller import PROFILES, Agent
+from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed, record_episode
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
 from datagen.episode import COLUMNS, KEY_COLUMNS, format_cell
+from datagen.planner import PROFILES
 from datagen.streams import usable_cores
 from datagen.video import H264Writer
 

@@ -229,7 +229,7 @@ def cmd_scenes(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from datagen.builtin.controller import Agent
+    from datagen.builtin.agent import Agent
     from datagen.builtin.navmesh import NavMesh
     from datagen.builtin.plan_plot import plot_plan
     from datagen.builtin.record import RecordConfig, episode_seed

@@ -18,6 +18,7 @@ from datagen.rotation import wrap_deg
 
 Combo = tuple[int, int, int, int]  # (w, s, a, d)
 Keys = tuple[int, int, int, int, int, int, int]  # the contract's order: w s a d space shift ctrl
+Want = tuple[Combo, bool, bool]  # what a controller asks for: (w/s/a/d combination, shift, ctrl)
 # (w, s, a, d) for a motion direction octant * 45 degrees left of the heading
 OCTANT_KEYS: tuple[Combo, ...] = ((1, 0, 0, 0), (1, 0, 1, 0), (0, 0, 1, 0), (0, 1, 1, 0),
                                   (0, 1, 0, 0), (0, 1, 0, 1), (0, 0, 0, 1), (1, 0, 0, 1))

@@ -422,3 +422,18 @@ def _resample(path: np.ndarray, spacing: float) -> np.ndarray:
         t = np.arange(1, n + 1)[:, None] / n
         out.append(a + t * (b - a))
     return np.vstack(out)
+
+
+def points_at(path: np.ndarray, cum: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``[len(s), 2]``: the points at arc lengths ``s`` along ``path`` (see :func:`point_at`)."""
+    k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(path) - 2)
+    span = cum[k + 1] - cum[k]
+    t = np.clip(np.divide(s - cum[k], span, out=np.zeros(len(k)), where=span > 0), 0.0, 1.0)
+    return path[k] + t[:, None] * (path[k + 1] - path[k])
+
+
+def point_at(path: np.ndarray, cum: np.ndarray, s: float) -> np.ndarray:
+    k = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(path) - 2))
+    span = cum[k + 1] - cum[k]
+    t = 0.0 if span == 0 else (s - cum[k]) / span
+    return path[k] + min(max(t, 0.0), 1.0) * (path[k + 1] - path[k])

@@ -10,15 +10,9 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_coverage import DIRECTIONS, count_actions, coverage
+from datagen.builtin.agent import Agent, Tick, blocked_frames, longest_stretch
 from datagen.builtin.body import HEAD_CLEARANCE, Body, max_speed
-from datagen.builtin.controller import (
-    PROFILES,
-    Agent,
-    Controller,
-    Tick,
-    blocked_frames,
-    longest_stretch,
-)
+from datagen.builtin.controller import Controller
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed
 from datagen.builtin.scenes import build_world
@@ -28,7 +22,7 @@ from datagen.builtin.world import Atmosphere, Box, Mover, Terrain, World
 from datagen.episode import KEYS
 from datagen.keyboard import NO_KEYS, KeyHand, octant_keys
 from datagen.mouse_hand import MouseHand
-from datagen.planner import BehaviourProfile, Move, Planner
+from datagen.planner import PROFILES, BehaviourProfile, Move, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),

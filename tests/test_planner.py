@@ -8,7 +8,7 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_coverage import check_goals, count_actions, coverage
-from datagen.builtin.controller import Agent
+from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.scenes import build_world
 from datagen.builtin.world import Atmosphere, Box, World

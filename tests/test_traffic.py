@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
+from datagen.builtin.agent import Agent
 from datagen.builtin.body import Body
-from datagen.builtin.controller import PROFILES, Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed, record_episode
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
 from datagen.builtin.traffic import DECEL, Traffic
 from datagen.builtin.world import Atmosphere, Box, Mover, World
+from datagen.planner import PROFILES
 from datagen.rotation import quat_from_ypr
 from datagen.video import read_frames
 

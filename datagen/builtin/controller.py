@@ -9,44 +9,25 @@ place and look-arounds use the mouse alone. A walk that makes no progress for ``
 dropped and re-planned; keys that press straight into a wall corner are swapped for the
 neighbouring combination that slides along it.
 
-People (the world's movers) are treated as a person would. Someone standing on the path ahead
-is walked round, beside them and back to the path past them, when there is room (see
-``Controller._around_people``); a wall met on the way back to the path gets a fresh path to the
-same goal. With no way round (a doorway), or after pressing against someone for
-``give_way_notice_s``, or being stuck next to someone, the agent gives way: a step back and
-aside, out of their path where there is room so they can walk on, a short wait facing the same
-way, then the same walk if the way is clear now. If it is not, the agent waits again while they
-pass, or steps further aside if they still wait for it (a door frame can cut a step back
-short), a few times, before it takes a fresh leg whose first metres keep clear of the people
-around. (Movers stop for the agent, so without this both would wait for each
-other, the agent pressing against them with its keys held.)
-
-:class:`Agent` is the facade the recorder uses: ``first()`` and ``step()`` return one
-:class:`Tick` (one ``actions.csv`` row and the movers' poses) per frame, ``describe()`` what goes
-into meta.json. The agent steps the world's :class:`~datagen.builtin.traffic.Traffic` after itself.
+People (the world's movers) are walked round or given way to as a person would: the controller's
+:class:`~datagen.builtin.manners.PeopleManners` part, in its own module. A wall met on the way
+back to the path after walking round someone gets a fresh path to the same goal.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from datagen.builtin.body import HEAD_CLEARANCE, Body
-from datagen.builtin.navmesh import NavMesh
-from datagen.builtin.spawn import spawn
-from datagen.builtin.traffic import Traffic
-from datagen.builtin.world import World
-from datagen.episode import KEYS
-from datagen.keyboard import FACING, NO_KEYS, OCTANT_KEYS, KeyHand, Keys, octant_keys
+from datagen.builtin.manners import GIVE_WAY_TRIES, STUCK_NEAR_M, PeopleManners
+from datagen.keyboard import FACING, NO_KEYS, OCTANT_KEYS, KeyHand, Keys, Want, octant_keys
 from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
 from datagen.planner import (
-    DEFAULT_PROFILE,
-    MODES,
-    PROFILES,
     Activity,
     BehaviourProfile,
     LookAround,
@@ -54,66 +35,18 @@ from datagen.planner import (
     Pause,
     Planner,
     TurnInPlace,
+    point_at,
+    points_at,
 )
 from datagen.rotation import wrap_deg
 
-__all__ = ["PROFILES", "Agent", "BehaviourProfile", "Controller", "MouseHand", "Tick",
-           "blocked_frames", "longest_stretch"]
-
-Want = tuple[tuple[int, int, int, int], bool, bool]  # (w/s/a/d combination, shift, ctrl)
 ARRIVE_M = 0.35
 STEP_BACK_ARRIVE_M = 0.08  # a step back out of someone's way is taken to its end
-# giving way to a person: the step back is tried straight away from them and turned by these
-# angles (degrees; the side tried first is drawn), at the drawn distance and at half of it
-GIVE_WAY_TURNS = (0.0, 25.0, 50.0, 75.0)  # under 90: every one of them moves away at once
-GIVE_WAY_CLEAR_M = 0.25  # beyond the radius: the fresh leg's first metres keep this from people
-GIVE_WAY_AHEAD_M = 4.0  # how many metres of the fresh leg are checked
-GIVE_WAY_TRIES = 4  # waits (or further steps back, if they still wait) before going elsewhere
-# walking round people: the path is searched AROUND_LOOK_M ahead for someone in the way, and
-# AROUND_PAST_M further for where it is free again; the detour keeps a berth of AROUND_CLEAR_M
-# beyond the radius (the first if it can, else the squeeze); with no way round, someone within
-# AROUND_CLOSE_M beyond the radius is given way to
-AROUND_LOOK_M = 2.5
-AROUND_PAST_M = 2.0
-AROUND_REJOIN = 3  # path points (0.2 m apart) past the person where the detour rejoins it
-AROUND_CLEAR_M = (0.2, 0.05)
-AROUND_CLOSE_M = 0.5
-STUCK_NEAR_M = 1.0  # a walk stuck with someone this close (beyond the radius) gives way to them
 # pressed against a wall (keys held, slower than PINNED_SPEED m/s) for PINNED_TICKS: the keys
 # are chosen among the wanted octant and its neighbours by the progress a test step makes
 PINNED_SPEED = 0.03
 PINNED_TICKS = 3
 OFF_PATH_M = 0.3  # this far off the path, with a wall before the carrot: a fresh path to the goal
-
-
-@dataclass
-class Tick:
-    """One frame's row: the inputs that produced it and the camera pose after them, plus the
-    movers' poses the frame shows (not logged)."""
-
-    keys: Keys
-    mouse_dx: float
-    mouse_dy: float
-    position: np.ndarray  # camera, world frame, metres [3]
-    quat: np.ndarray  # camera-to-world (w, x, y, z) [4]
-    yaw: float
-    pitch: float
-    roll: float
-    velocity: np.ndarray  # agent (feet), world frame, m/s [3]
-    fov: float
-    movers: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # [M, 3] x, y, heading
-
-    def row(self) -> dict[str, float | int]:
-        """The contract's ``actions.csv`` columns, without ``frame`` and ``t``."""
-        row: dict[str, float | int] = {
-            f"key_{k}": int(v) for k, v in zip(KEYS, self.keys, strict=True)}
-        row |= {"mouse_dx": float(self.mouse_dx), "mouse_dy": float(self.mouse_dy)}
-        row |= {f"pos_{a}": float(v) for a, v in zip("xyz", self.position, strict=True)}
-        row |= {f"q{a}": float(v) for a, v in zip("wxyz", self.quat, strict=True)}
-        row |= {"yaw": float(self.yaw), "pitch": float(self.pitch), "roll": float(self.roll)}
-        row |= {f"vel_{a}": float(v) for a, v in zip("xyz", self.velocity, strict=True)}
-        row["fov"] = float(self.fov)
-        return row
 
 
 @dataclass
@@ -126,7 +59,7 @@ class _Walk:
     next_jump: int = 0
 
 
-class Controller:
+class Controller(PeopleManners):
     """Decides each tick's keys and mouse deltas for ``body`` from ``planner``'s activities."""
 
     def __init__(self, body: Body, planner: Planner, profile: BehaviourProfile,
@@ -292,12 +225,12 @@ class Controller:
             return None
 
         look = 0.5 + 0.35 * max(speed, 1.0)
-        carrot = _point_at(path, cum, min(walk.s + look, total))
+        carrot = point_at(path, cum, min(walk.s + look, total))
         if best_d > OFF_PATH_M and not self.body.navmesh.segment_clear(xy, carrot) and \
                 self._reroute(xy):  # off the path (round someone) with a wall in between
             walk = self._walk
             path, cum, total = walk.move.path, walk.cum, float(walk.cum[-1])
-            carrot = _point_at(path, cum, min(look, total))
+            carrot = point_at(path, cum, min(look, total))
         if math.hypot(*(carrot - xy)) < 1e-6:
             carrot = path[-1]
         carrot, blocker = self._around_people(xy, walk, carrot, to_goal)
@@ -323,7 +256,7 @@ class Controller:
         jumps = walk.move.jumps
         flight = speed * 2 * p.jump_speed / p.gravity + self.body.navmesh.agent_radius
         if walk.next_jump < len(jumps) and walk.s >= jumps[walk.next_jump] and \
-                self._room_to_jump(_points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
+                self._room_to_jump(points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
             walk.next_jump += 1  # (under a lintel the jump waits until past it)
             if self.body.on_ground and not crouch and not self.body.crouched:
                 self.keys.tap_space()
@@ -343,17 +276,6 @@ class Controller:
             return float((step - xy) @ wanted)
 
         return max((octant, (octant + 1) % 8, (octant - 1) % 8), key=progress)
-
-    def _closest_mover(self, xy: np.ndarray, within: float) -> int:
-        """The mover closest to ``xy`` if its footprint is within ``within`` beyond the
-        radius, else -1."""
-        traffic = self.body.traffic
-        near = [] if traffic is None else traffic.near(xy, within + self.body.navmesh.agent_radius)
-        if not near:
-            return -1
-        clearance = traffic.clearance_of(near, xy)
-        k = int(np.argmin(clearance))
-        return near[k] if clearance[k] < within + self.body.navmesh.agent_radius else -1
 
     def _reroute(self, xy: np.ndarray) -> bool:
         """Off the path with a wall between the agent and it (after walking round someone): a
@@ -384,155 +306,6 @@ class Controller:
         except Unreachable:
             return None
         return replace(move, path=path) if len(path) >= 2 else None
-
-    def _around_people(self, xy: np.ndarray, walk: _Walk, carrot: np.ndarray,
-                       to_goal: float) -> tuple[np.ndarray, int]:
-        """``(carrot, blocker)``: the carrot moved to walk round anyone in the way, as a person
-        steps round someone standing in the corridor.
-
-        Someone is in the way when the next ``AROUND_LOOK_M`` of the path, or the straight line
-        to the carrot, come within a berth of ``AROUND_CLEAR_M[0]`` beyond the radius of their
-        footprint (or closer than the agent already is). The detour runs beside them, level
-        with the first and the last point of the path in their way and offset across it by
-        their footprint's extent plus radius and berth, then back to the path a little past
-        them; every leg of it must lie on the mesh and keep the berth from everyone, else a
-        narrower berth is tried. Of the two sides the one already taken is kept while it
-        works (so the agent does not dither). The carrot heads for the farthest point of the
-        detour in open sight. ``blocker`` is -1, -2 when someone
-        stands on the goal within ``AROUND_LOOK_M``, or the mover to give way to when there is
-        no way round and it is within ``AROUND_CLOSE_M``.
-        """
-        traffic = self.body.traffic
-        radius = self.body.navmesh.agent_radius
-        near = [] if traffic is None else traffic.near(xy, AROUND_LOOK_M + AROUND_PAST_M)
-        if not near:
-            self._side = 0.0
-            return carrot, -1
-        now = traffic.clearance_of(near, xy)
-
-        def clear(points: np.ndarray, berth: float = AROUND_CLEAR_M[0]) -> np.ndarray:
-            need = np.clip(now - 0.02, radius, radius + berth)
-            return (traffic.clearance_of(near, points) >= need).all(axis=1)
-
-        def open_line(a: np.ndarray, b: np.ndarray, berth: float) -> bool:
-            steps = max(2, int(math.hypot(*(b - a)) / 0.1) + 1)
-            points = a + np.linspace(0.0, 1.0, steps)[1:, None] * (b - a)
-            return bool(clear(points, berth).all()) and self.body.navmesh.segment_clear(a, b)
-
-        path, cum = walk.move.path, walk.cum
-        along = walk.s + np.arange(0.2, AROUND_LOOK_M + AROUND_PAST_M, 0.2)
-        along = along[along <= cum[-1]]
-        ahead = _points_at(path, cum, along)
-        free = clear(ahead) if len(ahead) else np.ones(0, dtype=bool)
-        line = xy + np.array([0.25, 0.5, 0.75, 1.0])[:, None] * (carrot - xy)
-        soon = along < walk.s + AROUND_LOOK_M
-        if free[soon].all() and clear(line).all():
-            self._side = 0.0
-            return carrot, -1
-        if to_goal < AROUND_LOOK_M and not clear(path[-1:]).all():
-            return carrot, -2
-        blocked = np.flatnonzero(~free)
-        first = int(blocked[0]) if blocked.size else 0
-        past = np.flatnonzero(free[first + 1:])
-        if past.size:
-            last = first + int(past[0])  # the last point of the path in the way
-            rejoin = ahead[min(last + 1 + AROUND_REJOIN, len(ahead) - 1)]
-            k = near[int(np.argmin(traffic.clearance_of(near, ahead[first])))]
-            tangent = ahead[min(last + 1, len(ahead) - 1)] - ahead[max(first - 1, 0)]
-            normal = np.array([-tangent[1], tangent[0]]) / max(math.hypot(*tangent), 1e-9)
-            spread = (traffic.corners(k) - ahead[first]) @ normal
-            for berth in AROUND_CLEAR_M:
-                targets = {}
-                for side in (1.0, -1.0):
-                    offset = side * ((spread.max() if side > 0 else -spread.min()) + radius
-                                     + berth) * normal
-                    chain = [ahead[first] + offset, ahead[last] + offset, rejoin]
-                    # the farthest point of the chain in sight, and the rest of it open
-                    seen = [j for j in range(3) if open_line(xy, chain[j], berth)]
-                    if seen and all(open_line(chain[j], chain[j + 1], berth)
-                                    for j in range(seen[-1], 2)):
-                        targets[side] = chain[seen[-1]]
-                if not targets:
-                    continue
-                if self._side not in targets:
-                    self._side = min(targets, key=lambda s: math.hypot(*(targets[s] - xy)))
-                target = targets[self._side]
-                reach = math.hypot(*(carrot - xy))
-                gap = math.hypot(*(target - xy))
-                return (target if gap <= reach else xy + (target - xy) * (reach / gap)), -1
-        closest = int(np.argmin(now))
-        return carrot, near[closest] if now[closest] < radius + AROUND_CLOSE_M else -1
-
-    def _give_way(self, xy: np.ndarray, k: int) -> Want | None:
-        """Held up by mover ``k``: step back and aside, wait, then walk on clear of people;
-        returns what to do now. Held up again while stepping back, the agent just stops there
-        and waits.
-
-        The step back is the most open of a few directions away from the mover's footprint
-        (straight away, then turned further and further to either side), preferring one that
-        leaves the mover's path (so it can walk on) and sideways to its heading; it is walked
-        in the mode that keeps the camera facing about where it faced, as a person steps back
-        from someone without turning away.
-        """
-        if self._giving_way and self._queue:
-            return None  # (the step back ends here; the wait comes next)
-        self._plan_give_way(xy, k)
-        self.begin(self._queue.popleft())
-        return self._want(xy)
-
-    def _plan_give_way(self, xy: np.ndarray, k: int) -> None:
-        """Queue the step back from mover ``k`` and the wait (see :meth:`_give_way`); a step
-        back taken while already giving way (still in their path) keeps the walk to resume."""
-        p, traffic, navmesh = self.profile, self.body.traffic, self.body.navmesh
-        self.give_ways += 1
-        away = xy - traffic.nearest(k, xy)
-        if math.hypot(*away) < 1e-9:
-            away = xy - traffic.poses()[k, :2]
-        base = math.atan2(away[1], away[0])
-        heading = math.radians(float(traffic.poses()[k, 2]))
-        side = np.array([-math.sin(heading), math.cos(heading)])
-        sign = 1.0 if self.rng.random() < 0.5 else -1.0
-        length = float(self.rng.uniform(*p.give_way_back_m))
-        everyone = list(range(traffic.n))
-        keep = np.minimum(traffic.clearance(xy), navmesh.agent_radius + 0.05)
-        best, best_score = None, -math.inf
-        for scale in (1.0, 0.5):
-            for turn in GIVE_WAY_TURNS:
-                for turn_sign in ((sign, -sign) if turn else (1.0,)):
-                    a = base + math.radians(turn_sign * turn)
-                    direction = np.array([math.cos(a), math.sin(a)])
-                    end = xy + scale * length * direction
-                    steps = xy + np.array([0.25, 0.5, 0.75, 1.0])[:, None] * (end - xy)
-                    if not navmesh.segment_clear(xy, end) or \
-                            (traffic.clearance_of(everyone, steps) < keep).any():
-                        continue
-                    score = (math.cos(math.radians(turn)) + abs(float(direction @ side))
-                             + (0.0 if traffic.in_path(k, end) else 1.0))
-                    if score > best_score + 1e-9:
-                        best, best_score = end, score
-            if best is not None:
-                break
-        self._queue.clear()
-        if best is not None:
-            motion = math.degrees(math.atan2(*(best - xy)[::-1]))
-            mode = min(MODES, key=lambda m: abs(wrap_deg(motion + FACING[m] - self.body.yaw)))
-            self._queue.append(Move(path=np.array([xy, best]), gait="walk", mode=mode))
-        self._queue.append(Pause(float(self.rng.uniform(*p.give_way_wait_s))))
-        if not self._giving_way:
-            self._resume, self._yield_tries = self._rest_of_walk(), 1
-        self._giving_way, self._yield_to = True, k
-
-    def _near_people(self, path: np.ndarray) -> bool:
-        """Whether the first ``GIVE_WAY_AHEAD_M`` of ``path`` come within ``GIVE_WAY_CLEAR_M``
-        beyond the radius of a mover's footprint (or closer to it than the start is)."""
-        traffic, radius = self.body.traffic, self.body.navmesh.agent_radius
-        near = [] if traffic is None else traffic.near(path[0], GIVE_WAY_AHEAD_M + radius + 1.0)
-        if not near:
-            return False
-        cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
-        ahead = _points_at(path, cum, np.arange(0.1, min(GIVE_WAY_AHEAD_M, cum[-1]) + 1e-9, 0.1))
-        limit = np.minimum(radius + GIVE_WAY_CLEAR_M, traffic.clearance_of(near, path[0]) - 0.05)
-        return bool((traffic.clearance_of(near, ahead) < limit).any())
 
     def _look(self, act: LookAround) -> Want | None:
         if self._glance >= len(act.glances):
@@ -571,104 +344,3 @@ class Controller:
                 spread = p.gaze_yaw_deg
                 self._idle_yaw = float(np.clip(self.rng.normal(0.0, spread), -2 * spread,
                                                2 * spread))
-
-
-def _points_at(path: np.ndarray, cum: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``[len(s), 2]``: the points at arc lengths ``s`` along ``path`` (see ``_point_at``)."""
-    k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(path) - 2)
-    span = cum[k + 1] - cum[k]
-    t = np.clip(np.divide(s - cum[k], span, out=np.zeros(len(k)), where=span > 0), 0.0, 1.0)
-    return path[k] + t[:, None] * (path[k + 1] - path[k])
-
-
-def _point_at(path: np.ndarray, cum: np.ndarray, s: float) -> np.ndarray:
-    k = int(np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(path) - 2))
-    span = cum[k + 1] - cum[k]
-    t = 0.0 if span == 0 else (s - cum[k]) / span
-    return path[k] + min(max(t, 0.0), 1.0) * (path[k + 1] - path[k])
-
-
-class Agent:
-    """The built-in agent: planner, controller and kinematics behind ``first()`` / ``step()``."""
-
-    def __init__(self, world: World, navmesh: NavMesh, seed: int, fps: int, fov: float = 90.0,
-                 profile: BehaviourProfile = PROFILES[DEFAULT_PROFILE]) -> None:
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if not isinstance(fps, (int, np.integer)) or fps <= 0:
-            raise ValueError(f"fps must be a positive integer, got {fps!r}")
-        if not 0.0 < fov < 180.0:
-            raise ValueError(f"fov must lie in (0, 180) degrees, got {fov}")
-        self.world, self.navmesh, self.seed, self.fps = world, navmesh, int(seed), int(fps)
-        self.fov, self.profile = float(fov), profile
-        start_rng, plan_rng, hand_rng = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
-        self.start_xy, self.start_yaw = spawn(world, navmesh, start_rng)
-        self.traffic = Traffic(world, self.fps, navmesh.agent_radius, self.start_xy)
-        self.body = Body(world, navmesh, profile, self.start_xy, self.start_yaw, self.fps,
-                         traffic=self.traffic)
-        planner = Planner(navmesh, plan_rng, profile, allow_jump=world.allow_jump)
-        self.controller = Controller(self.body, planner, profile, hand_rng, self.fps)
-        self.frames = 0
-
-    def first(self) -> Tick:
-        """Frame 0: no inputs, the initial pose (random reachable start, open heading)."""
-        if self.frames:
-            raise RuntimeError("first() must come before any step()")
-        return self._tick((0,) * 7, 0.0, 0.0)
-
-    def step(self) -> Tick:
-        """Advance one tick (``1 / fps`` seconds) and return the new frame's row."""
-        keys, dx, dy = self.controller.inputs()
-        self.body.apply(keys, dx, dy)
-        self.traffic.step(self.body.feet[:2])
-        self.frames += 1
-        return self._tick(keys, dx, dy)
-
-    def describe(self) -> dict:
-        """What meta.json's ``engine.agent`` records: profile, body, speeds, start, counters."""
-        return {
-            "profile": self.profile.name,
-            "profile_values": {k: list(v) if isinstance(v, tuple) else v
-                               for k, v in asdict(self.profile).items()},
-            "agent_radius": self.navmesh.agent_radius,
-            "eye_height": float(self.world.eye_height),
-            "crouch_eye_height": float(self.world.eye_height * self.profile.crouch_eye_ratio),
-            "max_speeds": {"walk": self.profile.walk_speed, "sprint": self.profile.sprint_speed,
-                           "crouch": self.profile.crouch_speed},
-            "allow_jump": bool(self.world.allow_jump),
-            "fps": self.fps, "fov": self.fov, "seed": self.seed,
-            "start": [float(v) for v in self.start_xy], "start_yaw": self.start_yaw,
-            "replans": self.controller.replans,
-            "give_ways": self.controller.give_ways, "reroutes": self.controller.reroutes,
-            "activities": dict(sorted(self.controller.counts.items())),
-        }
-
-    def _tick(self, keys: Keys, dx: float, dy: float) -> Tick:
-        b = self.body
-        return Tick(keys=tuple(int(k) for k in keys), mouse_dx=float(dx), mouse_dy=float(dy),
-                    position=b.camera_position, quat=b.quat.copy(), yaw=b.yaw, pitch=b.pitch,
-                    roll=b.roll, velocity=b.velocity.copy(), fov=self.fov,
-                    movers=self.traffic.poses())
-
-
-BLOCKED_STEP_M = 1e-3  # a frame that moves the agent less than this has not moved it
-
-
-def blocked_frames(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``bool [N]``: frames where a movement key (W/S/A/D) is held while the horizontal
-    position has not changed (by ``BLOCKED_STEP_M``) this frame nor the one before: the agent
-    pressing against something (a wall's collision may still slide it by a hair).
-    ``keys`` ``[N, 7]`` in the contract's order, ``positions`` ``[N, 2+]``."""
-    keys, xy = np.asarray(keys), np.asarray(positions, dtype=np.float64)[:, :2]
-    still = np.hypot(*np.diff(xy, axis=0).T) < BLOCKED_STEP_M
-    out = np.zeros(len(xy), dtype=bool)
-    out[2:] = still[1:] & still[:-1]
-    return out & keys[:, :4].any(axis=1).astype(bool)
-
-
-def longest_stretch(mask: np.ndarray) -> int:
-    """Length of the longest run of ``True`` in ``mask``."""
-    edges = np.diff(np.r_[0, np.asarray(mask, dtype=np.int8), 0])
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return int((stops - starts).max()) if starts.size else 0

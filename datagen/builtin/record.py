@@ -20,12 +20,12 @@ import numpy as np
 
 from datagen import __version__
 from datagen.action_coverage import count_actions, coverage
-from datagen.builtin.controller import PROFILES, Agent
+from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
 from datagen.episode import EpisodeMeta, EpisodeWriter
-from datagen.planner import DEFAULT_PROFILE
+from datagen.planner import DEFAULT_PROFILE, PROFILES
 
 QUEUE_FRAMES = 16
 
