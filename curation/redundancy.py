@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from curation.config import FilterConfig
+from datagen.action_coverage import runs
 from datagen.rotation import wrap_deg
 
 POS_TOL_M = 1e-3  # camera positions closer than this (metres) count as unchanged
@@ -46,9 +47,8 @@ class Redundancy:
 
 def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """``[start, stop)`` of every maximal run of True in a 1-D boolean array."""
-    padded = np.concatenate(([False], np.asarray(mask, dtype=bool), [False]))
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+    starts, lengths = runs(mask)
+    return [(int(a), int(a + n)) for a, n in zip(starts, lengths, strict=True)]
 
 
 def camera_still(data: Mapping[str, np.ndarray]) -> np.ndarray:

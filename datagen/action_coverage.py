@@ -83,8 +83,9 @@ def _check(keys: np.ndarray, mouse: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(starts, lengths)`` of the runs of ``True`` in ``mask``."""
-    edges = np.diff(np.r_[0, np.asarray(mask, dtype=np.int8), 0])
+    """``(starts, lengths)`` of the maximal runs of ``True`` in a 1-D ``mask`` (the one run
+    finder: curation's ``true_runs`` and the built-in agent's ``longest_stretch`` use it)."""
+    edges = np.diff(np.r_[0, np.asarray(mask, dtype=bool).astype(np.int8), 0])
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     return starts, stops - starts
 

@@ -182,6 +182,8 @@ class Move:
     gait: str  # one of GAITS
     mode: str  # one of MODES: forward, backward (S), strafe_left (A), strafe_right (D)
     jumps: tuple[float, ...] = ()  # distances along the path where space is tapped
+    arrive_m: float | None = None  # this close to the end counts as there (None: the
+    # controller's default; a step back out of someone's way is taken to its end)
 
     def length(self) -> float:
         return _length(self.path)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from datagen.action_coverage import runs
 from datagen.builtin.body import Body
 from datagen.builtin.controller import Controller
 from datagen.builtin.navmesh import NavMesh
@@ -136,6 +137,5 @@ def blocked_frames(keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 def longest_stretch(mask: np.ndarray) -> int:
     """Length of the longest run of ``True`` in ``mask``."""
-    edges = np.diff(np.r_[0, np.asarray(mask, dtype=np.int8), 0])
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return int((stops - starts).max()) if starts.size else 0
+    _, lengths = runs(mask)
+    return int(lengths.max()) if lengths.size else 0

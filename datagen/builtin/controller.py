@@ -41,7 +41,6 @@ from datagen.planner import (
 from datagen.rotation import wrap_deg
 
 ARRIVE_M = 0.35
-STEP_BACK_ARRIVE_M = 0.08  # a step back out of someone's way is taken to its end
 # pressed against a wall (keys held, slower than PINNED_SPEED m/s) for PINNED_TICKS: the keys
 # are chosen among the wanted octant and its neighbours by the progress a test step makes
 PINNED_SPEED = 0.03
@@ -217,9 +216,8 @@ class Controller(PeopleManners):
         walk.s = max(walk.s, best_s)
 
         speed = math.hypot(*self.body.velocity[:2])
-        stepping_back = self._giving_way and bool(self._queue)  # (the wait is queued next)
-        stop = max(STEP_BACK_ARRIVE_M if stepping_back else ARRIVE_M,
-                   speed * speed / (2 * p.decel))
+        arrive = ARRIVE_M if walk.move.arrive_m is None else walk.move.arrive_m
+        stop = max(arrive, speed * speed / (2 * p.decel))
         to_goal = math.hypot(*(path[-1] - xy))
         if to_goal < stop or (walk.s >= total - 1e-6 and to_goal < 1.0):
             return None

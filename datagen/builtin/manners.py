@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 GIVE_WAY_TURNS = (0.0, 25.0, 50.0, 75.0)  # under 90: every one of them moves away at once
 GIVE_WAY_CLEAR_M = 0.25  # beyond the radius: the fresh leg's first metres keep this from people
 GIVE_WAY_AHEAD_M = 4.0  # how many metres of the fresh leg are checked
+STEP_BACK_ARRIVE_M = 0.08  # a step back out of someone's way is taken to its end
 GIVE_WAY_TRIES = 4  # waits (or further steps back, if they still wait) before going elsewhere
 # walking round people: the path is searched AROUND_LOOK_M ahead for someone in the way, and
 # AROUND_PAST_M further for where it is free again; the detour keeps a berth of AROUND_CLEAR_M
@@ -192,7 +193,8 @@ class PeopleManners:
         if best is not None:
             motion = math.degrees(math.atan2(*(best - xy)[::-1]))
             mode = min(MODES, key=lambda m: abs(wrap_deg(motion + FACING[m] - self.body.yaw)))
-            self._queue.append(Move(path=np.array([xy, best]), gait="walk", mode=mode))
+            self._queue.append(Move(path=np.array([xy, best]), gait="walk", mode=mode,
+                                    arrive_m=STEP_BACK_ARRIVE_M))
         self._queue.append(Pause(float(self.rng.uniform(*p.give_way_wait_s))))
         if not self._giving_way:
             self._resume, self._yield_tries = self._rest_of_walk(), 1
