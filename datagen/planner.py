@@ -5,7 +5,7 @@ Engine-agnostic by design: the planner talks to navigation only through the two 
 recorder runs it unchanged on top of Unreal's own NavMesh. Everything it draws comes from one
 ``numpy`` generator, so a seed fixes the whole sequence of activities, down to the bytes.
 
-Activities are plain frozen dataclasses; a controller (``datagen.builtin.controller`` for the
+Activities are plain frozen dataclasses; a controller (``datagen.controller`` for the
 built-in engine) turns them into keyboard state and mouse deltas tick by tick.
 """
 

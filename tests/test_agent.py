@@ -12,13 +12,13 @@ from shapely.geometry import box
 from datagen.action_coverage import DIRECTIONS, count_actions, coverage
 from datagen.builtin.agent import Agent, Tick, blocked_frames, longest_stretch
 from datagen.builtin.body import HEAD_CLEARANCE, Body, max_speed
-from datagen.builtin.controller import Controller
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed
 from datagen.builtin.scenes import build_world
 from datagen.builtin.spawn import MIN_VIEW_M, solid_boundaries, spawn, view_clearance
 from datagen.builtin.traffic import Traffic
 from datagen.builtin.world import Atmosphere, Box, Mover, Terrain, World
+from datagen.controller import Controller
 from datagen.episode import KEYS
 from datagen.keyboard import NO_KEYS, KeyHand, octant_keys
 from datagen.mouse_hand import MouseHand

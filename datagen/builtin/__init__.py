@@ -2,7 +2,7 @@
 
 Procedural scenes (``scenes``, described engine-neutrally by ``world``), a navigation mesh
 (``navmesh``), movers that yield (``traffic``), an agent that plays with keys and mouse
-(``controller`` on top of the shared behaviour layer, ``body`` for its kinematics, ``spawn``
+(the shared :mod:`datagen.controller` on ``body``, its kinematics, ``spawn``
 for its start), a Panda3D renderer (``render``) and the per-episode pipeline that ties them to
 the shared episode writer (``record``). ``plan_plot`` draws a world and trajectories from above.
 """

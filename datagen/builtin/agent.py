@@ -15,11 +15,11 @@ import numpy as np
 
 from datagen.action_coverage import runs
 from datagen.builtin.body import Body
-from datagen.builtin.controller import Controller
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.spawn import spawn
 from datagen.builtin.traffic import Traffic
 from datagen.builtin.world import World
+from datagen.controller import Controller
 from datagen.episode import KEYS
 from datagen.keyboard import Keys
 from datagen.planner import DEFAULT_PROFILE, PROFILES, BehaviourProfile, Planner

@@ -146,6 +146,13 @@ class Body:
         self.feet = np.array([new_xy[0], new_xy[1], z])
         self.velocity = (self.feet - old) / dt
 
+    def room_to_jump(self, points: np.ndarray) -> bool:
+        """Whether a jump's highest head clears everything overhead at ``points`` ``[K, 2]``
+        (people do not jump into a door's lintel)."""
+        p, radius = self.profile, self.navmesh.agent_radius
+        apex = self.world.eye_height + HEAD_CLEARANCE + p.jump_speed**2 / (2 * p.gravity)
+        return all(self.world.headroom(q, radius) >= apex for q in points)
+
     def _mover_in_the_way(self, old: np.ndarray, new: np.ndarray) -> int:
         """The mover whose footprint a step from ``old`` to ``new`` would bring the agent's
         radius into (the closest, if several), or -1: a step that moves away from a mover it

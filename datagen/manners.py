@@ -10,7 +10,7 @@ wait for it) a few times, and else takes a fresh leg whose first metres keep cle
 (:meth:`PeopleManners._near_people`). Movers stop for the agent, so without this both would wait
 for each other.
 
-:class:`PeopleManners` is a part of :class:`datagen.builtin.controller.Controller` kept in its
+:class:`PeopleManners` is a part of :class:`datagen.controller.Controller` kept in its
 own module: it uses the controller's body, generator, profile, activity queue and giving-way
 state.
 """
@@ -27,7 +27,7 @@ from datagen.planner import MODES, Move, Pause, points_at
 from datagen.rotation import wrap_deg
 
 if TYPE_CHECKING:
-    from datagen.builtin.controller import _Walk
+    from datagen.controller import _Walk
 
 # giving way to a person: the step back is tried straight away from them and turned by these
 # angles (degrees; the side tried first is drawn), at the drawn distance and at half of it

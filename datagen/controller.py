@@ -1,5 +1,10 @@
 """Plays like a person: turns the planner's activities into keys and mouse deltas, tick by tick.
 
+Shared by every recorder backend: the controller sees the agent only through the small
+:class:`Body` protocol (where the feet are, how fast they move, where the camera looks, the
+navigation it walks on, the movers it meets), so the built-in engine's kinematics
+(:mod:`datagen.builtin.body`) and an Unreal pawn read back each tick drive it alike.
+
 :class:`Controller` follows the current activity: on a walk it steers towards a look-ahead point
 on the path with the mouse (:mod:`datagen.mouse_hand`: eased, rate-limited, a little noisy,
 sometimes overshooting) and picks the W/A/S/D combination closest to the wanted direction of
@@ -10,7 +15,8 @@ dropped and re-planned; keys that press straight into a wall corner are swapped 
 neighbouring combination that slides along it.
 
 People (the world's movers) are walked round or given way to as a person would: the controller's
-:class:`~datagen.builtin.manners.PeopleManners` part, in its own module. A wall met on the way
+:class:`~datagen.manners.PeopleManners` part, in its own module (a body with no movers
+has no one to meet). A wall met on the way
 back to the path after walking round someone gets a fresh path to the same goal.
 """
 
@@ -19,12 +25,12 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 import numpy as np
 
-from datagen.builtin.body import HEAD_CLEARANCE, Body
-from datagen.builtin.manners import GIVE_WAY_TRIES, STUCK_NEAR_M, PeopleManners
 from datagen.keyboard import FACING, NO_KEYS, OCTANT_KEYS, KeyHand, Keys, Want, octant_keys
+from datagen.manners import GIVE_WAY_TRIES, STUCK_NEAR_M, PeopleManners
 from datagen.mouse_hand import DEADBAND_DEG, MouseHand
 from datagen.navigation import Unreachable
 from datagen.planner import (
@@ -46,6 +52,32 @@ ARRIVE_M = 0.35
 PINNED_SPEED = 0.03
 PINNED_TICKS = 3
 OFF_PATH_M = 0.3  # this far off the path, with a wall before the carrot: a fresh path to the goal
+
+
+class Body(Protocol):
+    """What the controller reads of the agent each tick (contract frame, metres, degrees).
+
+    ``navmesh`` offers the :class:`~datagen.navigation.Navigator` calls plus ``agent_radius``,
+    ``segment_clear(a, b)`` (a straight walk from ``a`` to ``b`` stays on the mesh) and
+    ``clamp_step(a, b)`` (how far towards ``b`` a step from ``a`` gets); ``traffic`` is the
+    movers (:class:`datagen.builtin.traffic.Traffic`'s queries) or ``None``; ``bumped`` the
+    mover that refused the last step, ``-1`` when none did.
+    """
+
+    feet: np.ndarray  # [3]
+    velocity: np.ndarray  # [3], m/s
+    yaw: float
+    pitch: float
+    on_ground: bool
+    bumped: int
+    navmesh: Any
+    traffic: Any
+
+    @property
+    def crouched(self) -> bool: ...
+
+    def room_to_jump(self, points: np.ndarray) -> bool:
+        """Whether a jump's highest head clears everything overhead at ``points`` ``[K, 2]``."""
 
 
 @dataclass
@@ -166,7 +198,7 @@ class Controller(PeopleManners):
             if self._t >= act.duration:
                 return None
             if act.jump and self._t >= self._jump_at and self.body.on_ground and \
-                    self._room_to_jump(xy[None, :]):
+                    self.body.room_to_jump(xy[None, :]):
                 self.keys.tap_space()
                 self._jump_at = math.inf
             self.hand.set_aim(self.hand.aim[0], self._idle_pitch)
@@ -254,7 +286,7 @@ class Controller(PeopleManners):
         jumps = walk.move.jumps
         flight = speed * 2 * p.jump_speed / p.gravity + self.body.navmesh.agent_radius
         if walk.next_jump < len(jumps) and walk.s >= jumps[walk.next_jump] and \
-                self._room_to_jump(points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
+                self.body.room_to_jump(points_at(path, cum, walk.s + np.arange(0.0, flight, 0.2))):
             walk.next_jump += 1  # (under a lintel the jump waits until past it)
             if self.body.on_ground and not crouch and not self.body.crouched:
                 self.keys.tap_space()
@@ -319,14 +351,6 @@ class Controller(PeopleManners):
         elif self._glance_t - self._glance_reached >= dwell:
             self._glance, self._glance_t, self._glance_reached = self._glance + 1, 0.0, None
         return NO_KEYS, False, False
-
-    def _room_to_jump(self, points: np.ndarray) -> bool:
-        """Whether a jump's highest head clears everything overhead at ``points`` ``[K, 2]``
-        (people do not jump into a door's lintel)."""
-        p, world = self.profile, self.body.world
-        apex = world.eye_height + HEAD_CLEARANCE + p.jump_speed**2 / (2 * p.gravity)
-        radius = self.body.navmesh.agent_radius
-        return all(world.headroom(q, radius) >= apex for q in points)
 
     def _wander_gaze(self) -> None:
         """Now and then pick a new idle pitch, and a yaw offset from the way a walk goes, as
