@@ -10,7 +10,8 @@ small interface:
 - ``config``: a frozen dataclass of everything that decides an episode's content (the same
   config and index give the same episode), with ``check()`` raising ``ValueError`` that names
   the bad setting, ``frames`` (per episode) and ``scene`` (the output sub-folder);
-- ``episode_id(cfg, index)``: the name of episode ``index``'s folder;
+- ``episode_id(cfg, index)``: the name of episode ``index``'s folder; everything random in
+  episode ``index`` comes from :func:`episode_seed`;
 - ``record_episode(cfg, index, out, on_frame)``: records episode ``index`` under
   ``out/<scene>/``, calling ``on_frame(n)`` with the frames handed to the writer so far, and
   returns the finished folder; on an error the episode stays in its ``.partial`` folder and the
@@ -31,8 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 # name -> module whose BACKEND is that backend
-BACKENDS = {"builtin": "datagen.builtin"}
+BACKENDS = {"builtin": "datagen.builtin", "unreal": "datagen.unreal"}
 
 
 @dataclass(frozen=True)
@@ -52,3 +55,9 @@ def get_backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
     return importlib.import_module(BACKENDS[name]).BACKEND
+
+
+def episode_seed(cfg: Any, index: int) -> int:
+    """The seed of episode ``index`` of a run with ``cfg.seed``: independent of how many
+    episodes or streams the run has."""
+    return int(np.random.SeedSequence([cfg.seed, index]).generate_state(1)[0])

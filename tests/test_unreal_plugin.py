@@ -69,6 +69,9 @@ def stub_index() -> tuple[dict, dict]:
         elif m := re.match(r"    def (\w+)\((.*)\)", line):
             if current is not None:
                 current["members"].setdefault(m.group(1), _params(m.group(2))[1:])
+        elif m := re.match(r"    (\w+): [\w.\[\], ]+ = \.\.\.", line):  # an enum's value
+            if current is not None:
+                current["members"].setdefault(m.group(1), [])
         elif m := re.match(r"def (\w+)\((.*)\)", line):
             functions[m.group(1)] = _params(m.group(2))
             current = None
@@ -219,7 +222,7 @@ def contract(x_cm: float, y_cm: float) -> np.ndarray:
 
 
 def test_paths_come_back_in_the_contracts_frame_round_the_wall(adapter):
-    nav = adapter.UnrealNavigator(adapter.editor_world())
+    nav = adapter.UnrealNavigator(adapter.editor_world(), 0.35)
     x0, y0 = ORIGIN
     assert np.allclose(nav.bounds[:, :2], [contract(x0, y0 + 3000), contract(x0 + 4500, y0)])
     start, goal = contract(x0 + 500, y0 + 500), contract(x0 + 3500, y0 + 500)
@@ -236,7 +239,7 @@ def test_paths_come_back_in_the_contracts_frame_round_the_wall(adapter):
 
 
 def test_random_points_are_on_the_mesh_and_the_same_for_a_seed(adapter):
-    nav = adapter.UnrealNavigator(adapter.editor_world())
+    nav = adapter.UnrealNavigator(adapter.editor_world(), 0.35)
     points = [nav.random_point(np.random.default_rng(3)) for _ in range(2)]
     assert np.array_equal(points[0], points[1])
     rng = np.random.default_rng(4)
@@ -252,7 +255,7 @@ def test_random_points_are_on_the_mesh_and_the_same_for_a_seed(adapter):
 def test_the_shared_planner_runs_on_unreals_navmesh_deterministically(adapter):
     """The behaviour layer, unchanged, on the Unreal navigator: same seed, same activities."""
     def plan(seed: int) -> list:
-        nav = adapter.UnrealNavigator(adapter.editor_world())
+        nav = adapter.UnrealNavigator(adapter.editor_world(), 0.35)
         planner = Planner(nav, np.random.default_rng(seed), PROFILES["balanced"])
         position = nav.random_point(np.random.default_rng(seed + 100))
         out = []
@@ -279,7 +282,7 @@ def test_a_level_without_navmesh_bounds_is_refused_by_name(monkeypatch):
     sys.modules.pop("worldforge_ue.adapter", None)
     module = importlib.import_module("worldforge_ue.adapter")
     with pytest.raises(RuntimeError, match="no NavMeshBoundsVolume"):
-        module.UnrealNavigator(module.editor_world())
+        module.UnrealNavigator(module.editor_world(), 0.35)
     sys.modules.pop("worldforge_ue.adapter", None)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from datagen import __version__
 from datagen.action_coverage import count_actions, coverage
+from datagen.backend import episode_seed
 from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.render import Renderer
@@ -76,11 +77,6 @@ def config_differences(cfg: RecordConfig, recorded: dict) -> list[str]:
 
 def episode_id(cfg: RecordConfig, index: int) -> str:
     return f"{cfg.scene}_{cfg.seed}_{index:05d}"
-
-
-def episode_seed(cfg: RecordConfig, index: int) -> int:
-    """The seed of episode ``index``: independent of how many episodes or streams a run has."""
-    return int(np.random.SeedSequence([cfg.seed, index]).generate_state(1)[0])
 
 
 def record_episode(
