@@ -18,7 +18,11 @@ small interface:
   error propagates;
 - ``config_differences(cfg, recorded)``: the settings in which an existing episode's recorded
   config (``meta.json`` ``engine.record_config``) differs from ``cfg``, so a re-run never mixes
-  settings in one folder.
+  settings in one folder;
+- optionally ``record_episodes(cfg, indices, out, report)``: a stream's episodes in one go (an
+  engine that is slow to start records them all in one session), calling ``report("frames",
+  n)`` with frames added, ``report("finished", path)`` and ``report("failed", episode_id,
+  reason)`` as they happen; without it a stream calls ``record_episode`` per episode.
 
 Backends are looked up by name (:func:`get_backend`) and imported only when used, so the core
 never imports an engine.
@@ -48,6 +52,7 @@ class Backend:
     episode_id: Callable[[Any, int], str]
     record_episode: Callable[..., Path]
     config_differences: Callable[[Any, dict], list[str]]
+    record_episodes: Callable[..., None] | None = None
 
 
 def get_backend(name: str) -> Backend:

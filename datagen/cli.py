@@ -22,6 +22,7 @@ from datagen.unreal import commands as unreal_commands
 if TYPE_CHECKING:
     from datagen.backend import Backend
     from datagen.builtin.record import RecordConfig
+    from datagen.unreal.config import UnrealConfig
 
 EXIT_PROBLEMS = 1  # validation found problems, or episodes failed
 MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the renderer can allocate
@@ -91,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--renderer", default="tiny", choices=("tiny", "gl"),
                      help="tiny: software (default); gl: OpenGL over EGL (Mesa or a GPU)")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ue = rec.add_argument_group("Unreal Engine (--backend unreal; docs/unreal.md)")
+    ue.add_argument("--project", help="the .uproject (with the worldforge plugin installed)")
+    ue.add_argument("--map", help="the level's package path, e.g. /Game/Maps/City")
+    ue.add_argument("--editor", help="UnrealEditor-Cmd to launch (default: under --engine-dir, "
+                                     "else on PATH)")
+    ue.add_argument("--engine-dir", help="the engine's root folder (holding Engine/)")
+    ue.add_argument("--attach", action="store_true",
+                    help="record in the running editor with this project (remote execution)")
+    ue.add_argument("--agent-radius", type=_positive_float, default=0.35,
+                    help="the NavMesh agent's radius in metres (default 0.35)")
+    ue.add_argument("--editor-timeout", type=_positive_float, default=600.0,
+                    help="seconds without word from an editor before its episodes fail")
+    ue.add_argument("--bind", default="127.0.0.1",
+                    help="--attach: this machine's address for discovery (default 127.0.0.1)")
 
     val = sub.add_parser("validate", help="check episodes against the contract")
     val.add_argument("paths", nargs="+", type=Path, help="episode, scene or output folders")
@@ -118,11 +133,18 @@ def cmd_record(args: argparse.Namespace) -> int:
     from datagen.output_lock import OutputLock, OutputLocked
 
     backend = get_backend(args.backend)
-    cfg = _builtin_config(args)
+    cfg = _unreal_config(args) if args.backend == "unreal" else _builtin_config(args)
     try:
         cfg.check()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.backend == "unreal":
+        from datagen.unreal.launch import LaunchError, check_setup
+
+        try:
+            check_setup(cfg)
+        except LaunchError as exc:
+            raise UsageError(str(exc)) from None
     _check_writable(args.out)
     try:  # held from the scan of what exists to the last episode
         lock = OutputLock(args.out, "datagen record")
@@ -144,7 +166,22 @@ def _builtin_config(args: argparse.Namespace) -> RecordConfig:
         preset=args.preset, renderer=args.renderer)
 
 
-def _record(args: argparse.Namespace, backend: Backend, cfg: RecordConfig) -> int:
+def _unreal_config(args: argparse.Namespace) -> UnrealConfig:
+    from datagen.unreal.config import UnrealConfig
+
+    missing = [f"--{n}" for n in ("project", "map") if not getattr(args, n)]
+    if missing:
+        raise UsageError(f"--backend unreal needs {' and '.join(missing)}")
+    project = str(Path(args.project).resolve())
+    return UnrealConfig(
+        project=project, map=args.map, frames=args.frames, fps=args.fps, width=args.size[0],
+        height=args.size[1], seed=args.seed, profile=args.profile, crf=args.crf,
+        preset=args.preset, agent_radius=args.agent_radius, editor=args.editor,
+        engine_dir=args.engine_dir, attach=args.attach, timeout_s=args.editor_timeout,
+        bind=args.bind)
+
+
+def _record(args: argparse.Namespace, backend: Backend, cfg: RecordConfig | UnrealConfig) -> int:
     from datagen.action_coverage import coverage, merge_counts, summary
     from datagen.episode import META_FILE, episode_dir, load_meta
     from datagen.streams import default_streams, run_streams

@@ -2,8 +2,9 @@
 
 Episodes are dealt to streams round-robin, so every stream knows its total and its bar shows a
 real ETA. Each stream records its episodes one after another with the chosen backend's
-``record_episode`` (:mod:`datagen.backend`; the built-in engine renders in the stream's main
-thread, writes in a second and encodes in an ffmpeg process); the streams themselves are
+``record_episode``, or all in one session with its ``record_episodes`` (:mod:`datagen.backend`;
+the built-in engine renders in the stream's main thread, writes in a second and encodes in an
+ffmpeg process; an Unreal stream is one editor); the streams themselves are
 separate processes so that they share nothing but the CPU. A failing episode is reported with
 its reason, stays in its ``.partial`` folder, and the other episodes go on.
 """
@@ -14,6 +15,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,21 +90,50 @@ def run_streams(
     return summary
 
 
-def _run_inline(backend, cfg, part, out, bar, summary) -> None:
+def record_part(backend: Backend, cfg: Any, part: list[int], out: Path,
+                report: Callable[..., None]) -> None:
+    """Record one stream's episodes, calling ``report("frames", n)`` with frames added,
+    ``report("finished", path)`` and ``report("failed", episode_id, reason)``: with the
+    backend's ``record_episodes`` when it has one, else episode by episode."""
+    if backend.record_episodes is not None:
+        backend.record_episodes(cfg, part, out, report)
+        return
     for index in part:
         done = 0
 
         def advance(n: int) -> None:
             nonlocal done
-            bar.update(n - done)
+            report("frames", n - done)
             done = n
 
         try:
-            summary.finished.append(backend.record_episode(cfg, index, out, on_frame=advance))
-            summary.frames += cfg.frames
+            path = backend.record_episode(cfg, index, out, on_frame=advance)
         except Exception as exc:  # reported, and the next episode goes on
-            summary.failed.append((backend.episode_id(cfg, index), _reason(exc)))
-            bar.update(cfg.frames - done)
+            report("frames", cfg.frames - done)
+            report("failed", backend.episode_id(cfg, index), _reason(exc))
+        else:
+            report("finished", path)
+
+
+def _run_inline(backend, cfg, part, out, bar, summary) -> None:
+    pending = [backend.episode_id(cfg, i) for i in part]  # not reported yet
+
+    def report(kind: str, *payload) -> None:
+        if kind == "frames":
+            bar.update(payload[0])
+            return
+        if kind == "finished":
+            summary.finished.append(Path(payload[0]))
+            summary.frames += cfg.frames
+            pending.remove(Path(payload[0]).name)
+        else:
+            summary.failed.append((payload[0], payload[1]))
+            pending.remove(payload[0])
+
+    try:
+        record_part(backend, cfg, part, out, report)
+    except Exception as exc:  # the backend could not start at all
+        summary.failed.extend((name, _reason(exc)) for name in pending)
 
 
 def _run_processes(backend, cfg, parts, out, bars, summary) -> None:
@@ -135,6 +166,9 @@ def _run_processes(backend, cfg, parts, out, bars, summary) -> None:
             elif kind == "failed":
                 summary.failed.append((payload[0], payload[1]))
                 pending[stream].remove(payload[0])
+            elif kind == "crashed":
+                summary.failed.extend((n, payload[0]) for n in pending[stream])
+                pending[stream] = []
             elif kind == "exit":
                 exited.add(stream)
     finally:
@@ -147,22 +181,25 @@ def _run_processes(backend, cfg, parts, out, bars, summary) -> None:
 def _stream_main(name: str, cfg: Any, stream: int, part: list[int], out: Path, events) -> None:
     die_with_parent()  # else an orphan would record every remaining episode on its own
     backend = get_backend(name)
+    unsent = 0
+
+    def report(kind: str, *payload) -> None:
+        nonlocal unsent
+        if kind == "frames":
+            unsent += payload[0]
+            if unsent >= PROGRESS_EVERY:
+                events.put(("frames", stream, unsent))
+                unsent = 0
+            return
+        if unsent:
+            events.put(("frames", stream, unsent))
+            unsent = 0
+        events.put((kind, stream, *(str(p) for p in payload)))
+
     try:
-        for index in part:
-            sent = 0
-
-            def advance(n: int) -> None:
-                nonlocal sent
-                if n - sent >= PROGRESS_EVERY or n == cfg.frames:
-                    events.put(("frames", stream, n - sent))
-                    sent = n
-
-            try:
-                path = backend.record_episode(cfg, index, out, on_frame=advance)
-                events.put(("finished", stream, str(path)))
-            except Exception as exc:
-                events.put(("frames", stream, cfg.frames - sent))
-                events.put(("failed", stream, backend.episode_id(cfg, index), _reason(exc)))
+        record_part(backend, cfg, part, out, report)
+    except Exception as exc:  # the backend could not start: the parent fails what is left
+        events.put(("crashed", stream, _reason(exc)))
     finally:
         events.put(("exit", stream))
 

@@ -123,8 +123,9 @@ def test_backends_are_found_by_name_and_an_unknown_one_is_named():
     assert backend.episode_id(cfg, 7) == "park_3_00007"
     assert backend.config_differences(cfg, {**asdict(cfg), "frames": 5}) == [
         f"frames: 5 there, {cfg.frames} now"]
-    with pytest.raises(ValueError, match="unknown backend 'unreal'; choose from builtin"):
-        get_backend("unreal")
+    assert get_backend("unreal").name == "unreal"
+    with pytest.raises(ValueError, match="unknown backend 'gta'; choose from builtin, unreal"):
+        get_backend("gta")
 
 
 def test_rerun_with_other_settings_is_refused_not_skipped(tmp_path, capsys):

@@ -19,9 +19,6 @@ import pytest
 import unreal_double
 
 from curation.cli import main as curation
-from datagen.builtin.navmesh import NavMesh
-from datagen.builtin.render import Renderer
-from datagen.builtin.scenes import build_world
 from datagen.episode import KEYS, find_episodes, read_actions, validate_episode
 from datagen.unreal.config import Job, UnrealConfig
 from datagen.video import read_frames
@@ -36,26 +33,9 @@ class Rig:
     """A double editor playing the rooms scene, with the plugin imported against it."""
 
     def __init__(self, monkeypatch, tmp_path: Path, scene: str = "rooms", **double) -> None:
-        self.world = build_world(scene, 0)
-        walkable, obstacles = unreal_double.level_from_world(self.world, ORIGIN)
-        self.renderer = Renderer(self.world, *SIZE, 90.0)
-        self.away = np.tile([1e5, 1e5, 0.0], (len(self.world.movers), 1))  # no people here
-
-        def render(location, rotation, fov, width, height):
-            assert (width, height) == SIZE and fov == 90.0
-            return self.renderer.render(*unreal_double.contract_view(location, rotation, ORIGIN),
-                                        self.away)
-
-        minx, miny, maxx, maxy = walkable.bounds
-        bounds = (unreal_double.Vector((minx + maxx) / 2, (miny + maxy) / 2, 0.0),
-                  unreal_double.Vector((maxx - minx) / 2, (maxy - miny) / 2, 300.0))
-        start = NavMesh.from_world(self.world).random_point(np.random.default_rng(0))
-        player_start = unreal_double.Vector(start[0] * 100 + ORIGIN[0],
-                                            -start[1] * 100 + ORIGIN[1], 0.0)
-        double.setdefault("bounds", bounds)
-        self.unreal, self.editor = unreal_double.make_editor(
-            walkable, obstacles, 0.0, double.pop("bounds"), player_start=player_start,
-            render=render, sun=unreal_double.Rotator(0.0, -40.0, 30.0), **double)
+        self.level = unreal_double.SceneLevel(scene, ORIGIN)
+        self.away = self.level.away
+        self.unreal, self.editor = self.level.editor(**double)
         monkeypatch.setitem(sys.modules, "unreal", self.unreal)
         monkeypatch.syspath_prepend(str(PYTHON))
         for name in [m for m in sys.modules if m.startswith("worldforge_ue")]:
@@ -140,7 +120,8 @@ def test_frames_show_the_logged_camera(rig):
     for i in (0, 20, 39):
         position = np.array([cols["pos_x"][i], cols["pos_y"][i], cols["pos_z"][i]]) - origin
         quat = np.array([cols[c][i] for c in ("qw", "qx", "qy", "qz")])
-        expected = r.renderer.render(position, quat, r.away).astype(float)
+        expected = r.level.renderer(*SIZE, 90.0).render(position, quat, r.away)
+        expected = expected.astype(float)
         mse = np.mean((frames[i].astype(float) - expected) ** 2)
         assert 10 * np.log10(255.0**2 / max(mse, 1e-9)) > 28.0, i
 

@@ -658,6 +658,48 @@ def make_editor(walkable_cm: Polygon | MultiPolygon, obstacles_cm: list[Polygon]
     return module, editor
 
 
+class SceneLevel:
+    """A built-in scene as an Unreal level for the double: its walkable area mirrored into
+    Unreal's frame ``origin_cm`` away, a NavMeshBoundsVolume round it, the player start on its
+    mesh, a sun, and captures rendered by the built-in renderer (movers parked out of sight:
+    the double has no people)."""
+
+    def __init__(self, scene: str, origin_cm: tuple[float, float], seed: int = 0) -> None:
+        from datagen.builtin.scenes import build_world
+
+        self.origin = origin_cm
+        self.world = build_world(scene, seed)
+        self.walkable, self.obstacles = level_from_world(self.world, origin_cm)
+        minx, miny, maxx, maxy = self.walkable.bounds
+        self.bounds = (Vector((minx + maxx) / 2, (miny + maxy) / 2, 0.0),
+                       Vector((maxx - minx) / 2, (maxy - miny) / 2, 300.0))
+        start = NavMesh.from_world(self.world).random_point(np.random.default_rng(seed))
+        self.player_start = Vector(start[0] * 100 + origin_cm[0],
+                                   -start[1] * 100 + origin_cm[1], 0.0)
+        self.away = np.tile([1e5, 1e5, 0.0], (len(self.world.movers), 1))
+        self.renderers: dict[tuple[int, int, float], object] = {}
+
+    def render(self, location: Vector, rotation: Rotator, fov: float, width: int,
+               height: int) -> np.ndarray:
+        return self.renderer(width, height, fov).render(
+            *contract_view(location, rotation, self.origin), self.away)
+
+    def renderer(self, width: int, height: int, fov: float):
+        from datagen.builtin.render import Renderer
+
+        key = (width, height, fov)
+        if key not in self.renderers:
+            self.renderers[key] = Renderer(self.world, width, height, fov)
+        return self.renderers[key]
+
+    def editor(self, **kwargs) -> tuple[types.ModuleType, Editor]:
+        """:func:`make_editor` for this level; ``bounds=None`` leaves the volume out."""
+        bounds = kwargs.pop("bounds", self.bounds)
+        return make_editor(self.walkable, self.obstacles, 0.0, bounds,
+                           player_start=self.player_start, render=self.render,
+                           sun=Rotator(0.0, -40.0, 30.0), **kwargs)
+
+
 def _no_render(location: Vector, rotation: Rotator, fov: float, width: int,
                height: int) -> np.ndarray:
     return np.zeros((height, width, 3), dtype=np.uint8)

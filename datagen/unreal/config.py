@@ -3,7 +3,8 @@
 :class:`UnrealConfig` is the ``unreal`` backend's config (:mod:`datagen.backend`): the project,
 the map and everything that decides an episode's content (the same config and index give the
 same plan and inputs), plus how to reach the editor (``editor``, ``engine_dir``, ``attach``,
-``timeout_s``), which does not decide content and is left out of :func:`config_differences`.
+``timeout_s``, ``bind``, ``port``), which does not decide content and is left out of
+:func:`config_differences`.
 A :class:`Job` is what the editor-side recorder (``ue_plugin/``) is handed as a JSON file: the
 config, the episode indices, the output folder and the events file it reports progress to.
 """
@@ -41,6 +42,8 @@ class UnrealConfig:
     engine_dir: str | None = field(default=None, compare=False)  # or the engine it is in
     attach: bool = field(default=False, compare=False)  # record in a running editor instead
     timeout_s: float = field(default=600.0, compare=False)  # editor silent this long: failed
+    bind: str = field(default="127.0.0.1", compare=False)  # attach: this machine's address
+    port: int = field(default=6766, compare=False)  # attach: the discovery port
 
     @property
     def scene(self) -> str:
