@@ -110,6 +110,8 @@ def test_the_index_reads_the_real_api(api):
     assert member(classes, "NavMeshBoundsVolume", "get_actor_bounds") == [
         "only_colliding_components", "include_from_child_actors"]  # inherited from Actor
     assert member(classes, "Vector", "no_such_method") is None
+    assert member(classes, "TextureRenderTargetFormat", "RTF_RGBA8") == []  # an enum's value
+    assert member(classes, "TextureRenderTargetFormat", "RTF_NOPE") is None
 
 
 # ------------------------------------------------------------------ the plugin's use of it
@@ -161,6 +163,25 @@ def test_every_unreal_name_the_plugin_uses_exists_in_ue_5_6(api):
                 problems.append(f"{where}: {positional} positional argument(s) and {keywords} "
                                 f"do not fit {params}")
     assert checked >= 8 and problems == []
+
+
+def test_every_editor_property_the_plugin_names_exists_in_ue_5_6():
+    """``get_editor_property("name")`` / ``set_editor_property("name", ...)``: each name must
+    be one of the editor properties the real API documents (on some class: the receiver's type
+    is not known statically)."""
+    spec = importlib.util.find_spec("unreal")
+    text = (Path(spec.origin).parent / "unreal.py").read_text(encoding="utf-8-sig")
+    documented = set(re.findall(r"^    - ``(\w+)`` \(", text, flags=re.M))
+    assert {"capture_component2d", "fov_angle", "texture_target", "tags"} <= documented
+    used = []
+    for path in sorted(PYTHON.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr in ("get_editor_property", "set_editor_property"):
+                name = node.args[0]
+                assert isinstance(name, ast.Constant), f"{path.name}:{node.lineno}"
+                used.append(name.value)
+    assert len(used) >= 6 and sorted(set(used) - documented) == []
 
 
 def test_the_double_defines_only_what_unreal_has(api):

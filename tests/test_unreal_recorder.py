@@ -188,8 +188,9 @@ def test_the_menu_and_console_command_record_the_open_level(rig, tmp_path):
     r.editor.saved_dir = str(tmp_path / "Saved")
     menu = importlib.import_module("worldforge_ue.menu")
     menu.register()
-    (section, entry), = r.editor.menus["LevelEditor.MainMenu.Tools"]
-    assert section == "worldforge" and "record_here()" in entry["command"][1]
+    (s1, record), (s2, stop) = r.editor.menus["LevelEditor.MainMenu.Tools"]
+    assert s1 == s2 == "worldforge"
+    assert "record_here()" in record["command"][1] and "m.stop()" in stop["command"][1]
     recorder = menu.record_here(["--frames", "30", "--seed", "5", "--size", "96x64"])
     with pytest.raises(RuntimeError, match="already running"):
         menu.record_here([])
@@ -199,3 +200,26 @@ def test_the_menu_and_console_command_record_the_open_level(rig, tmp_path):
 
     (path,), _ = find_episodes(tmp_path / "Saved" / "worldforge" / "episodes")
     assert path.name == "Double_5_00000" and validate_episode(path) == []
+
+
+def test_a_recording_stops_on_request_and_when_play_ends(rig, tmp_path):
+    r = rig()
+    r.editor.saved_dir = str(tmp_path / "Saved")
+    menu = importlib.import_module("worldforge_ue.menu")
+    assert menu.stop() is False  # nothing under way
+    recorder = menu.record_here(["--frames", "300", "--size", "96x64"])
+    r.editor.run(80)  # into the first episode
+    assert menu.record_here(["--stop"]) is None
+    r.editor.run(10)
+    assert recorder.finished and not r.editor.callbacks and r.editor.requested == "end"
+    events = (tmp_path / "Saved" / "worldforge" / "events.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["event"] == "stopped"
+    finished, partial = find_episodes(tmp_path / "Saved" / "worldforge" / "episodes")
+    assert finished == [] and len(partial) == 1  # cut short: never looks finished
+
+    r = rig()
+    out, events = r.record(frames=300, max_ticks=80)
+    r.editor.requested = "end"  # the user presses Stop in the editor
+    r.editor.run(10)
+    events = [json.loads(line) for line in (r.tmp / "out.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "error" and "Play In Editor ended" in events[-1]["reason"]

@@ -220,7 +220,7 @@ class _Watch:
                 self.report("finished", Path(event["path"]))
             else:
                 self.report("failed", name, event["reason"])
-        elif kind == "error":
+        elif kind in ("error", "stopped"):
             self._fail_rest(f"the recorder stopped: {event['reason']}")
             return True
         elif kind == "done":

@@ -18,8 +18,10 @@ A run goes through these steps, each taking as many ticks as it needs:
 4. stop Play In Editor, report, and close the editor when the job says so.
 
 Progress goes to the job's events file, one JSON object a line: ``started``, ``frames`` (every
-second of video), ``finished`` / ``failed`` per episode, then ``done`` or ``error`` (a problem
-that stops the run, such as a missing NavMesh or an engine that is not on a fixed step).
+second of video), ``finished`` / ``failed`` per episode, then ``done``, ``stopped`` (on
+request: :meth:`Recorder.request_stop`) or ``error`` (a problem that stops the run, such as a
+missing NavMesh, an engine that is not on a fixed step, or Play In Editor ended from outside).
+An episode cut short stays in its ``.partial`` folder, never looking finished.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class Recorder:
         self.gain = [0.0, 0.0]  # degrees of mouse_dx / mouse_dy per unit of look X / Y
         self.episode: _Episode | None = None
         self.finished = False
+        self._stop_requested = False
 
     # --- running --------------------------------------------------------------------------
 
@@ -121,12 +124,21 @@ class Recorder:
         adapter.begin_play()
         self.handle = adapter.on_every_tick(self.tick)
 
+    def request_stop(self) -> None:
+        """Stop at the next tick: the episode being recorded is left unfinished."""
+        self._stop_requested = True
+
     def tick(self, delta: float) -> None:
         """The post-tick callback: one step of the current stage; errors end the run."""
         if self.finished:
             return
         self.ticks += 1
+        if self._stop_requested:
+            self._stop("stopped", reason="stopped on request")
+            return
         try:
+            if self.world is not None and adapter.game_world() is None:
+                raise RuntimeError("Play In Editor ended during the recording")
             self.step()
         except Exception as exc:  # reported to the host; the editor must not be left hanging
             self._stop("error", reason=f"{type(exc).__name__}: {exc}",
