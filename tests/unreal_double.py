@@ -25,10 +25,12 @@ others), so that check covers them too.
 from __future__ import annotations
 
 import math
+import os
 import re
 import types
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 import shapely.affinity
 from shapely.geometry import MultiPolygon, Polygon
@@ -64,16 +66,6 @@ class Rotator(_Declared):
 
     def __init__(self, roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0) -> None:
         self.roll, self.pitch, self.yaw = float(roll), float(pitch), float(yaw)
-
-
-class Color(_Declared):
-    b: int
-    g: int
-    r: int
-    a: int
-
-    def __init__(self, b: int = 0, g: int = 0, r: int = 0, a: int = 0) -> None:
-        self.b, self.g, self.r, self.a = int(b), int(g), int(r), int(a)
 
 
 class NavigationPath(_Declared):
@@ -567,13 +559,14 @@ def make_editor(walkable_cm: Polygon | MultiPolygon, obstacles_cm: list[Polygon]
             return TextureRenderTarget2D(width, height)
 
         @classmethod
-        def read_render_target(cls, world_context_object: World,
-                               texture_render_target: TextureRenderTarget2D,
-                               normalize: bool = True) -> list | None:
+        def export_render_target(cls, world_context_object: World,
+                                 texture_render_target: TextureRenderTarget2D, file_path: str,
+                                 file_name: str) -> None:
+            """An 8-bit target as a PNG with alpha, as Unreal writes it."""
             pixels = texture_render_target._pixels
-            if pixels is None:
-                return None
-            return [Color(b, g, r, 255) for r, g, b in pixels.reshape(-1, 3).tolist()]
+            if pixels is not None:
+                bgra = np.dstack([pixels[..., ::-1], np.full(pixels.shape[:2], 255, np.uint8)])
+                cv2.imwrite(os.path.join(file_path, file_name), bgra)
 
     class Paths:
         @classmethod
@@ -644,7 +637,7 @@ def make_editor(walkable_cm: Polygon | MultiPolygon, obstacles_cm: list[Polygon]
         editor.callbacks.pop(handle, None)
 
     module = types.ModuleType("unreal")
-    for value in (Vector, Rotator, Color, Object, World, Actor, NavigationPath,
+    for value in (Vector, Rotator, Object, World, Actor, NavigationPath,
                   NavMeshBoundsVolume, DirectionalLight, TextureRenderTarget2D,
                   SceneCaptureComponent2D, SceneCapture2D, CharacterMovementComponent,
                   Character, PlayerController, PlayerCameraManager, GameplayStatics,

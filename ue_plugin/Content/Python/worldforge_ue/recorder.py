@@ -150,6 +150,8 @@ class Recorder:
             self.episode.writer.abort()
         if self.player is not None:
             self.player.release()
+        if self.capture is not None:
+            self.capture.close()
         adapter.stop_ticking(self.handle)
         adapter.end_play()
         if self.capture_actor is not None:
