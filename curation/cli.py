@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     flt.add_argument("episodes", nargs="+", type=Path, help="episode, scene or output folders")
     flt.add_argument("--out", type=Path, required=True, help="shard folder")
     flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
+    flt.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                     help="episodes as tasks on a Ray cluster: auto (default: the one this "
+                          "machine is in), HOST:PORT, or local (a private one); the episodes "
+                          "must be in a folder every node shares; shards are written here")
     flt.add_argument("--decode-memory-gb", type=float, default=DECODE_ONCE_BYTES / 1e9,
                      help="per worker: an episode whose decoded frames fit is decoded once, "
                           "a longer one twice (default: %(default)g; speed only, same shards)")
@@ -93,8 +97,9 @@ def cmd_filter(args: argparse.Namespace) -> int:
     try:
         summary = run_filter(args.episodes, args.out, cfg, workers=args.workers,
                              progress=not args.no_progress,
-                             decode_once_bytes=int(args.decode_memory_gb * 1e9))
-    except (OSError, RuntimeError) as exc:
+                             decode_once_bytes=int(args.decode_memory_gb * 1e9),
+                             ray_address=args.ray)
+    except (OSError, RuntimeError, ImportError) as exc:
         raise UsageError(str(exc)) from None
     for reject in summary.skipped_inputs:
         print(f"skipped {reject.source}: {reject.reason}")

@@ -142,11 +142,16 @@ def _work(args: tuple[Path, FilterConfig, Path, int]) -> EpisodeResult:
 
 
 def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 1,
-               progress: bool = True,
-               decode_once_bytes: int = DECODE_ONCE_BYTES) -> FilterSummary:
+               progress: bool = True, decode_once_bytes: int = DECODE_ONCE_BYTES,
+               ray_address: str | None = None) -> FilterSummary:
     """Curate ``inputs`` into the shard folder ``out``; returns what happened. Each worker keeps
     an episode's decoded frames in memory up to ``decode_once_bytes`` (see
-    :func:`process_episode`); it changes speed and memory, never the shards."""
+    :func:`process_episode`); it changes speed and memory, never the shards.
+
+    With ``ray_address`` the episodes are Ray tasks on that cluster (:mod:`datagen.cluster`),
+    each asking for a CPU and its decode memory, clips encoded in the node's own temporary
+    folder; their results come back in episode order and this process writes the shards, so
+    the bytes are those of a local run whatever the cluster."""
     start = time.perf_counter()
     summary = FilterSummary()
     episodes, summary.skipped_inputs = discover(inputs)
@@ -158,7 +163,10 @@ def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 
         tasks = [(p, cfg, shards.scratch, decode_once_bytes) for p in todo]
         with tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress,
                   dynamic_ncols=True) as bar:
-            if workers > 1 and len(todo) > 1:
+            if ray_address is not None:
+                _collect(_on_ray(ray_address, tasks, decode_once_bytes), shards, summary, bar,
+                         start)
+            elif workers > 1 and len(todo) > 1:
                 # workers die with the run: none goes on writing into a folder whose lock the
                 # kernel has already released
                 with mp.get_context("spawn").Pool(workers, initializer=die_with_parent) as pool:
@@ -167,6 +175,16 @@ def run_filter(inputs: list[Path], out: Path, cfg: FilterConfig, workers: int = 
                 _collect(map(_work, tasks), shards, summary, bar, start)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _on_ray(address: str, tasks: list[tuple], decode_once_bytes: int):
+    """The tasks' results from Ray workers, in task order."""
+    from datagen.cluster import connect, ordered_map
+
+    connect(address)
+    remote = [((path, cfg, None, decode),) for path, cfg, _, decode in tasks]  # node's temp
+    resources = {"num_cpus": 1, "memory": max(decode_once_bytes, 1)}
+    return ordered_map(_work, remote, resources, desc="ray tasks", progress=False)
 
 
 def _collect(results, shards: ShardSet, summary: FilterSummary, bar, start: float) -> None:

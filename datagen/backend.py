@@ -22,7 +22,9 @@ small interface:
 - optionally ``record_episodes(cfg, indices, out, report)``: a stream's episodes in one go (an
   engine that is slow to start records them all in one session), calling ``report("frames",
   n)`` with frames added, ``report("finished", path)`` and ``report("failed", episode_id,
-  reason)`` as they happen; without it a stream calls ``record_episode`` per episode.
+  reason)`` as they happen; without it a stream calls ``record_episode`` per episode;
+- ``task_cpus``/``task_gpus``: what recording one episode keeps busy, which a Ray task
+  (``datagen record --ray``) asks the cluster for.
 
 Backends are looked up by name (:func:`get_backend`) and imported only when used, so the core
 never imports an engine.
@@ -53,6 +55,8 @@ class Backend:
     record_episode: Callable[..., Path]
     config_differences: Callable[[Any, dict], list[str]]
     record_episodes: Callable[..., None] | None = None
+    task_cpus: float = 2.0  # what one episode being recorded keeps busy (a Ray task asks it)
+    task_gpus: float = 0.0
 
 
 def get_backend(name: str) -> Backend:

@@ -17,6 +17,7 @@ import numpy as np
 from datagen.backend import BACKENDS
 from datagen.command import UsageError, run
 from datagen.planner import DEFAULT_PROFILE, PROFILES
+from datagen.storage import is_url
 from datagen.unreal import commands as unreal_commands
 
 if TYPE_CHECKING:
@@ -83,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--seed", type=_non_negative, default=0, help="run seed")
     rec.add_argument("--streams", type=_positive, default=None,
                      help="recorders side by side (default: one per two usable cores)")
-    rec.add_argument("--out", type=Path, default=Path("data/raw"), help="output folder")
+    rec.add_argument("--out", default="data/raw",
+                     help="output folder, or with --ray a URL (file://, s3://, gs://)")
     rec.add_argument("--crf", type=int, default=18, help="H.264 CRF (0-51, lower = better)")
     rec.add_argument("--preset", default="veryfast", choices=X264_PRESETS, help="x264 preset")
     rec.add_argument("--fov", type=float, default=90.0, help="horizontal field of view, degrees")
@@ -92,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--renderer", default="tiny", choices=("tiny", "gl"),
                      help="tiny: software (default); gl: OpenGL over EGL (Mesa or a GPU)")
     rec.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rec.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                     help="episodes as tasks on a Ray cluster: auto (default: the one this "
+                          "machine is in), HOST:PORT, or local (a private one); --out must be "
+                          "a folder every node shares, or a URL")
+    rec.add_argument("--task-cpus", type=_positive_float, default=None,
+                     help="--ray: CPUs a recording task asks for (default: the backend's, 2 "
+                          "for the built-in engine)")
     ue = rec.add_argument_group("Unreal Engine (--backend unreal; docs/unreal.md)")
     ue.add_argument("--project", help="the .uproject (with the worldforge plugin installed)")
     ue.add_argument("--map", help="the level's package path, e.g. /Game/Maps/City")
@@ -145,6 +154,11 @@ def cmd_record(args: argparse.Namespace) -> int:
             check_setup(cfg)
         except LaunchError as exc:
             raise UsageError(str(exc)) from None
+    if is_url(args.out):
+        if not args.ray:
+            raise UsageError(f"--out {args.out} is a URL: recording there needs --ray")
+        return _record(args, backend, cfg)  # no lock on object storage: one run per URL
+    args.out = Path(args.out)
     _check_writable(args.out)
     try:  # held from the scan of what exists to the last episode
         lock = OutputLock(args.out, "datagen record")
@@ -152,6 +166,17 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with lock:
         return _record(args, backend, cfg)
+
+
+def _recorded(out: str | Path, scene: str, episode_id: str) -> dict | None:
+    """The meta.json of a finished episode under ``out`` (a folder or a URL), or None."""
+    from datagen.episode import META_FILE, episode_dir, load_meta
+    from datagen.storage import finished_meta
+
+    if is_url(out):
+        return finished_meta(str(out), scene, episode_id)
+    path = episode_dir(out, scene, episode_id)
+    return load_meta(path / META_FILE).to_dict() if path.exists() else None
 
 
 def _builtin_config(args: argparse.Namespace) -> RecordConfig:
@@ -183,35 +208,45 @@ def _unreal_config(args: argparse.Namespace) -> UnrealConfig:
 
 def _record(args: argparse.Namespace, backend: Backend, cfg: RecordConfig | UnrealConfig) -> int:
     from datagen.action_coverage import coverage, merge_counts, summary
-    from datagen.episode import META_FILE, episode_dir, load_meta
-    from datagen.streams import default_streams, run_streams
+    from datagen.streams import default_streams, run_ray, run_streams
 
     indices = range(args.first_index, args.first_index + args.episodes)
     todo = []
     for i in indices:
-        existing = episode_dir(args.out, cfg.scene, backend.episode_id(cfg, i))
-        if not existing.exists():
+        name = backend.episode_id(cfg, i)
+        meta = _recorded(args.out, cfg.scene, name)
+        if meta is None:
             todo.append(i)
             continue
-        recorded = load_meta(existing / META_FILE).engine.get("record_config", {})
+        recorded = meta["engine"].get("record_config", {})
         if differences := backend.config_differences(cfg, recorded):
             raise UsageError(
-                f"{existing} was recorded with other settings ({'; '.join(differences)}); "
-                "record into another --out or delete it")
+                f"{args.out}/{cfg.scene}/{name} was recorded with other settings "
+                f"({'; '.join(differences)}); record into another --out or delete it")
     if skipped := len(indices) - len(todo):
         print(f"{skipped} episode(s) already recorded with these settings under {args.out}: "
               "skipped")
     if not todo:
         return 0
-    streams = min(args.streams or default_streams(len(todo)), len(todo))
+    where = f"Ray ({args.ray})" if args.ray else \
+        f"{min(args.streams or default_streams(len(todo)), len(todo))} stream(s)"
     print(f"recording {len(todo)} episode(s) of {cfg.scene!r}, {cfg.frames} frames at "
-          f"{cfg.width}x{cfg.height} {cfg.fps} fps on {streams} stream(s) -> {args.out}")
-    result = run_streams(backend, cfg, todo, args.out, streams, progress=not args.no_progress)
-    for path in sorted(result.finished):
+          f"{cfg.width}x{cfg.height} {cfg.fps} fps on {where} -> {args.out}")
+    if args.ray:
+        try:
+            result = run_ray(backend, cfg, todo, args.out, args.ray, args.task_cpus,
+                             progress=not args.no_progress)
+        except (ImportError, RuntimeError) as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        streams = min(args.streams or default_streams(len(todo)), len(todo))
+        result = run_streams(backend, cfg, todo, args.out, streams,
+                             progress=not args.no_progress)
+    for path in sorted(result.finished, key=str):
         print(f"finished {path}")
     if result.finished:
-        counts = [load_meta(p / META_FILE).settings["action_coverage"]["counts"]
-                  for p in result.finished]
+        counts = [_recorded(args.out, cfg.scene, Path(str(p)).name)["settings"]
+                  ["action_coverage"]["counts"] for p in result.finished]
         print(summary(coverage(merge_counts(counts)), fps=cfg.fps))
     for name, reason in result.failed:
         print(f"FAILED {name}: {reason}", file=sys.stderr)

@@ -6,7 +6,8 @@ real ETA. Each stream records its episodes one after another with the chosen bac
 the built-in engine renders in the stream's main thread, writes in a second and encodes in an
 ffmpeg process; an Unreal stream is one editor); the streams themselves are
 separate processes so that they share nothing but the CPU. A failing episode is reported with
-its reason, stays in its ``.partial`` folder, and the other episodes go on.
+its reason, stays in its ``.partial`` folder, and the other episodes go on. Past one machine,
+:func:`run_ray` records the episodes as Ray tasks spread over a cluster instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from tqdm import tqdm
 
 from datagen.backend import Backend, get_backend
 from datagen.lifetime import die_with_parent
+from datagen.storage import is_url, publish
 
 PROGRESS_EVERY = 10  # frames between progress messages from a stream process
 
@@ -202,6 +205,47 @@ def _stream_main(name: str, cfg: Any, stream: int, part: list[int], out: Path, e
         events.put(("crashed", stream, _reason(exc)))
     finally:
         events.put(("exit", stream))
+
+
+def run_ray(backend: Backend, cfg: Any, indices: list[int], out: str | Path, address: str,
+            task_cpus: float | None = None, progress: bool = True) -> RunSummary:
+    """Record ``indices`` as Ray tasks on the cluster at ``address`` (:mod:`datagen.cluster`),
+    each with the per-episode code path of a local run, into the folder every node shares or
+    the URL ``out`` (:mod:`datagen.storage`). A task asks for ``task_cpus`` (default: the
+    backend's ``task_cpus``, what one stream measurably keeps busy) and the backend's
+    ``task_gpus``."""
+    from datagen.cluster import connect, ordered_map
+
+    connect(address)
+    summary = RunSummary()
+    start = time.perf_counter()
+    resources = {"num_cpus": backend.task_cpus if task_cpus is None else task_cpus,
+                 "num_gpus": backend.task_gpus}
+    args = [(backend.name, cfg, index, str(out)) for index in indices]
+    for kind, *payload in ordered_map(_record_task, args, resources, desc="episodes",
+                                      progress=progress):
+        if kind == "finished":
+            summary.finished.append(payload[0] if is_url(out) else Path(payload[0]))
+            summary.frames += cfg.frames
+        else:
+            summary.failed.append((payload[0], payload[1]))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _record_task(name: str, cfg: Any, index: int, out: str) -> tuple:
+    """One episode on a Ray worker: ``("finished", where)`` or ``("failed", id, reason)``.
+    Safe to run again after the worker died: a stale ``.partial`` folder is replaced, and an
+    episode published already is kept."""
+    backend = get_backend(name)
+    try:
+        if is_url(out):
+            with tempfile.TemporaryDirectory(prefix="worldforge-episode-") as tmp:
+                path = backend.record_episode(cfg, index, Path(tmp))
+                return ("finished", publish(path, out, cfg.scene))
+        return ("finished", str(backend.record_episode(cfg, index, Path(out))))
+    except Exception as exc:  # reported on the driver; the other episodes go on
+        return ("failed", backend.episode_id(cfg, index), _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

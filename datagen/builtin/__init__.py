@@ -15,4 +15,5 @@ from datagen.builtin.record import RecordConfig, config_differences, episode_id,
 BACKEND = Backend(
     name="builtin", summary="the built-in engine (Panda3D; procedural scenes, no game needed)",
     config=RecordConfig, episode_id=episode_id, record_episode=record_episode,
-    config_differences=config_differences)
+    config_differences=config_differences,
+    task_cpus=2.0)  # a stream keeps about two cores busy: render, ffmpeg (benchmarks/RESULTS.md)

@@ -42,4 +42,5 @@ def record_episode(cfg: UnrealConfig, index: int, out: Path,
 BACKEND = Backend(
     name="unreal", summary="an Unreal Engine 5 editor with the worldforge plugin (ue_plugin/)",
     config=UnrealConfig, episode_id=episode_id, record_episode=record_episode,
-    config_differences=config_differences, record_episodes=record_episodes)
+    config_differences=config_differences, record_episodes=record_episodes,
+    task_cpus=2.0, task_gpus=1.0)  # an editor: its game thread, render thread and a GPU
