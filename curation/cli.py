@@ -21,6 +21,14 @@ from datagen.command import UsageError, config_flags, given_fields, run
 EXIT_REJECTS = 1  # --strict and something was rejected
 
 
+def _folder(text: str) -> Path:
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text}: shards are written to a folder where this command runs (also with --ray); "
+            "copy them to object storage afterwards (docs/scale.md)")
+    return Path(text)
+
+
 def _config(args: argparse.Namespace) -> FilterConfig:
     values = given_fields(args, FilterConfig)
     if args.size:
@@ -42,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     flt = sub.add_parser("filter", help="episodes -> WebDataset shards")
     flt.add_argument("episodes", nargs="+", type=Path, help="episode, scene or output folders")
-    flt.add_argument("--out", type=Path, required=True, help="shard folder")
+    flt.add_argument("--out", type=_folder, required=True,
+                     help="shard folder (where this process runs, also with --ray)")
     flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
     flt.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                      help="episodes as tasks on a Ray cluster: auto (default: the one this "

@@ -242,3 +242,10 @@ def test_a_run_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
     assert curation([*args, "--out", str(killed)]) == 0
     assert tree_digest(killed) == tree_digest(clean)
     assert not (killed / ".scratch").exists()  # ... and the next run there removes it
+
+
+def test_a_url_for_the_shards_is_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        curation(["filter", str(tmp_path), "--out", "s3://bucket/shards"])
+    assert "shards are written to a folder where this command runs" in capsys.readouterr().err
+    assert not Path("s3:").exists()
