@@ -10,23 +10,19 @@ line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+import tempfile
 from pathlib import Path
 
 from curation.annotate import AnnotateConfig
 from curation.config import FilterConfig
 from curation.pipeline import DECODE_ONCE_BYTES
+from curation.shardwriter import DATASET_FILE
 from datagen.command import UsageError, config_flags, given_fields, run
+from datagen.storage import download_tree, is_url, upload_tree
 
 EXIT_REJECTS = 1  # --strict and something was rejected
-
-
-def _folder(text: str) -> Path:
-    if "://" in text:
-        raise argparse.ArgumentTypeError(
-            f"{text}: shards are written to a folder where this command runs (also with --ray); "
-            "copy them to object storage afterwards (docs/scale.md)")
-    return Path(text)
 
 
 def _config(args: argparse.Namespace) -> FilterConfig:
@@ -50,8 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     flt = sub.add_parser("filter", help="episodes -> WebDataset shards")
     flt.add_argument("episodes", nargs="+", type=Path, help="episode, scene or output folders")
-    flt.add_argument("--out", type=_folder, required=True,
-                     help="shard folder (where this process runs, also with --ray)")
+    flt.add_argument("--out", required=True,
+                     help="shard folder, or a URL (file://, s3://, gs://) the shards are "
+                          "uploaded to from --stage")
+    flt.add_argument("--stage", type=Path, default=None,
+                     help="with a URL --out: the local folder the shard set is written in "
+                          "first (default: one in the temp folder named after the URL); a "
+                          "re-run resumes from it, or from the URL when it is gone")
     flt.add_argument("--workers", type=int, default=1, help="episodes processed in parallel")
     flt.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
                      help="episodes as tasks on a Ray cluster: auto (default: the one this "
@@ -103,11 +104,15 @@ def cmd_filter(args: argparse.Namespace) -> int:
     for path in args.episodes:
         if not path.exists():
             raise UsageError(f"no such file or folder: {path}")
+    folder = _stage(args) if is_url(args.out) else Path(args.out)
     try:
-        summary = run_filter(args.episodes, args.out, cfg, workers=args.workers,
+        summary = run_filter(args.episodes, folder, cfg, workers=args.workers,
                              progress=not args.no_progress,
                              decode_once_bytes=int(args.decode_memory_gb * 1e9),
                              ray_address=args.ray)
+        if is_url(args.out):
+            sent = upload_tree(folder, args.out, last=DATASET_FILE)
+            print(f"uploaded {sent} file(s) from {folder} to {args.out}")
     except (OSError, RuntimeError, ImportError) as exc:
         raise UsageError(str(exc)) from None
     for reject in summary.skipped_inputs:
@@ -118,6 +123,20 @@ def cmd_filter(args: argparse.Namespace) -> int:
     for kind, count in summary.rejects.most_common():
         print(f"  rejected {count} x {kind}")
     return EXIT_REJECTS if args.strict and summary.rejects else 0
+
+
+def _stage(args: argparse.Namespace) -> Path:
+    """The local folder a URL's shard set is written in: ``--stage``, or one in the temp
+    folder named after the URL; filled from the URL when it has no shard set yet (the machine
+    that ran the last attempt is gone), so the run resumes where the URL is."""
+    stage = args.stage or Path(tempfile.gettempdir()) / "worldforge-stage" / hashlib.sha256(
+        args.out.encode()).hexdigest()[:16]
+    if not (stage / DATASET_FILE).exists():
+        stage.mkdir(parents=True, exist_ok=True)
+        if got := download_tree(args.out, stage):
+            print(f"resuming from {args.out}: {got} file(s) fetched into {stage}")
+    print(f"staging the shard set in {stage}")
+    return stage
 
 
 def cmd_annotate_video(args: argparse.Namespace) -> int:

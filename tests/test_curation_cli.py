@@ -244,8 +244,40 @@ def test_a_run_killed_mid_way_resumes_to_the_same_bytes(tmp_path):
     assert not (killed / ".scratch").exists()  # ... and the next run there removes it
 
 
-def test_a_url_for_the_shards_is_refused_by_name(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        curation(["filter", str(tmp_path), "--out", "s3://bucket/shards"])
-    assert "shards are written to a folder where this command runs" in capsys.readouterr().err
-    assert not Path("s3:").exists()
+def test_shards_for_a_url_are_staged_then_uploaded_commit_record_last(raw, shards, tmp_path,
+                                                                     monkeypatch, capsys):
+    """``--out file://...`` (renames) and an object store (fsspec's in-memory one: whole-file
+    puts) get the shard set of a local run, dataset.json after every file it names; a re-run
+    that lost its staging folder resumes from the URL."""
+    import fsspec
+
+    url = f"file://{tmp_path}/bucket/ds"
+    assert curation(["filter", str(raw), "--out", url, "--stage", str(tmp_path / "stage"),
+                     *CLIP]) == 0
+    uploaded = tmp_path / "bucket" / "ds"
+    local = {k: v for k, v in tree_digest(shards).items() if not k.startswith(".lock")}
+    assert tree_digest(uploaded) == local
+
+    sent: list[str] = []
+    memory = fsspec.filesystem("memory")
+    put = type(memory).put_file
+    monkeypatch.setattr(type(memory), "put_file",
+                        lambda self, lpath, rpath, **kw: (sent.append(rpath),
+                                                          put(self, lpath, rpath, **kw))[1])
+    try:
+        url = "memory://bucket/ds"
+        assert curation(["filter", str(raw), "--out", url, "--stage",
+                         str(tmp_path / "stage2"), *CLIP]) == 0
+        assert sent[-1].endswith("/dataset.json") and len(sent) == len(local)
+        assert {f"/bucket/ds/{k}" for k in local} == set(sent)
+        shutil.rmtree(tmp_path / "stage2")  # the driver's machine is gone
+        sent.clear()
+        capsys.readouterr()
+        assert curation(["filter", str(raw), "--out", url, "--stage",
+                         str(tmp_path / "stage2"), *CLIP]) == 0
+        printed = capsys.readouterr().out
+        assert f"resuming from {url}: {len(local)} file(s) fetched" in printed
+        assert "0 episode(s) processed (4 done before)" in printed
+        assert [s.rsplit("/", 1)[-1] for s in sent] == ["dataset.json"]
+    finally:
+        memory.rm("/bucket", recursive=True)
