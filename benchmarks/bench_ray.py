@@ -103,18 +103,27 @@ def wait_nodes(address: str, n: int, env: dict) -> None:
 def local_runs(args, work: Path) -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     frames = args.episodes * args.frames
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}; city at {args.size}")
+    if not args.scaling_only:
+        overhead(args, work, env)
+    scaling(args, work, env, frames)
+
+
+def overhead(args, work: Path, env: dict) -> None:
     long = args.overhead_frames
     plain = record(work / "plain", args, ["--streams", "1"], env, long)
     ray = record(work / "ray", args, ["--ray", "local", "--task-cpus", "2"], env, long)
     cplain = curate(work / "plain", work / "plain-shards", args, ["--workers", "2"], env)
     cray = curate(work / "plain", work / "ray-shards", args, ["--ray", "local"], env)
     shutil.rmtree(work / "ray")
-    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}; city at {args.size}")
     print(f"\noverhead: {args.episodes} x {long} frames\n")
     print("| job | plain (s) | --ray local (s) | overhead |\n|---|---|---|---|")
     print(f"| record | {plain:.1f} | {ray:.1f} | {100 * (ray / plain - 1):+.1f} % |")
     print(f"| curation filter | {cplain:.1f} | {cray:.1f} | {100 * (cray / cplain - 1):+.1f} % |")
+
+
+def scaling(args, work: Path, env: dict, frames: int) -> None:
     start = len(DRIVER_CPU)
 
     with socket.socket() as s:
@@ -172,6 +181,7 @@ def main() -> None:
     p.add_argument("--size", default="640x360")
     p.add_argument("--overhead-frames", type=int, default=3600,
                    help="frames per episode for the overhead runs (jobs of minutes)")
+    p.add_argument("--scaling-only", action="store_true", help="skip the overhead runs")
     p.add_argument("--address", help="a running cluster's HOST:PORT: measure it instead")
     p.add_argument("--task-cpus", type=float, default=2.0, help="with --address")
     p.add_argument("--out", type=Path, help="with --address: a folder every node shares")

@@ -7,8 +7,10 @@ cluster of this machine, gone with the run). :func:`ordered_map` runs a top-leve
 a list of arguments as Ray tasks with the resources each one needs, retrying tasks whose worker
 died (Ray's task retries: the functions given here must be safe to run again), and yields the
 results **in submission order** while a progress bar counts the tasks finished anywhere in the
-cluster. At most ``in_flight`` tasks are submitted at a time, so results waiting for an earlier
-one to be collected never fill the object store.
+cluster. At most ``in_flight`` tasks are queued or running at a time (twice the cluster's CPUs
+by default), and at most ``waiting`` finished results wait for an earlier one to be collected
+(eight times the CPUs), so the object store stays bounded while a slow task at the head of
+the order does not leave the other nodes idle.
 """
 
 from __future__ import annotations
@@ -69,13 +71,16 @@ def cluster_cpus(ray: Any) -> int:
 
 
 def ordered_map(fn: Callable, args: Sequence[tuple], resources: dict, desc: str,
-                progress: bool = True, in_flight: int | None = None) -> Iterator[Any]:
+                progress: bool = True, in_flight: int | None = None,
+                waiting: int | None = None) -> Iterator[Any]:
     """``fn(*a)`` for each ``a`` in ``args`` as Ray tasks asking for ``resources`` (Ray's
     ``num_cpus``, ``num_gpus``, ``memory``), yielded in the order of ``args``. An exception a
     task raised is re-raised here when its turn comes (not retried: it would raise again)."""
     ray = ray_module()
     remote = ray.remote(max_retries=TASK_RETRIES, retry_exceptions=False, **resources)(fn)
-    cap = in_flight or max(2, 2 * cluster_cpus(ray))
+    cpus = cluster_cpus(ray)
+    cap = in_flight or max(2, 2 * cpus)
+    held = waiting or max(8, 8 * cpus)
     todo = deque(enumerate(args))
     pending: dict[Any, int] = {}  # ref -> index
     done: dict[int, Any] = {}  # index -> finished ref, waiting for its turn
@@ -83,7 +88,7 @@ def ordered_map(fn: Callable, args: Sequence[tuple], resources: dict, desc: str,
     with tqdm(total=len(args), desc=desc, unit="task", disable=not progress,
               dynamic_ncols=True) as bar:
         while turn < len(args):
-            while todo and len(pending) + len(done) < cap:
+            while todo and len(pending) < cap and len(done) < held:
                 index, a = todo.popleft()
                 pending[remote.remote(*a)] = index
             if turn not in done:  # then it is pending: tasks are submitted in order
