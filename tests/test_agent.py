@@ -10,7 +10,7 @@ import shapely
 from shapely.geometry import box
 
 from datagen.action_coverage import DIRECTIONS, count_actions, coverage
-from datagen.builtin.agent import Agent, Tick, blocked_frames, longest_stretch
+from datagen.builtin.agent import Agent, blocked_frames, longest_stretch
 from datagen.builtin.body import HEAD_CLEARANCE, Body, max_speed
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed
@@ -24,6 +24,7 @@ from datagen.keyboard import NO_KEYS, KeyHand, octant_keys
 from datagen.mouse_hand import MouseHand
 from datagen.planner import PROFILES, BehaviourProfile, Move, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
+from datagen.tick import Tick
 
 ATMOSPHERE = Atmosphere(time_of_day=12.0, sun_direction=(0.0, 0.0, -1.0),
                         sun_color=(1.0, 1.0, 1.0), ambient_color=(0.3, 0.3, 0.3),

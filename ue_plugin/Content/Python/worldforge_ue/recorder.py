@@ -41,6 +41,7 @@ from datagen.controller import Controller
 from datagen.episode import KEYS, EpisodeMeta, EpisodeWriter
 from datagen.planner import PROFILES, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
+from datagen.tick import Tick
 from datagen.unreal.config import Job, episode_id
 from worldforge_ue import adapter
 
@@ -255,17 +256,11 @@ class Recorder:
         dx = 0.0 if ep.frame == 0 else -float(wrap_deg(yaw - ep.last[0]))
         dy = 0.0 if ep.frame == 0 else float(wrap_deg(pitch - ep.last[1]))
         image = self.capture.grab(position, yaw, pitch, roll, fov)
-        row: dict[str, float | int] = {f"key_{k}": int(v) for k, v in zip(KEYS, ep.held,
-                                                                           strict=True)}
-        row |= {"mouse_dx": dx, "mouse_dy": dy}
-        row |= {f"pos_{a}": float(v) for a, v in zip("xyz", position, strict=True)}
-        quat = quat_from_ypr(yaw, pitch, roll)
-        row |= {f"q{a}": float(v) for a, v in zip("wxyz", quat, strict=True)}
-        row |= {"yaw": yaw, "pitch": pitch, "roll": roll}
-        row |= {f"vel_{a}": float(v) for a, v in zip("xyz", self.body.velocity, strict=True)}
-        row["fov"] = fov
+        tick = Tick(keys=ep.held, mouse_dx=dx, mouse_dy=dy, position=position,
+                    quat=quat_from_ypr(yaw, pitch, roll), yaw=yaw, pitch=pitch, roll=roll,
+                    velocity=self.body.velocity, fov=fov)
         try:
-            ep.writer.add_frame(image, row)
+            ep.writer.add_frame(image, tick.row())
         except Exception as exc:
             self._episode_failed(exc)
             return
