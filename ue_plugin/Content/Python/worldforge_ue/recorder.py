@@ -95,6 +95,8 @@ class _Episode:
         self.keys: list[tuple[int, ...]] = []
         self.mouse: list[tuple[float, float]] = []
         self.start: list[float] = []
+        self.planner_rng: np.random.Generator | None = None  # drawn when it is placed
+        self.hand_rng: np.random.Generator | None = None
 
 
 class Recorder:
@@ -328,8 +330,7 @@ class Recorder:
         return yaw, pitch
 
     def _read_body(self) -> None:
-        _, yaw, pitch, _, _ = self.player.view()
-        self.body.read(self.player, yaw, pitch)
+        self.body.read(self.player, *self._angles())
 
     def _check_step(self) -> None:
         """Frame ``i`` must be tick ``i``: the engine has to run on a fixed step of 1 / fps."""
