@@ -27,7 +27,8 @@ from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed, record_episode
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
-from datagen.episode import COLUMNS, KEY_COLUMNS, format_cell
+from datagen.episode import COLUMNS, KEY_COLUMNS
+from datagen.episode_writer import format_cell
 from datagen.planner import PROFILES
 from datagen.streams import usable_cores
 from datagen.video import H264Writer

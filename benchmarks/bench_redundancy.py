@@ -31,7 +31,8 @@ from curation.config import FilterConfig
 from curation.redundancy import camera_still, detect, idle_frames
 from curation.thumbnails import thumbnails
 from datagen.cli import main as datagen_main
-from datagen.episode import ROW_COLUMNS, EpisodeWriter, read_episode
+from datagen.episode import ROW_COLUMNS, read_episode
+from datagen.episode_writer import EpisodeWriter
 from datagen.video import read_frames
 
 FROZEN_RUNS = (6, 10)  # lengths of the frozen runs inserted into each episode

@@ -71,7 +71,7 @@ def run(width: int, height: int, frames: int, tmp: Path) -> dict[str, float]:
 
     adapter.Capture.grab = grab_split
     recorder_module.Recorder._decide = timed("decide", recorder_module.Recorder._decide)
-    from datagen.episode import EpisodeWriter
+    from datagen.episode_writer import EpisodeWriter
     EpisodeWriter.add_frame = timed("write", EpisodeWriter.add_frame)
     recorder_module.Recorder._record = timed("tick", recorder_module.Recorder._record)
     step = unreal_double._Game.step

@@ -47,10 +47,10 @@ from datagen.episode import (
     VIDEO_FILE,
     EpisodeError,
     episode_dir,
-    format_cell,
     read_episode,
     write_meta,
 )
+from datagen.episode_writer import format_cell
 from datagen.rotation import quat_normalize, wrap_deg, ypr_from_quat
 
 METHOD = ("worldforge.annotate/3: Viterbi decoding under a bounded-acceleration body model "

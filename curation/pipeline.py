@@ -34,7 +34,8 @@ from curation.segmenting import plan_segments
 from curation.segments import Reject
 from curation.shardwriter import ShardSet, reason_kind
 from curation.thumbnails import thumbnails, thumbnails_of
-from datagen.episode import VIDEO_FILE, find_episodes, read_episode, validate_episode
+from datagen.episode import VIDEO_FILE, find_episodes, read_episode
+from datagen.episode_check import validate_episode
 from datagen.lifetime import die_with_parent
 from datagen.video import VideoError, decode_frames
 

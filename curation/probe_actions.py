@@ -37,15 +37,8 @@ import numpy as np
 
 from curation.annotate_decode import MOVE_KEYS, _viterbi_min_press
 from curation.probe import DEFAULT_FOV, ProbeConfig, ProbeResult, probe_video
-from datagen.episode import (
-    ACTIONS_FILE,
-    COLUMNS,
-    KEY_COLUMNS,
-    META_FILE,
-    VIDEO_FILE,
-    format_cell,
-    read_actions,
-)
+from datagen.episode import ACTIONS_FILE, COLUMNS, KEY_COLUMNS, META_FILE, VIDEO_FILE, read_actions
+from datagen.episode_writer import format_cell
 from datagen.rotation import compose_turn, ypr_from_quat
 
 _STATE_ANGLE = np.radians(45.0 * np.arange(8))  # octant k: k * 45 degrees left of forward

@@ -265,7 +265,8 @@ def _check_writable(out: Path) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from datagen.episode import find_episodes, validate_episode
+    from datagen.episode import find_episodes
+    from datagen.episode_check import validate_episode
 
     episodes = []
     for root in args.paths:

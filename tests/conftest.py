@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from datagen.cli import main as datagen_main
-from datagen.episode import KEY_COLUMNS, EpisodeMeta, EpisodeWriter, find_episodes
+from datagen.episode import KEY_COLUMNS, EpisodeMeta, find_episodes
+from datagen.episode_writer import EpisodeWriter
 from datagen.rotation import quat_from_ypr, wrap_deg
 
 

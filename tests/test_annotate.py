@@ -26,7 +26,8 @@ from curation.annotate import (
     unobservable_frames,
 )
 from datagen.cli import main
-from datagen.episode import KEY_COLUMNS, find_episodes, read_episode, validate_episode
+from datagen.episode import KEY_COLUMNS, find_episodes, read_episode
+from datagen.episode_check import validate_episode
 from datagen.rotation import quat_from_ypr
 
 POSE = ("pos_x", "pos_y", "pos_z", "qw", "qx", "qy", "qz", "yaw", "pitch", "roll", "fov", "t")

@@ -18,7 +18,8 @@ from datagen.backend import get_backend
 from datagen.builtin.record import RecordConfig
 from datagen.builtin.scenes import SCENES
 from datagen.cli import main
-from datagen.episode import find_episodes, read_episode, validate_episode
+from datagen.episode import find_episodes, read_episode
+from datagen.episode_check import validate_episode
 from datagen.rotation import wrap_deg
 from datagen.video import read_frames
 

@@ -21,7 +21,8 @@ import torch
 
 from curation.cli import main as curation
 from datagen.cli import main as datagen
-from datagen.episode import ACTIONS_FILE, read_episode, validate_episode
+from datagen.episode import ACTIONS_FILE, read_episode
+from datagen.episode_check import validate_episode
 from datagen.video import probe
 from shards.reader import clip_dataset, decode_mp4, open_shards
 

@@ -24,13 +24,13 @@ from datagen.episode import (
     VIDEO_FILE,
     EpisodeError,
     EpisodeMeta,
-    EpisodeWriter,
     episode_dir,
     find_episodes,
     load_meta,
     read_episode,
-    validate_episode,
 )
+from datagen.episode_check import validate_episode
+from datagen.episode_writer import EpisodeWriter
 from datagen.video import probe, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,7 +221,8 @@ CHILD = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, sys.argv[2])
     from conftest import synthetic_frames, synthetic_rows
-    from datagen.episode import EpisodeMeta, EpisodeWriter
+    from datagen.episode import EpisodeMeta
+    from datagen.episode_writer import EpisodeWriter
 
     meta = EpisodeMeta(episode_id="crash_0_00000", backend="builtin", scene="crash", seed=0,
                        fps=10, width=160, height=96)

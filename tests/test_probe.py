@@ -39,9 +39,9 @@ from datagen.episode import (
     EpisodeMeta,
     read_actions,
     read_episode,
-    validate_episode,
     write_meta,
 )
+from datagen.episode_check import validate_episode
 from datagen.rotation import quat_from_ypr, quat_to_matrix, wrap_deg
 from datagen.video import H264Writer, read_frames
 

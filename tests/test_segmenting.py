@@ -17,7 +17,8 @@ from curation.resample import METHOD, resample
 from curation.segmenting import plan_segments
 from curation.segments import LABEL_COLUMNS, Segment
 from curation.thumbnails import thumbnails
-from datagen.episode import KEY_COLUMNS, ROW_COLUMNS, Episode, EpisodeWriter, read_episode
+from datagen.episode import KEY_COLUMNS, ROW_COLUMNS, Episode, read_episode
+from datagen.episode_writer import EpisodeWriter
 from datagen.rotation import wrap_deg
 from datagen.video import read_frames
 

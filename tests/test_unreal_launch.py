@@ -22,7 +22,8 @@ import unreal_double
 from unreal_peer import EditorPeer
 
 from datagen.cli import main as datagen
-from datagen.episode import find_episodes, validate_episode
+from datagen.episode import find_episodes
+from datagen.episode_check import validate_episode
 from datagen.unreal.config import UnrealConfig
 from datagen.unreal.launch import (
     JOB_ENV,

@@ -19,7 +19,8 @@ import pytest
 import unreal_double
 
 from curation.cli import main as curation
-from datagen.episode import KEYS, find_episodes, read_actions, validate_episode
+from datagen.episode import KEYS, find_episodes, read_actions
+from datagen.episode_check import validate_episode
 from datagen.unreal.config import Job, UnrealConfig
 from datagen.video import read_frames
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from conftest import synthetic_frames
 
-from datagen.episode import ACTIONS_FILE, META_FILE, VIDEO_FILE, Problem, validate_episode
+from datagen.episode import ACTIONS_FILE, META_FILE, VIDEO_FILE
+from datagen.episode_check import Problem, validate_episode
 from datagen.video import H264Writer
 
 

@@ -3,7 +3,7 @@
 Rendering, logging and encoding overlap: the calling thread steps the agent and renders (in
 the framebuffer's own pixel layout: ffmpeg converts it as cheaply as RGB), a
 writer thread takes ``(frame, row)`` pairs from a bounded queue and hands them to the
-:class:`~datagen.episode.EpisodeWriter` (CSV row plus a pipe write), and ffmpeg encodes in its
+:class:`~datagen.episode_writer.EpisodeWriter` (CSV row plus a pipe write), and ffmpeg encodes in its
 own process. The queue bounds memory (``QUEUE_FRAMES`` frames) and blocks the renderer when
 the encoder falls behind.
 """
@@ -25,7 +25,8 @@ from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
-from datagen.episode import EpisodeMeta, EpisodeWriter
+from datagen.episode import EpisodeMeta
+from datagen.episode_writer import EpisodeWriter
 from datagen.planner import DEFAULT_PROFILE, PROFILES
 
 QUEUE_FRAMES = 16

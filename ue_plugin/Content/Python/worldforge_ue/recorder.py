@@ -38,7 +38,8 @@ from datagen import __version__
 from datagen.action_coverage import count_actions, coverage
 from datagen.backend import episode_seed
 from datagen.controller import Controller
-from datagen.episode import KEYS, EpisodeMeta, EpisodeWriter
+from datagen.episode import KEYS, EpisodeMeta
+from datagen.episode_writer import EpisodeWriter
 from datagen.planner import PROFILES, Planner
 from datagen.rotation import quat_from_ypr, wrap_deg
 from datagen.tick import Tick
