@@ -12,6 +12,7 @@ encoding overlaps rendering.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -251,3 +252,65 @@ def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
     handled as in :func:`decode_frames`."""
     for frame in decode_frames(path, strict):
         yield frame.to_ndarray(format="rgb24")
+
+
+# audio codecs an MP4 holds, copied along with the video by remux_to_mp4
+MP4_AUDIO_CODECS = ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac")
+
+
+def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True) -> int:
+    """Copy ``src``'s first H.264 video stream (and its MP4-compatible audio streams) into an
+    MP4 at ``dst`` without re-encoding: every packet, with its bytes and timestamps, in order
+    (OBS records MKV by default). ``dst`` appears only when complete (written under a temporary
+    name in the same folder, then renamed); ``faststart`` puts the index at the front. Returns
+    the number of video packets copied; raises VideoError when ``src`` has no H.264 video."""
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    with _open(src) as container:
+        video = [s for s in container.streams.video if s.codec_context.name == "h264"]
+        if not video:
+            found = ", ".join(s.codec_context.name for s in container.streams.video)
+            raise VideoError(f"{src} has no H.264 video stream to remux (video: {found})")
+        audio = [s for s in container.streams.audio if s.codec_context.name in MP4_AUDIO_CODECS]
+        packets = 0
+        try:
+            options = {"movflags": "+faststart"} if faststart else {}
+            with av.open(str(tmp), "w", format="mp4", options=options) as out:
+                copies = {s.index: out.add_stream_from_template(s) for s in (video[0], *audio)}
+
+                def mux(packet: av.Packet) -> None:
+                    nonlocal packets
+                    packets += packet.stream.index == video[0].index
+                    packet.stream = copies[packet.stream.index]
+                    out.mux(packet)
+
+                # MKV stores presentation times only: with B-frames the demuxer infers decode
+                # times a few frames late and leaves the first ones unset, which MP4 needs;
+                # they are filled in one frame duration apart, ending before the first known
+                pending: list[av.Packet] = []
+                last_dts = None
+                for packet in container.demux([video[0], *audio]):
+                    if packet.size == 0:  # the demuxer's end-of-stream marker
+                        continue
+                    if packet.stream.index != video[0].index:
+                        mux(packet)
+                        continue
+                    if packet.dts is None:
+                        if last_dts is None:
+                            pending.append(packet)
+                            continue
+                        packet.dts = last_dts + (packet.duration or 1)
+                    for k, early in enumerate(pending):
+                        early.dts = packet.dts - (len(pending) - k) * (early.duration or 1)
+                        mux(early)
+                    pending.clear()
+                    last_dts = packet.dts
+                    mux(packet)
+                for k, early in enumerate(pending):  # no decode time known at all
+                    early.dts = min(p.pts for p in pending) - (len(pending) - 1 - k)
+                    mux(early)
+            os.replace(tmp, dst)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return packets
