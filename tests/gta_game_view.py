@@ -1,0 +1,97 @@
+"""The simulated game's window, for the GTA V end-to-end test: the plugin core and its simulator
+(``wfgta_sim_host --lockstep``) decide every frame's camera; this draws the built-in city from
+that camera in a real X window on the (Xvfb) screen, where a real OBS captures it.
+
+Lockstep with the simulator: for each frame line ``F <frame> <game_ms> x y z rx ry rz fov`` it
+waits for the frame's slot on the wall clock (``fps`` frames a second), draws and presents the
+frame, then tells the simulator (one line on its stdin), whose next script tick stamps the
+frame's message with the wall-clock time at which it had just been presented, as in the game.
+
+Run as ``python tests/gta_game_view.py --scene city --seed 3 --world world.json -- <sim host
+command>``: ``--world`` is written first (the city's streets, for the simulator to drive on),
+then the simulator is started with the remaining arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from datagen.builtin.render.panda import Renderer
+from datagen.builtin.scenes import build_world
+from datagen.builtin.world import Box, World
+from datagen.gta.pose import contract_quat, horizontal_fov
+
+
+def street_grid(world: World) -> dict:
+    """The city's road centre lines and width, in the simulator's world-file form."""
+    roads = [p for p in world.primitives if isinstance(p, Box) and p.material == "road"]
+    xs = sorted(p.base[0] for p in roads if abs(p.yaw) == 90.0)  # running along y
+    ys = sorted(p.base[1] for p in roads if p.yaw == 0.0)
+    half = (world.bounds[2] - world.bounds[0]) / 2
+    return {"half": half, "roads_x": xs, "roads_y": ys, "road_width": roads[0].size[1],
+            "seed": world.seed}
+
+
+def parse_frame(line: str) -> tuple[int, int, np.ndarray, np.ndarray, float]:
+    """``(frame, game_ms, pos[3], rot[3], fov)`` of one ``F`` line."""
+    parts = line.split()
+    if len(parts) != 10 or parts[0] != "F":
+        raise ValueError(f"not a frame line: {line!r}")
+    values = [float(v) for v in parts[3:]]
+    return int(parts[1]), int(parts[2]), np.array(values[:3]), np.array(values[3:6]), values[6]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scene", default="city")
+    parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--world", type=Path, required=True)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("sim", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    world = build_world(args.scene, args.seed)
+    args.world.write_text(json.dumps(street_grid(world)))
+    sim_cmd = args.sim[1:] if args.sim[:1] == ["--"] else args.sim
+    sim = subprocess.Popen(sim_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           bufsize=1)
+    renderer = None
+    try:
+        start, shown = 0.0, 0
+        for line in sim.stdout:
+            if not line.startswith("F "):
+                continue
+            _, game_ms, pos, rot, fov = parse_frame(line)
+            if renderer is None:
+                renderer = Renderer(world, width, height, float(horizontal_fov(fov, width,
+                                                                               height)),
+                                    onscreen=True)
+                start = time.monotonic()
+            delay = start + shown / args.fps - time.monotonic()  # this frame's slot
+            if delay > 0:
+                time.sleep(delay)
+            renderer.render(pos, contract_quat(rot), world.mover_poses(game_ms / 1000.0))
+            shown += 1
+            sim.stdin.write("\n")
+            sim.stdin.flush()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        if renderer is not None:
+            renderer.close()
+        if sim.stdin:
+            sim.stdin.close()
+        sim.wait(timeout=10)
+    return sim.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
