@@ -26,6 +26,11 @@ small interface:
 - ``task_cpus``/``task_gpus``: what recording one episode keeps busy, which a Ray task
   (``datagen record --ray``) asks the cluster for.
 
+A **live** backend records a game that runs on its own and is captured as it plays (GTA V: the
+Script Hook V plugin, the collector and OBS). It cannot replay episode ``index`` from a seed, so
+instead of the index-based functions above it has ``record_session(cfg, report)``: one session
+of ``cfg.duration_s`` seconds, cut into episodes afterwards, returning what it wrote.
+
 Backends are looked up by name (:func:`get_backend`) and imported only when used, so the core
 never imports an engine.
 """
@@ -41,7 +46,7 @@ from typing import Any
 import numpy as np
 
 # name -> module whose BACKEND is that backend
-BACKENDS = {"builtin": "datagen.builtin", "unreal": "datagen.unreal"}
+BACKENDS = {"builtin": "datagen.builtin", "unreal": "datagen.unreal", "gta": "datagen.gta"}
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,11 @@ class Backend:
     name: str
     summary: str  # one line for --help
     config: type
-    episode_id: Callable[[Any, int], str]
-    record_episode: Callable[..., Path]
-    config_differences: Callable[[Any, dict], list[str]]
+    episode_id: Callable[[Any, int], str] | None = None  # None: a live backend
+    record_episode: Callable[..., Path] | None = None
+    config_differences: Callable[[Any, dict], list[str]] | None = None
     record_episodes: Callable[..., None] | None = None
+    record_session: Callable[..., Any] | None = None  # a live backend's only entry
     task_cpus: float = 2.0  # what one episode being recorded keeps busy (a Ray task asks it)
     task_gpus: float = 0.0
 

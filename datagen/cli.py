@@ -55,6 +55,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -116,6 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
     ue.add_argument("--bind", default="127.0.0.1",
                     help="--attach: this machine's address for discovery (default 127.0.0.1)")
 
+    gta = rec.add_argument_group("GTA V (--backend gta; docs/gta.md)")
+    gta.add_argument("--duration", type=_positive_float, default=600.0,
+                     help="seconds to record (Ctrl-C stops earlier; default 600)")
+    gta.add_argument("--obs-host", default="127.0.0.1", help="OBS Studio's websocket host")
+    gta.add_argument("--obs-port", type=_port, default=4455, help="its port (default 4455)")
+    gta.add_argument("--obs-password", default=os.environ.get("WORLDFORGE_OBS_PASSWORD"),
+                     help="its password (default: $WORLDFORGE_OBS_PASSWORD)")
+    gta.add_argument("--collector-host", default="127.0.0.1",
+                     help="address the collector listens on (0.0.0.0 when the game runs on "
+                          "another machine; default 127.0.0.1)")
+    gta.add_argument("--collector-port", type=_port, default=52420,
+                     help="its port, as in the plugin's worldforge_gta.ini (default 52420)")
+    gta.add_argument("--plugin-timeout", type=_positive_float, default=120.0,
+                     help="seconds to wait for the plugin to connect")
+    gta.add_argument("--sync-offset-ms", type=float, default=0.0,
+                     help="capture latency added to every video frame's time (docs/gta.md)")
+    gta.add_argument("--min-frames", type=_positive, default=30,
+                     help="shortest gap-free stretch that becomes an episode (default 30)")
+    gta.add_argument("--keep-obs-file", action="store_true",
+                     help="keep OBS's own file after its episodes are written")
+
     val = sub.add_parser("validate", help="check episodes against the contract")
     val.add_argument("paths", nargs="+", type=Path, help="episode, scene or output folders")
     val.add_argument("--no-decode", action="store_true",
@@ -142,6 +170,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from datagen.output_lock import OutputLock, OutputLocked
 
     backend = get_backend(args.backend)
+    if backend.record_session is not None:
+        return _record_session(args, backend)
     cfg = _unreal_config(args) if args.backend == "unreal" else _builtin_config(args)
     try:
         cfg.check()
@@ -166,6 +196,40 @@ def cmd_record(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     with lock:
         return _record(args, backend, cfg)
+
+
+def _record_session(args: argparse.Namespace, backend: Backend) -> int:
+    """A live backend's session (GTA V): record, synchronise, write episodes."""
+    from datagen.output_lock import OutputLock, OutputLocked
+
+    if is_url(args.out) or args.ray:
+        raise UsageError(f"--backend {backend.name} records on this machine into a folder: "
+                         "no --ray, no URL for --out")
+    scene = "gta" if args.scene == "city" else args.scene  # "city" is the built-in default
+    cfg = backend.config(
+        out=Path(args.out), scene=scene, duration_s=args.duration, obs_host=args.obs_host,
+        obs_port=args.obs_port, obs_password=args.obs_password,
+        collector_host=args.collector_host, collector_port=args.collector_port,
+        plugin_timeout_s=args.plugin_timeout, offset_ms=args.sync_offset_ms,
+        min_frames=args.min_frames, keep_obs_file=args.keep_obs_file, crf=args.crf)
+    try:
+        cfg.check()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _check_writable(cfg.out)
+    try:
+        lock = OutputLock(cfg.out, "datagen record")
+    except (OutputLocked, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    with lock:
+        try:
+            result = backend.record_session(cfg)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"GTA V session failed: {exc}") from None
+    for reason in result.rejected:
+        print(f"not an episode: {reason}", file=sys.stderr)
+    print(f"{len(result.episodes)} episode(s) from session {result.session}")
+    return 0 if result.episodes else EXIT_PROBLEMS
 
 
 def _recorded(out: str | Path, scene: str, episode_id: str) -> dict | None:

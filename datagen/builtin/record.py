@@ -3,8 +3,8 @@
 Rendering, logging and encoding overlap: the calling thread steps the agent and renders (in
 the framebuffer's own pixel layout: ffmpeg converts it as cheaply as RGB), a
 writer thread takes ``(frame, row)`` pairs from a bounded queue and hands them to the
-:class:`~datagen.episode_writer.EpisodeWriter` (CSV row plus a pipe write), and ffmpeg encodes in its
-own process. The queue bounds memory (``QUEUE_FRAMES`` frames) and blocks the renderer when
+:class:`~datagen.episode_writer.EpisodeWriter` (CSV row plus a pipe write), and ffmpeg encodes
+in its own process. The queue bounds memory (``QUEUE_FRAMES`` frames) and blocks the renderer when
 the encoder falls behind.
 """
 
