@@ -2,7 +2,7 @@
 
 Usage (the end-to-end tests do exactly this)::
 
-    from tests.real_obs import obs_available, running_obs, running_xvfb, showing_colours
+    from real_obs import obs_available, running_obs, running_xvfb, showing_colours  # tests/
 
     with running_xvfb(640, 360) as display, running_obs(tmp_path, display) as obs:
         client = Obs(obs.host, obs.port, obs.password)   # datagen.gta.obs
