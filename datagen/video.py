@@ -258,12 +258,17 @@ def read_frames(path: str | Path, strict: bool = True) -> Iterator[np.ndarray]:
 MP4_AUDIO_CODECS = ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac")
 
 
-def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True) -> int:
+def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
+                 fps: Fraction | None = None) -> int:
     """Copy ``src``'s first H.264 video stream (and its MP4-compatible audio streams) into an
     MP4 at ``dst`` without re-encoding: every packet, with its bytes and timestamps, in order
     (OBS records MKV by default). ``dst`` appears only when complete (written under a temporary
     name in the same folder, then renamed); ``faststart`` puts the index at the front. Returns
-    the number of video packets copied; raises VideoError when ``src`` has no H.264 video."""
+    the number of video packets copied; raises VideoError when ``src`` has no H.264 video.
+
+    ``fps`` (a constant-frame-rate source's rate) puts the video's timestamps on that rate's
+    grid, one tick per frame: MKV keeps milliseconds, so 30 fps becomes 33/34 ms steps that
+    read back as 30.003 fps; rounded to frames they are exactly 1/fps apart again."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     with _open(src) as container:
@@ -278,9 +283,19 @@ def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True) -> in
             with av.open(str(tmp), "w", format="mp4", options=options) as out:
                 copies = {s.index: out.add_stream_from_template(s) for s in (video[0], *audio)}
 
+                if fps is not None:
+                    copies[video[0].index].time_base = 1 / Fraction(fps)
+
                 def mux(packet: av.Packet) -> None:
                     nonlocal packets
-                    packets += packet.stream.index == video[0].index
+                    is_video = packet.stream.index == video[0].index
+                    packets += is_video
+                    if is_video and fps is not None:  # seconds * fps = frame ticks
+                        scale = packet.time_base * Fraction(fps)
+                        packet.pts = round(packet.pts * scale)
+                        packet.dts = round(packet.dts * scale)
+                        packet.duration = 1
+                        packet.time_base = 1 / Fraction(fps)
                     packet.stream = copies[packet.stream.index]
                     out.mux(packet)
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,8 @@ def finalise(folder: str | Path, cfg: GtaConfig, report: Report = print) -> Sess
             continue
         meta = _meta(state, episode_id, cfg.scene, info, segment, alignment)
         rows = segment_rows(samples, alignment, segment, info.width, info.height)
-        place = _whole_video(obs_file) if whole else _cut_video(obs_file, segment, info, cfg.crf)
+        place = (_whole_video(obs_file, _obs_fps(state, info)) if whole
+                 else _cut_video(obs_file, segment, info, cfg.crf))
         try:
             result.episodes.append(write_episode(cfg.out, meta, rows, place, EXTRA_COLUMNS))
         except (EpisodeError, OSError) as exc:
@@ -209,12 +211,22 @@ def finalise(folder: str | Path, cfg: GtaConfig, report: Report = print) -> Sess
     return result
 
 
-def _whole_video(src: Path) -> Callable[[Path], int]:
+def _obs_fps(state: dict, info) -> Fraction:
+    """OBS's constant frame rate (its video settings), else the file's."""
+    video = state.get("obs", {}).get("video", {})
+    if video.get("fps_numerator") and video.get("fps_denominator"):
+        return Fraction(video["fps_numerator"], video["fps_denominator"])
+    return Fraction(info.fps).limit_denominator(1001)
+
+
+def _whole_video(src: Path, fps: Fraction) -> Callable[[Path], int]:
+    """Move OBS's MP4 into the episode, or remux (MKV, or timestamps off the frame grid)
+    without re-encoding; the original goes once the episode is published."""
     def place(dest: Path) -> int:
-        if src.suffix.lower() == ".mp4":
-            shutil.copyfile(src, dest)  # the OBS file goes once the episode is published
+        if src.suffix.lower() == ".mp4" and probe(src, count=False).fps == float(fps):
+            shutil.copyfile(src, dest)
         else:
-            remux_to_mp4(src, dest)
+            remux_to_mp4(src, dest, fps=fps)
         return probe(dest).frames or 0
     return place
 
@@ -241,7 +253,8 @@ def _meta(state: dict, episode_id: str, scene: str, info, segment: tuple[int, in
     ticks = np.diff(alignment.sample[a:b])
     return EpisodeMeta(
         episode_id=episode_id, backend="gta", scene=scene,
-        seed=int(config.get("seed", 0)), fps=info.fps, width=info.width, height=info.height,
+        seed=int(config.get("seed", 0)), fps=float(_obs_fps(state, info)), width=info.width,
+        height=info.height,
         created_utc=utc_now(), tool_version=__version__,
         engine={"name": "GTA V", "version": str(plugin.get("game_version", "")),
                 "plugin": plugin.get("version", ""), "renderer": "OBS Studio "
