@@ -30,7 +30,7 @@ from datagen.episode import (
     read_episode,
 )
 from datagen.episode_check import validate_episode
-from datagen.episode_writer import EpisodeWriter
+from datagen.episode_writer import EpisodeWriter, write_episode
 from datagen.video import probe, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -222,7 +222,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[2])
     from conftest import synthetic_frames, synthetic_rows
     from datagen.episode import EpisodeMeta
-    from datagen.episode_writer import EpisodeWriter
+    from datagen.episode_writer import EpisodeWriter, write_episode
 
     meta = EpisodeMeta(episode_id="crash_0_00000", backend="builtin", scene="crash", seed=0,
                        fps=10, width=160, height=96)
@@ -262,3 +262,52 @@ def test_sigkill_mid_recording_leaves_only_partial(tmp_path):
     assert len(list(read_frames(video, strict=False))) > 0
     salvaged = read_episode(partial[0], allow_partial=True)
     assert len(salvaged.data["frame"]) >= 40  # every row written before the kill survived
+
+
+def _recorded_video(path: Path, frames: int) -> Path:
+    """A video another program recorded (as OBS records GTA V)."""
+    from datagen.video import H264Writer
+
+    with H264Writer(path, 64, 48, 10) as writer:
+        for frame in synthetic_frames(frames, 64, 48):
+            writer.write(frame)
+    return path
+
+
+def test_write_episode_adopts_a_recorded_video(tmp_path):
+    source = _recorded_video(tmp_path / "obs.mp4", 12)
+    rows = synthetic_rows(12, extra_columns=("game_ms",))
+
+    def place(dest: Path) -> int:
+        dest.write_bytes(source.read_bytes())
+        return probe(dest).frames
+
+    path = write_episode(tmp_path / "out", meta(backend="gta"), rows, place, ("game_ms",))
+    assert validate_episode(path) == []
+    ep = read_episode(path)
+    assert ep.meta.frames == 12 and ep.columns[-1] == "game_ms"
+    assert ep.data["pos_y"].tolist() == [r["pos_y"] for r in rows]
+    assert source.exists()  # the caller decides what happens to its input
+
+
+def test_write_episode_checks_rows_before_touching_the_video_and_keeps_a_mismatch_partial(
+        tmp_path):
+    source = _recorded_video(tmp_path / "obs.mp4", 12)
+    placed = []
+
+    def place(dest: Path) -> int:
+        placed.append(dest)
+        dest.write_bytes(source.read_bytes())
+        return probe(dest).frames
+
+    bad = synthetic_rows(12)
+    bad[5]["qw"] = float("nan")
+    with pytest.raises(EpisodeError, match="frame 5: qw must be finite"):
+        write_episode(tmp_path / "out", meta(), bad, place)
+    assert placed == []
+    with pytest.raises(EpisodeError, match="12 video frames but 11 CSV rows; left unfinished"):
+        write_episode(tmp_path / "out", meta(), synthetic_rows(11), place)
+    assert find_episodes(tmp_path / "out") == (
+        [], [tmp_path / "out" / "synth" / "synth_0_00000.partial"])
+    with pytest.raises(EpisodeError, match="no frames"):
+        write_episode(tmp_path / "out", meta(), [], place)
