@@ -1,4 +1,5 @@
-"""The ``datagen`` command line: ``record``, ``validate``, ``scenes``, ``plan`` and ``unreal``.
+"""The ``datagen`` command line: ``record``, ``validate``, ``scenes``, ``plan``, ``unreal`` and
+``gta-sync``.
 
 It only parses, checks and calls the library; every error a user can cause ends in one
 ``datagen: error: ...`` line and a non-zero exit, never a traceback.
@@ -143,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shortest gap-free stretch that becomes an episode (default 30)")
     gta.add_argument("--keep-obs-file", action="store_true",
                      help="keep OBS's own file after its episodes are written")
+
+    sync = sub.add_parser("gta-sync", help="synchronise a recorded GTA V session again")
+    sync.add_argument("session", type=Path, help="<out>/gta_sessions/<session> folder")
+    sync.add_argument("--sync-offset-ms", type=float, default=None,
+                      help="capture latency (default: the session's)")
+    sync.add_argument("--min-frames", type=_positive, default=None,
+                      help="shortest episode (default: the session's)")
 
     val = sub.add_parser("validate", help="check episodes against the contract")
     val.add_argument("paths", nargs="+", type=Path, help="episode, scene or output folders")
@@ -328,6 +336,20 @@ def _check_writable(out: Path) -> None:
         raise UsageError(f"output folder {out} is not a writable directory")
 
 
+def cmd_gta_sync(args: argparse.Namespace) -> int:
+    from datagen.gta.session import resync
+    from datagen.gta.sync import SyncError
+
+    try:
+        result = resync(args.session, args.sync_offset_ms, args.min_frames)
+    except (OSError, SyncError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    for reason in result.rejected:
+        print(f"not an episode: {reason}", file=sys.stderr)
+    print(f"{len(result.episodes)} episode(s) from session {result.session}")
+    return 0 if result.episodes else EXIT_PROBLEMS
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from datagen.episode import find_episodes
     from datagen.episode_check import validate_episode
@@ -403,7 +425,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"record": cmd_record, "validate": cmd_validate, "scenes": cmd_scenes,
-            "plan": cmd_plan, "unreal": unreal_commands.cmd_unreal}
+            "plan": cmd_plan, "unreal": unreal_commands.cmd_unreal, "gta-sync": cmd_gta_sync}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ end to end with the C++ plugin core, real OBS and Xvfb is tests/test_gta_end_to_
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from datagen.cli import main
 from datagen.episode import find_episodes, read_episode
 from datagen.episode_check import validate_episode
 from datagen.gta.collector import SAMPLES_FILE
@@ -175,8 +177,15 @@ def test_dropped_messages_cut_the_session_into_episodes_and_finalise_reruns(tmp_
     # finalise again: finished episodes are kept, nothing is written twice
     again = finalise(result.session, cfg, report=lambda line: None)
     assert again.episodes == result.episodes
+    assert main(["gta-sync", str(result.session)]) == 0
     finished, partial = find_episodes(tmp_path / "out")
     assert len(finished) == 2 and not partial
+    # with a minimum longer than both stretches, no episode is new and the command says so
+    for path in finished:
+        shutil.rmtree(path)
+    assert main(["gta-sync", str(result.session), "--min-frames", "500"]) == 1
+    assert find_episodes(tmp_path / "out") == ([], [])
+    assert main(["gta-sync", str(tmp_path / "out")]) == 2  # not a session: a usage error
 
 
 def test_no_plugin_fails_clearly(tmp_path):

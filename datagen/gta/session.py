@@ -13,7 +13,7 @@
 
 Everything a session receives is kept in ``<out>/gta_sessions/<session>/`` (``samples.jsonl``,
 ``collector.jsonl``, ``session.json`` and the OBS file until its episodes are published), so
-:func:`finalise` can be run again on it (``datagen gta-sync``).
+:func:`resync` can run the synchronisation again on it (``datagen gta-sync``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -217,6 +217,25 @@ def _obs_fps(state: dict, info) -> Fraction:
     if video.get("fps_numerator") and video.get("fps_denominator"):
         return Fraction(video["fps_numerator"], video["fps_denominator"])
     return Fraction(info.fps).limit_denominator(1001)
+
+
+def resync(folder: str | Path, offset_ms: float | None = None, min_frames: int | None = None,
+           report: Report = print) -> SessionResult:
+    """:func:`finalise` a session folder again with the settings it was recorded with, or a new
+    ``offset_ms`` / ``min_frames`` (``datagen gta-sync``)."""
+    folder = Path(folder)
+    try:
+        state = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{folder} is not a finished GTA V session ({SESSION_FILE}: "
+                         f"{exc})") from None
+    cfg = GtaConfig(**{**state["config"], "out": Path(state["config"]["out"])})
+    if offset_ms is not None:
+        cfg = replace(cfg, offset_ms=offset_ms)
+    if min_frames is not None:
+        cfg = replace(cfg, min_frames=min_frames)
+    cfg.check()
+    return finalise(folder, cfg, report)
 
 
 def _whole_video(src: Path, fps: Fraction) -> Callable[[Path], int]:
