@@ -25,7 +25,12 @@ the websocket server reads ``[OBSWebSocket]`` in ``global.ini`` (newer obs-webso
 read ``plugin_config/obs-websocket/config.json`` instead); ``FirstRun=true`` there skips the
 auto-configuration wizard; ``--disable-shutdown-check`` skips the "OBS crashed last time"
 dialog after a kill; ``--multi`` lets several instances run at once. There is no window manager
-and no D-Bus, which OBS logs as errors and otherwise ignores.
+and no D-Bus, which OBS logs as errors and otherwise ignores. Measured on a 2-core machine: the
+websocket port opens about 0.5 s after launch; StartRecord -> STARTED takes ~10-50 ms; after
+StopRecord (answered in under a millisecond) the MKV stays 0 bytes until the STOPPED event
+~0.6 s later, when it is complete. Recordings are MKV with an H.264 (x264, B-frames) and an
+AAC track and millisecond timestamps; a recording killed with OBS, or stopped before its
+first frame, is a header-only file that never demuxes.
 
 Every process runs in its own process group and is killed (SIGTERM, then SIGKILL) on exit.
 """

@@ -472,7 +472,8 @@ def wait_finalised(path: str | Path, timeout: float = 30.0, poll: float = 0.25) 
     """Wait until OBS has really finished writing ``path``: its size is the same on two polls
     ``poll`` seconds apart and the whole file opens and demuxes to the end with the same number
     of video packets both times. Returns that number; raises :class:`ObsError` saying what was
-    last seen after ``timeout`` seconds."""
+    last seen after ``timeout`` seconds (also for a recording stopped before its first frame or
+    cut off by an OBS crash: OBS leaves a header-only file that never demuxes)."""
     path = Path(path)
     deadline = time.monotonic() + timeout
     last = None
