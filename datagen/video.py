@@ -259,7 +259,7 @@ MP4_AUDIO_CODECS = ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac")
 
 
 def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
-                 fps: Fraction | None = None) -> int:
+                 fps: Fraction | None = None, keep_audio: bool = True) -> int:
     """Copy ``src``'s first H.264 video stream (and its MP4-compatible audio streams) into an
     MP4 at ``dst`` without re-encoding: every packet, with its bytes and timestamps, in order
     (OBS records MKV by default). ``dst`` appears only when complete (written under a temporary
@@ -268,7 +268,8 @@ def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
 
     ``fps`` (a constant-frame-rate source's rate) puts the video's timestamps on that rate's
     grid, one tick per frame: MKV keeps milliseconds, so 30 fps becomes 33/34 ms steps that
-    read back as 30.003 fps; rounded to frames they are exactly 1/fps apart again."""
+    read back as 30.003 fps; rounded to frames they are exactly 1/fps apart again.
+    ``keep_audio=False`` leaves the audio streams out (an episode's video has none)."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     with _open(src) as container:
@@ -276,7 +277,8 @@ def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
         if not video:
             found = ", ".join(s.codec_context.name for s in container.streams.video)
             raise VideoError(f"{src} has no H.264 video stream to remux (video: {found})")
-        audio = [s for s in container.streams.audio if s.codec_context.name in MP4_AUDIO_CODECS]
+        audio = [s for s in container.streams.audio
+                 if keep_audio and s.codec_context.name in MP4_AUDIO_CODECS]
         packets = 0
         try:
             options = {"movflags": "+faststart"} if faststart else {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -21,7 +22,7 @@ from datagen.gta.obs import (
     RecordEvent,
     wait_finalised,
 )
-from datagen.video import VideoError, probe, read_frames, remux_to_mp4
+from datagen.video import VideoError, decode_frames, probe, read_frames, remux_to_mp4
 
 
 @pytest.fixture
@@ -191,6 +192,13 @@ def test_remux_mkv_to_mp4_keeps_every_packet(tmp_path):
     info = probe(mp4)
     assert info.frames == len(src) and abs(info.fps - 30) < 0.1
     assert sorted(p.name for p in tmp_path.iterdir() if "out" in p.name) == ["out.mp4"]
+    # MKV keeps milliseconds: on the 30 fps grid again, the same packets read as exactly 30
+    grid = tmp_path / "grid.mp4"
+    assert remux_to_mp4(mkv, grid, fps=Fraction(30)) == len(src)
+    assert probe(grid).fps == 30.0 and probe(grid).frames == len(src)
+    assert [data for data, _ in _packets(grid)] == [data for data, _ in src]
+    times = [float(f.time) for f in decode_frames(grid)]
+    np.testing.assert_allclose(np.diff(times), 1 / 30, atol=1e-9)
 
 
 def test_remux_refuses_a_video_that_is_not_h264(tmp_path):

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from obs_server import FakeObs
 
 from datagen.cli import main
 from datagen.episode import find_episodes, read_episode
@@ -24,7 +25,6 @@ from datagen.gta.collector import SAMPLES_FILE
 from datagen.gta.messages import HEADER, encode
 from datagen.gta.session import SESSIONS, GtaConfig, finalise, record
 from datagen.video import read_frames
-from tests.obs_server import FakeObs
 
 BITS, W, H = 16, 160, 96
 

@@ -245,7 +245,7 @@ def _whole_video(src: Path, fps: Fraction) -> Callable[[Path], int]:
         if src.suffix.lower() == ".mp4" and probe(src, count=False).fps == float(fps):
             shutil.copyfile(src, dest)
         else:
-            remux_to_mp4(src, dest, fps=fps)
+            remux_to_mp4(src, dest, fps=fps, keep_audio=False)
         return probe(dest).frames or 0
     return place
 
