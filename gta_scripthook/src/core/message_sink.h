@@ -1,0 +1,25 @@
+// Where the script's messages go and its control messages come from: the TCP Sender in the
+// plugin and the sim host, a recording fake in tests.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wfgta {
+
+class MessageSink {
+public:
+    virtual ~MessageSink() = default;
+    // Queues one JSON message; false when it was dropped (queue full). Never blocks.
+    virtual bool offer(std::string json) = 0;
+    // Messages dropped so far.
+    virtual uint64_t dropped() const = 0;
+    // Control messages (JSON text) received since the last call.
+    virtual std::vector<std::string> take_control() = 0;
+    // The hello to send first on every (re)connect.
+    virtual void set_hello(std::string json) = 0;
+    // The collector address (a change reconnects).
+    virtual void set_endpoint(const std::string& host, int port) { (void)host; (void)port; }
+};
+
+}  // namespace wfgta

@@ -1,0 +1,227 @@
+// Script tick: observe, report, act.
+#include "script.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "json.h"
+
+namespace wfgta {
+
+Script::Script(Natives& n, MessageSink& sink, const Config& cfg, int game_version, std::string config_path)
+    : n_(n), sink_(sink), cfg_(cfg), game_version_(game_version), config_path_(std::move(config_path)),
+      env_(n), agent_(n, cfg), rig_(n) {
+    mode_ = agent_.mode_name();
+    sink_.set_endpoint(cfg_.host, cfg_.port);
+    sink_.set_hello(hello_message());
+}
+
+double Script::wall_clock_ms() {
+    using namespace std::chrono;
+    return duration_cast<duration<double, std::milli>>(system_clock::now().time_since_epoch()).count();
+}
+
+static void write_config(JsonWriter& w, const Config& c) {
+    w.begin_object();
+    w.key("weather").string(c.weather);
+    w.key("time_of_day").number(c.time_of_day);
+    w.key("vehicle_density").number(c.vehicle_density);
+    w.key("npc_density").number(c.npc_density);
+    w.key("camera").string(c.camera);
+    w.key("camera_offset").begin_array().number(c.camera_offset.x).number(c.camera_offset.y)
+        .number(c.camera_offset.z).end_array();
+    w.key("mode").string(c.mode);
+    w.key("fov").number(c.fov);
+    w.key("drive_speed").number(c.drive_speed);
+    w.key("drive_style").integer(c.drive_style);
+    w.key("pitch").number(c.pitch);
+    w.key("pause_clock").boolean(c.pause_clock);
+    w.key("seed").integer(c.seed);
+    w.end_object();
+}
+
+std::string Script::hello_message() const {
+    JsonWriter w;
+    w.begin_object();
+    w.key("type").string("hello");
+    w.key("plugin").string(kPluginName);
+    w.key("version").string(kPluginVersion);
+    w.key("game_version").integer(game_version_);
+    w.key("config");
+    write_config(w, cfg_);
+    w.end_object();
+    return w.str();
+}
+
+void Script::send_status(const std::string& error, const std::string& event) {
+    JsonWriter w;
+    w.begin_object();
+    w.key("type").string("status");
+    w.key("dropped").integer(static_cast<int64_t>(sink_.dropped() + invalid_));
+    w.key("recording").boolean(recording_);
+    if (!session_.empty()) w.key("session").string(session_);
+    if (!event.empty()) w.key("event").string(event);
+    if (event == "config_reloaded") {
+        w.key("config");
+        write_config(w, cfg_);
+    }
+    if (!error.empty()) w.key("error").string(error);
+    w.end_object();
+    sink_.offer(w.str());
+}
+
+void Script::handle_control() {
+    for (const std::string& text : sink_.take_control()) {
+        JsonValue msg;
+        try {
+            msg = json_parse(text);
+        } catch (const std::exception& e) {
+            send_status(std::string("bad control message: ") + e.what());
+            continue;
+        }
+        std::string type = msg.get_string("type");
+        if (type == "start") {
+            recording_ = true;
+            session_ = msg.get_string("session");
+            send_status();
+        } else if (type == "stop") {
+            recording_ = false;
+            send_status();
+        } else {
+            send_status("unknown control message type \"" + type + "\"");
+        }
+    }
+}
+
+void Script::reload() {
+    ConfigResult r = load_config_file(config_path_);
+    if (!r.ok) {
+        send_status("config reload failed, keeping the previous settings: " + r.error_text());
+        return;
+    }
+    cfg_ = r.config;
+    env_.invalidate();
+    agent_.configure(cfg_, obs_.game_ms);
+    sink_.set_endpoint(cfg_.host, cfg_.port);
+    sink_.set_hello(hello_message());
+    send_status("", "config_reloaded");
+}
+
+Observation Script::observe() {
+    Observation o;
+    o.frame = n_.frame_count();
+    o.game_ms = n_.game_timer();
+    o.cam_pos = n_.final_rendered_cam_coord();
+    o.cam_rot = n_.final_rendered_cam_rot();
+    o.fov = n_.final_rendered_cam_fov();
+    o.ped = n_.player_ped_id();
+    o.in_vehicle = n_.is_ped_in_any_vehicle(o.ped);
+    o.ped_pos = n_.entity_coords(o.ped);
+    o.ped_heading = n_.entity_heading(o.ped);
+    Entity agent = o.ped;
+    if (o.in_vehicle) {
+        o.vehicle = n_.vehicle_ped_is_in(o.ped);
+        o.vehicle_pos = n_.entity_coords(o.vehicle);
+        o.vehicle_quat = n_.entity_quaternion(o.vehicle);
+        agent = o.vehicle;
+    }
+    o.vel = n_.entity_velocity(agent);
+    o.speed = n_.entity_speed(agent);
+    return o;
+}
+
+KeyState Script::infer_keys(const Observation& o) {
+    double dt = have_prev_ ? (o.game_ms - prev_game_ms_) / 1000.0 : 1.0 / 30.0;
+    if (dt <= 0) dt = 1.0 / 30.0;
+    if (o.in_vehicle != prev_in_vehicle_) keys_.reset();
+    KeyState k;
+    if (o.in_vehicle) {
+        double heading = vehicle_heading(o.vehicle_quat);
+        double yaw_rate = have_prev_ && prev_in_vehicle_ ? wrap180(heading - prev_heading_) / dt : 0.0;
+        double v_fwd = dot(o.vel, rotate(o.vehicle_quat, {0, 1, 0}));
+        k = keys_.drive(dt, v_fwd, yaw_rate);
+        est_ = keys_.estimate();
+        prev_heading_ = heading;
+    } else {
+        k = keys_.on_foot(dt, o.vel, o.cam_rot.z);
+        est_ = {};
+    }
+    have_prev_ = true;
+    prev_game_ms_ = o.game_ms;
+    prev_in_vehicle_ = o.in_vehicle;
+    return k;
+}
+
+void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms) {
+    uint64_t seq = ++seq_;
+    JsonWriter w;
+    try {
+        w.begin_object();
+        w.key("type").string("frame");
+        w.key("seq").integer(static_cast<int64_t>(seq));
+        w.key("frame").integer(o.frame);
+        w.key("game_ms").integer(o.game_ms);
+        w.key("wall_ms").number(wall_ms);
+        w.key("mode").string(mode_);
+        w.key("cam").begin_object();
+        w.key("pos").begin_array().number(o.cam_pos.x).number(o.cam_pos.y).number(o.cam_pos.z).end_array();
+        w.key("rot").begin_array().number(o.cam_rot.x).number(o.cam_rot.y).number(o.cam_rot.z).end_array();
+        w.key("fov").number(o.fov);
+        w.end_object();
+        w.key("vel").begin_array().number(o.vel.x).number(o.vel.y).number(o.vel.z).end_array();
+        w.key("speed").number(o.speed);
+        w.key("vehicle");
+        if (o.in_vehicle) {
+            w.begin_object();
+            w.key("speed").number(o.speed);
+            w.key("throttle").number(est_.throttle);
+            w.key("brake").number(est_.brake);
+            w.key("steering").number(est_.steering);
+            w.end_object();
+        } else {
+            w.null();
+        }
+        w.key("keys").begin_object();
+        w.key("w").integer(k.w).key("s").integer(k.s).key("a").integer(k.a).key("d").integer(k.d);
+        w.key("space").integer(k.space).key("shift").integer(k.shift).key("ctrl").integer(k.ctrl);
+        w.end_object();
+        w.key("dropped").integer(static_cast<int64_t>(sink_.dropped() + invalid_));
+        w.end_object();
+    } catch (const std::domain_error& e) {
+        ++invalid_;
+        send_status(std::string("frame ") + std::to_string(o.frame) + " not sent: " + e.what());
+        return;
+    }
+    sink_.offer(w.str());
+}
+
+void Script::tick(double wall_ms) {
+    if (reload_requested_.exchange(false) && !config_path_.empty()) reload();
+    handle_control();
+
+    obs_ = observe();
+    KeyState k = infer_keys(obs_);
+    if (recording_) emit_frame(obs_, k, wall_ms);
+
+    env_.apply(cfg_);
+    agent_.tick(obs_.game_ms);
+    CameraInput ci;
+    ci.in_vehicle = obs_.in_vehicle;
+    ci.vehicle_pos = obs_.vehicle_pos;
+    ci.vehicle_quat = obs_.vehicle_quat;
+    ci.ped_pos = obs_.ped_pos;
+    ci.ped_heading = obs_.ped_heading;
+    rig_.update(camera_pose(cfg_, ci));
+    mode_ = agent_.mode_name();
+}
+
+void Script::run_forever(const std::function<void(int)>& wait, const std::atomic<bool>* stop) {
+    while (!stop || !stop->load()) {
+        tick(wall_clock_ms());
+        wait(0);
+    }
+}
+
+void Script::shutdown() { rig_.release(); }
+
+}  // namespace wfgta
