@@ -16,9 +16,13 @@ TEST(queue, fifo_and_drop_counting) {
     CHECK(q.dropped() == 2);
     CHECK(!q.try_push(9));
     CHECK(q.dropped() == 3);
+    CHECK(q.try_push(10, 1));  // a control reply may use the reserve
+    CHECK(!q.try_push(11, 1));
+    CHECK(q.dropped() == 4);
     CHECK(*q.try_pop() == 0);
     CHECK(*q.try_pop() == 1);
     CHECK(*q.try_pop() == 2);
+    CHECK(*q.try_pop() == 10);
     CHECK(!q.try_pop());
 }
 

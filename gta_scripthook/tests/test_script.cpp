@@ -24,8 +24,8 @@ struct FakeSink : MessageSink {
     std::string hello;
     size_t capacity = 1000000;
     uint64_t drops = 0;
-    bool offer(std::string j) override {
-        if (sent.size() >= capacity) { ++drops; return false; }
+    bool offer(std::string j, bool control) override {
+        if (sent.size() >= capacity + (control ? 64 : 0)) { ++drops; return false; }
         sent.push_back(std::move(j));
         return true;
     }
@@ -159,7 +159,10 @@ TEST(script, dropped_frames_keep_seq) {
     r.sink.control.push_back("{\"type\":\"start\",\"session\":\"d\"}");
     r.frames(20);
     CHECK(r.script.seq() == 20);
-    CHECK(r.sink.dropped() == 16);  // 1 status + 4 frames fit
+    CHECK(r.sink.dropped() == 16);  // the start's status reply + 4 frames fit
+    r.sink.control.push_back("{\"type\":\"stop\"}");
+    r.frames(1);
+    CHECK(json_parse(r.sink.sent.back()).get_string("type") == "status");  // the reply still goes out
 }
 
 TEST(script, reload_keeps_old_config_on_error) {

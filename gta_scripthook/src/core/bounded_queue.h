@@ -16,10 +16,11 @@ public:
     explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
 
     // Returns false (and counts a drop) when full; never blocks beyond the short lock.
-    bool try_push(T item) {
+    // `reserve` lets an item go beyond the capacity by that many slots (control replies).
+    bool try_push(T item, size_t reserve = 0) {
         {
             std::lock_guard<std::mutex> lk(m_);
-            if (q_.size() >= capacity_) {
+            if (q_.size() >= capacity_ + reserve) {
                 ++dropped_;
                 return false;
             }

@@ -11,7 +11,9 @@ class MessageSink {
 public:
     virtual ~MessageSink() = default;
     // Queues one JSON message; false when it was dropped (queue full). Never blocks.
-    virtual bool offer(std::string json) = 0;
+    // Status replies pass `control`: they may use a small reserve beyond the frame capacity, so
+    // a queue kept full by frames still carries the answer to start/stop.
+    virtual bool offer(std::string json, bool control = false) = 0;
     // Messages dropped so far.
     virtual uint64_t dropped() const = 0;
     // Control messages (JSON text) received since the last call.

@@ -67,7 +67,7 @@ void Script::send_status(const std::string& error, const std::string& event) {
     }
     if (!error.empty()) w.key("error").string(error);
     w.end_object();
-    sink_.offer(w.str());
+    sink_.offer(w.str(), true);
 }
 
 void Script::handle_control() {

@@ -47,6 +47,8 @@ public:
     void request_reload() { reload_requested_ = true; }
     // Gives the camera back to the game.
     void shutdown();
+    // Sends a status message carrying this error (e.g. "config invalid, using defaults").
+    void report_error(const std::string& error) { send_status(error); }
 
     const Config& config() const { return cfg_; }
     bool recording() const { return recording_; }

@@ -45,7 +45,10 @@ public:
     // Asks the thread to stop without joining (for DllMain, where joining could deadlock).
     void request_stop();
 
-    bool offer(std::string json) override { return queue_.try_push(std::move(json)); }
+    bool offer(std::string json, bool control = false) override {
+        return queue_.try_push(std::move(json), control ? kControlReserve : 0);
+    }
+    static constexpr size_t kControlReserve = 64;
     uint64_t dropped() const override { return queue_.dropped(); }
     std::vector<std::string> take_control() override;
     void set_hello(std::string json) override;

@@ -8,6 +8,7 @@
 namespace wfgta::sim {
 
 constexpr double kBoardSeconds = 1.5;
+constexpr double kTurnDegPerS = 360.0;
 
 void start_wander(Ped& p, const World& w) {
     p.task = Ped::Task::Wander;
@@ -29,7 +30,10 @@ static bool walk_to(Ped& p, Vec3 to, double speed, double dt, double arrive = 0.
     if (step < speed * dt) p.vel = p.vel * (step / (speed * dt));
     p.pos.x += d.x / dist * step;
     p.pos.y += d.y / dist * step;
-    p.heading = heading_of(d);
+    // Peds turn at a finite rate (a camera that follows them does not snap).
+    double diff = wrap180(heading_of(d) - p.heading);
+    double turn = std::min(std::fabs(diff), kTurnDegPerS * dt);
+    p.heading = wrap180(p.heading + (diff >= 0 ? turn : -turn));
     return false;
 }
 
