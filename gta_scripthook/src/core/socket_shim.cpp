@@ -88,6 +88,14 @@ Socket connect_tcp(const std::string& host, int port, int timeout_ms) {
     set_nonblocking(s, false);
     int one = 1;
     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, reinterpret_cast<const char*>(&one), sizeof one);
+    // A collector that stops reading must not wedge the sender thread for ever.
+#ifdef _WIN32
+    DWORD send_timeout_ms = 2000;
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, reinterpret_cast<const char*>(&send_timeout_ms), sizeof send_timeout_ms);
+#else
+    timeval send_timeout{2, 0};
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);
+#endif
 #ifdef SO_NOSIGPIPE
     setsockopt(s, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif

@@ -10,7 +10,7 @@ using Socket = intptr_t;
 constexpr Socket kInvalid = -1;
 
 bool init();  // WSAStartup on Windows; no-op elsewhere
-// Connects with a timeout; kInvalid on failure. TCP_NODELAY is set on success.
+// Connects with a timeout; kInvalid on failure. TCP_NODELAY and a 2 s send timeout are set.
 Socket connect_tcp(const std::string& host, int port, int timeout_ms);
 // Sends everything or returns false.
 bool send_all(Socket s, const void* data, size_t n);

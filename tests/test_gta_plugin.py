@@ -1,0 +1,246 @@
+"""The GTA V plugin (``gta_scripthook/``): its C++ unit tests, the sim host against a loopback
+collector speaking docs/gta.md, and the Windows ``.asi`` cross-compiled with MinGW-w64.
+
+The sim host runs the plugin's real script against its simulator, so the frame messages it
+streams can be checked against the simulator's ground truth (``--truth``) exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from gta_build import build_portable, build_windows, mingw_available
+
+# The street grid of the end-to-end test's city (tests/gta_game_view.py street_grid).
+WORLD = {"half": 50.0, "roads_x": [-16.826699119217082, 19.482731588919005],
+         "roads_y": [-16.94131436861629, 14.73723934875438], "road_width": 8.0, "seed": 3,
+         "peds": 8, "vehicles": 5}
+TRUTH_COLUMNS = ["frame", "game_ms", "mode", "cam_x", "cam_y", "cam_z", "cam_rx", "cam_ry",
+                 "cam_rz", "fov", "vel_x", "vel_y", "vel_z", "throttle", "brake", "steering",
+                 "in_vehicle"]
+
+
+class Collector:
+    """A minimal collector: one plugin connection, 4-byte little-endian length + JSON."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.conn: socket.socket | None = None
+        self.buf = b""
+
+    def accept(self, timeout: float = 15.0) -> None:
+        self.server.settimeout(timeout)
+        self.conn, _ = self.server.accept()
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        while len(self.buf) < n:
+            self.conn.settimeout(max(0.01, deadline - time.monotonic()))
+            chunk = self.conn.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("plugin closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        (n,) = struct.unpack("<I", self._read(4, deadline))
+        assert n <= 65536, n
+        return json.loads(self._read(n, deadline).decode("utf-8"))
+
+    def send(self, msg: dict) -> None:
+        data = json.dumps(msg).encode()
+        self.conn.sendall(struct.pack("<I", len(data)) + data)
+
+    def close(self) -> None:
+        if self.conn:
+            self.conn.close()
+        self.server.close()
+
+
+def write_inputs(tmp_path: Path, port: int, mode: str = "drive", extra: str = "") -> tuple:
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps(WORLD))
+    ini = tmp_path / "plugin.ini"
+    ini.write_text(f"[collector]\nport = {port}\n[environment]\nvehicle_density = 0.7\n"
+                   f"weather = CLOUDS\ntime_of_day = 9.5\n[agent]\nmode = {mode}\n"
+                   f"drive_speed = 9\nseed = 3\n[camera]\ncamera = vehicle\nfov = 50\n{extra}")
+    return world, ini
+
+
+def read_truth(path: Path, wanted: set[int] | None = None) -> dict[int, dict]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == TRUTH_COLUMNS
+        return {int(r["frame"]): r for r in reader if wanted is None or int(r["frame"]) in wanted}
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ctest_suite_passes():
+    binaries = build_portable()
+    run = subprocess.run(["ctest", "--output-on-failure", "--timeout", "60"],
+                         cwd=binaries.build_dir, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
+    binaries = build_portable()
+    collector = Collector()
+    world, ini = write_inputs(tmp_path, unused_port())  # --collector overrides the ini's port
+    truth_path = tmp_path / "truth.csv"
+    host = subprocess.Popen(
+        [binaries.sim_host, "--world", world, "--config", ini, "--collector",
+         f"127.0.0.1:{collector.port}", "--fps", "30", "--truth", truth_path,
+         "--frames", "3000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        collector.accept()
+        hello = collector.recv()
+        assert hello["type"] == "hello" and hello["plugin"] == "worldforge-gta"
+        assert hello["version"] == "0.1.0" and isinstance(hello["game_version"], int)
+        cfg = hello["config"]
+        assert cfg["weather"] == "CLOUDS" and cfg["time_of_day"] == 9.5
+        assert cfg["vehicle_density"] == 0.7 and cfg["npc_density"] == 1.0
+        assert cfg["camera"] == "vehicle" and cfg["mode"] == "drive" and cfg["fov"] == 50
+        assert cfg["drive_speed"] == 9 and len(cfg["camera_offset"]) == 3
+
+        collector.send({"type": "start", "session": "pytest"})
+        first = collector.recv()  # the answer to start comes before any frame
+        assert first == {"type": "status", "dropped": first["dropped"], "recording": True,
+                         "session": "pytest"}
+        frames: list[dict] = []
+        deadline = time.monotonic() + 30
+        while sum(f["vehicle"] is not None for f in frames) < 3000:
+            assert time.monotonic() < deadline, f"only {len(frames)} frames"
+            msg = collector.recv()
+            assert msg["type"] == "frame", msg
+            frames.append(msg)
+        collector.send({"type": "stop"})
+        while (msg := collector.recv())["type"] == "frame":
+            frames.append(msg)
+        assert msg["type"] == "status" and msg["recording"] is False
+        with pytest.raises(TimeoutError):  # stop stops them
+            collector.recv(timeout=0.5)
+    finally:
+        host.send_signal(signal.SIGTERM)
+        out, err = host.communicate(timeout=20)
+        collector.close()
+    assert host.returncode == 0, err
+
+    # well formed, seq increasing, gaps are the drops the plugin reports
+    seqs = [f["seq"] for f in frames]
+    assert all(b > a for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all(b > a for a, b in zip([f["frame"] for f in frames],
+                                     [f["frame"] for f in frames][1:], strict=False))
+    gaps = sum(b - a - 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert gaps <= frames[-1]["dropped"]
+    for f in frames:
+        assert set(f) == {"type", "seq", "frame", "game_ms", "wall_ms", "mode", "cam", "vel",
+                          "speed", "vehicle", "keys", "dropped"}
+        assert set(f["keys"]) == {"w", "s", "a", "d", "space", "shift", "ctrl"}
+        assert f["mode"] in ("drive", "walk", "npc", "vehicle")
+        assert abs(f["wall_ms"] / 1000 - time.time()) < 300
+
+    # every message carries the simulator's truth of the frame it names, exactly
+    truth = read_truth(truth_path, {f["frame"] for f in frames})
+    for f in frames:
+        t = truth[f["frame"]]
+        assert int(t["game_ms"]) == f["game_ms"] and t["mode"] == f["mode"]
+        assert [float(t[c]) for c in ("cam_x", "cam_y", "cam_z")] == f["cam"]["pos"]
+        assert [float(t[c]) for c in ("cam_rx", "cam_ry", "cam_rz")] == f["cam"]["rot"]
+        assert float(t["fov"]) == f["cam"]["fov"] == 50
+        assert [float(t[c]) for c in ("vel_x", "vel_y", "vel_z")] == f["vel"]
+        assert (t["in_vehicle"] == "1") == (f["vehicle"] is not None)
+
+    # keys inferred from the car's dynamics agree with the simulator's controls
+    driving = [f for f in frames if f["vehicle"] is not None]
+    throttle = [float(truth[f["frame"]]["throttle"]) for f in driving]
+    steering = [float(truth[f["frame"]]["steering"]) for f in driving]
+    pushing = [f["keys"]["w"] for f, u in zip(driving, throttle, strict=True) if u > 0.3]
+    assert len(pushing) > 50 and sum(pushing) / len(pushing) > 0.9
+    turning = [(f["keys"]["a"] if s > 0 else f["keys"]["d"])
+               for f, s in zip(driving, steering, strict=True) if abs(s) > 0.3]
+    assert len(turning) > 50 and sum(turning) / len(turning) > 0.7
+
+
+def test_sim_host_lockstep_prints_each_frames_camera(tmp_path):
+    binaries = build_portable()
+    world, ini = write_inputs(tmp_path, unused_port(), mode="walk")  # no collector listening
+    truth_path = tmp_path / "truth.csv"
+    host = subprocess.Popen(
+        [binaries.sim_host, "--world", world, "--config", ini, "--fps", "30", "--truth",
+         truth_path, "--lockstep"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, bufsize=1)
+    lines = []
+    for _ in range(20):
+        lines.append(host.stdout.readline().split())
+        host.stdin.write("shown\n")
+        host.stdin.flush()
+    lines.append(host.stdout.readline().split())
+    host.stdin.close()  # EOF ends the run
+    assert host.wait(timeout=20) == 0, host.stderr.read()
+    truth = read_truth(truth_path)
+    assert [int(p[1]) for p in lines] == list(range(1, 22)) == sorted(truth)
+    for p in lines:
+        t = truth[int(p[1])]
+        assert p[0] == "F" and int(p[2]) == int(t["game_ms"]) == int(int(p[1]) * 1000 / 30 + 1e-6)
+        assert [float(v) for v in p[3:]] == [float(t[c]) for c in
+                                              ("cam_x", "cam_y", "cam_z", "cam_rx", "cam_ry",
+                                               "cam_rz", "fov")]
+        assert t["mode"] == "walk" and t["in_vehicle"] == "0"
+    host.stdout.close()
+    host.stderr.close()
+
+
+def test_sim_host_realtime_paces_and_bad_config_is_named(tmp_path):
+    binaries = build_portable()
+    world, ini = write_inputs(tmp_path, unused_port())
+    t0 = time.monotonic()
+    run = subprocess.run([binaries.sim_host, "--world", world, "--config", ini, "--fps", "100",
+                          "--truth", tmp_path / "t.csv", "--frames", "40", "--realtime"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - t0 >= 0.35
+    assert len(read_truth(tmp_path / "t.csv")) == 40
+
+    _, bad = write_inputs(tmp_path, unused_port(), extra="[keys]\nreload_key = F10\n")
+    bad.write_text(bad.read_text().replace("vehicle_density = 0.7", "vehicle_density = 2.5"))
+    run = subprocess.run([binaries.sim_host, "--world", world, "--config", bad, "--fps", "30",
+                          "--truth", tmp_path / "t2.csv", "--frames", "5"],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "vehicle_density" in run.stderr and "[0.1, 2]" in run.stderr
+
+
+@pytest.mark.skipif(not mingw_available() and not os.environ.get("CI"),
+                    reason="x86_64-w64-mingw32-g++ not installed")
+def test_asi_cross_compiles_without_importing_script_hook():
+    asi = build_windows()
+    assert asi is not None and asi.is_file(), "x86_64-w64-mingw32-g++ missing in CI"
+    objdump = shutil.which("x86_64-w64-mingw32-objdump") or "objdump"
+    head = subprocess.run([objdump, "-p", str(asi)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "pei-x86-64" in head and "PE32+" in head
+    characteristics = int(head.split("Characteristics", 1)[1].split()[0], 16)
+    assert characteristics & 0x2000, "not a DLL"
+    imports = {line.split(":", 1)[1].strip().lower()
+               for line in head.splitlines() if "DLL Name:" in line}
+    assert "scripthookv.dll" not in imports, imports  # loaded at run time instead
+    assert not any(d.startswith(("libstdc++", "libgcc", "libwinpthread")) for d in imports)
+    blob = asi.read_bytes()
+    assert b"ScriptHookV.dll" in blob and b"?nativeCall@@YAPEA_KXZ" in blob
