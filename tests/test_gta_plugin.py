@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from gta_build import build_portable, build_windows, mingw_available
 
+from datagen.gta.messages import CHECKS
+
 # The street grid of the end-to-end test's city (tests/gta_game_view.py street_grid).
 WORLD = {"half": 50.0, "roads_x": [-16.826699119217082, 19.482731588919005],
          "roads_y": [-16.94131436861629, 14.73723934875438], "road_width": 8.0, "seed": 3,
@@ -54,10 +56,13 @@ class Collector:
         return out
 
     def recv(self, timeout: float = 10.0) -> dict:
+        """The next message, checked with the real collector's message checks."""
         deadline = time.monotonic() + timeout
         (n,) = struct.unpack("<I", self._read(4, deadline))
         assert n <= 65536, n
-        return json.loads(self._read(n, deadline).decode("utf-8"))
+        msg = json.loads(self._read(n, deadline).decode("utf-8"))
+        CHECKS[msg["type"]](msg)
+        return msg
 
     def send(self, msg: dict) -> None:
         data = json.dumps(msg).encode()
@@ -153,7 +158,7 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         assert set(f) == {"type", "seq", "frame", "game_ms", "wall_ms", "mode", "cam", "vel",
                           "speed", "vehicle", "keys", "dropped"}
         assert set(f["keys"]) == {"w", "s", "a", "d", "space", "shift", "ctrl"}
-        assert f["mode"] in ("drive", "walk", "npc", "vehicle")
+        assert f["mode"] in ("drive", "walk", "npc", "enter", "leave")
         assert abs(f["wall_ms"] / 1000 - time.time()) < 300
 
     # every message carries the simulator's truth of the frame it names, exactly

@@ -196,7 +196,7 @@ TEST(script, drive_mode_enters_a_vehicle_and_drives) {
     bool saw_vehicle_mode = false;
     for (int i = 0; i < 30 * 40 && !(r.sim.player_in_vehicle() && r.script.mode() == std::string("drive")); ++i) {
         r.frames(1);
-        saw_vehicle_mode |= r.script.mode() == std::string("vehicle");
+        saw_vehicle_mode |= r.script.mode() == std::string("enter");
     }
     CHECK(saw_vehicle_mode);
     CHECK(r.sim.player_in_vehicle());

@@ -23,7 +23,8 @@ void Agent::configure(const Config& cfg, int now_ms) {
 }
 
 const char* Agent::mode_name() const {
-    if (phase_ == Phase::EnterVehicle || phase_ == Phase::LeaveVehicle) return "vehicle";
+    if (phase_ == Phase::EnterVehicle) return "enter";
+    if (phase_ == Phase::LeaveVehicle) return "leave";
     switch (activity_) {
         case Activity::Drive: return "drive";
         case Activity::Walk: return "walk";

@@ -33,7 +33,7 @@ public:
     // Takes new settings; the activity restarts at the next tick.
     void configure(const Config& cfg, int now_ms);
     void tick(int now_ms);
-    // "drive", "walk", "npc", or "vehicle" while entering or leaving a vehicle.
+    // "drive", "walk", "npc", or "enter" / "leave" while getting into / out of a vehicle.
     const char* mode_name() const;
     Activity activity() const { return activity_; }
     Phase phase() const { return phase_; }
