@@ -1,6 +1,7 @@
 """The simulated game's window, for the GTA V end-to-end test: the plugin core and its simulator
 (``wfgta_sim_host --lockstep``) decide every frame's camera; this draws the built-in city from
-that camera in a real X window on the (Xvfb) screen, where a real OBS captures it.
+that camera (Panda3D, offscreen) and shows each frame in a real X window (Tk) on the (Xvfb)
+screen, where a real OBS captures it.
 
 Lockstep with the simulator: for each frame line ``F <frame> <game_ms> x y z rx ry rz fov`` it
 waits for the frame's slot on the wall clock (``fps`` frames a second), draws and presents the
@@ -19,6 +20,7 @@ import json
 import subprocess
 import sys
 import time
+import tkinter as tk
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +31,15 @@ from datagen.builtin.world import Box, World
 from datagen.gta.pose import contract_quat, horizontal_fov
 
 
-def street_grid(world: World) -> dict:
-    """The city's road centre lines and width, in the simulator's world-file form."""
+def street_grid(world: World, in_vehicle: bool = True) -> dict:
+    """The city's road centre lines and width, in the simulator's world-file form (the player
+    starting in a car, or on foot)."""
     roads = [p for p in world.primitives if isinstance(p, Box) and p.material == "road"]
     xs = sorted(p.base[0] for p in roads if abs(p.yaw) == 90.0)  # running along y
     ys = sorted(p.base[1] for p in roads if p.yaw == 0.0)
     half = (world.bounds[2] - world.bounds[0]) / 2
     return {"half": half, "roads_x": xs, "roads_y": ys, "road_width": roads[0].size[1],
-            "seed": world.seed}
+            "seed": world.seed, "player_in_vehicle": in_vehicle}
 
 
 def parse_frame(line: str) -> tuple[int, int, np.ndarray, np.ndarray, float]:
@@ -46,6 +49,27 @@ def parse_frame(line: str) -> tuple[int, int, np.ndarray, np.ndarray, float]:
         raise ValueError(f"not a frame line: {line!r}")
     values = [float(v) for v in parts[3:]]
     return int(parts[1]), int(parts[2]), np.array(values[:3]), np.array(values[3:6]), values[6]
+
+
+class Window:
+    """A borderless window in the screen's top-left corner showing one RGB frame at a time."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.root = tk.Tk()
+        self.root.overrideredirect(True)
+        self.root.geometry(f"{width}x{height}+0+0")
+        self.label = tk.Label(self.root, borderwidth=0, highlightthickness=0)
+        self.label.place(x=0, y=0)
+        self.header = f"P6 {width} {height} 255\n".encode()
+
+    def show(self, rgb: np.ndarray) -> None:
+        photo = tk.PhotoImage(data=self.header + rgb.tobytes(), format="PPM")
+        self.label.configure(image=photo)
+        self.label.image = photo  # Tk keeps no reference of its own
+        self.root.update()
+
+    def close(self) -> None:
+        self.root.destroy()
 
 
 def main() -> int:
@@ -63,7 +87,7 @@ def main() -> int:
     sim_cmd = args.sim[1:] if args.sim[:1] == ["--"] else args.sim
     sim = subprocess.Popen(sim_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                            bufsize=1)
-    renderer = None
+    renderer = window = None
     try:
         start, shown = 0.0, 0
         for line in sim.stdout:
@@ -71,14 +95,14 @@ def main() -> int:
                 continue
             _, game_ms, pos, rot, fov = parse_frame(line)
             if renderer is None:
-                renderer = Renderer(world, width, height, float(horizontal_fov(fov, width,
-                                                                               height)),
-                                    onscreen=True)
+                fov_h = float(horizontal_fov(fov, width, height))
+                renderer, window = Renderer(world, width, height, fov_h), Window(width, height)
                 start = time.monotonic()
+            frame = renderer.render(pos, contract_quat(rot), world.mover_poses(game_ms / 1000.0))
             delay = start + shown / args.fps - time.monotonic()  # this frame's slot
             if delay > 0:
                 time.sleep(delay)
-            renderer.render(pos, contract_quat(rot), world.mover_poses(game_ms / 1000.0))
+            window.show(frame)
             shown += 1
             sim.stdin.write("\n")
             sim.stdin.flush()
@@ -87,6 +111,7 @@ def main() -> int:
     finally:
         if renderer is not None:
             renderer.close()
+            window.close()
         if sim.stdin:
             sim.stdin.close()
         sim.wait(timeout=10)

@@ -189,11 +189,10 @@ class _Shaded:
 
 
 class Renderer:
-    """Panda3D renderer of one World, offscreen (or ``onscreen``: a window on the X display, as
-    a game shows itself to a screen recorder); call :meth:`close` (or use ``with``) when done."""
+    """Offscreen Panda3D renderer of one World; call :meth:`close` (or use ``with``) when done."""
 
     def __init__(self, world: World, width: int, height: int, fov: float,
-                 backend: str = "tiny", onscreen: bool = False) -> None:
+                 backend: str = "tiny") -> None:
         if width < 16 or height < 16:
             raise ValueError(f"frame size must be at least 16x16, got {width}x{height}")
         if not 1.0 <= fov <= 170.0:
@@ -205,20 +204,14 @@ class Renderer:
         fbp.set_rgb_color(True)
         fbp.set_rgba_bits(8, 8, 8, 0)
         fbp.set_depth_bits(24)
-        props = WindowProperties.size(width, height)
-        if onscreen:  # a game window in the screen's top-left corner (a screen recorder sees it)
-            props.set_origin(0, 0)
-            props.set_undecorated(True)
         self._buffer = self._engine.make_output(
-            self._pipe, "worldforge", 0, fbp, props,
-            GraphicsPipe.BF_require_window if onscreen else GraphicsPipe.BF_refuse_window,
-            None, None)
+            self._pipe, "worldforge", 0, fbp, WindowProperties.size(width, height),
+            GraphicsPipe.BF_refuse_window, None, None)
         if self._buffer is None:
             self._engine.remove_all_windows()
             missing = _missing_gl_libraries() if backend == "gl" else []
             hint = f"; missing {', '.join(missing)}" if missing else ""
-            kind = "window (is DISPLAY set?)" if onscreen else "offscreen buffer"
-            raise RendererError(f"could not open a {width}x{height} {kind} with "
+            raise RendererError(f"could not open a {width}x{height} offscreen buffer with "
                                 f"backend {backend!r}{hint}")
         self._frame = Texture("frame")
         self._buffer.add_render_texture(self._frame, GraphicsOutput.RTM_copy_ram)
