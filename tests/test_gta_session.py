@@ -194,3 +194,23 @@ def test_no_plugin_fails_clearly(tmp_path):
                         collector_port=free_port(), plugin_timeout_s=0.3)
         with pytest.raises(Exception, match="no plugin connected"):
             record(cfg, report=lambda line: None)
+
+
+def test_obs_dropping_its_connections_mid_session_does_not_end_it(tmp_path):
+    port = free_port()
+    game = GameDouble(port)
+    with FakeObs(tmp_path / "obs", width=W, height=H, fps=30, fmt="mkv", finalise_delay=0.3,
+                 frames=lambda i: barcode(game.shown)) as obs:
+        cfg = GtaConfig(out=tmp_path / "out", duration_s=3.5, obs_port=obs.port,
+                        collector_port=port, plugin_timeout_s=10, min_frames=10)
+        # OBS restarts its websocket server (or the network blips) 1.5 s in, for 0.5 s
+        threading.Timer(1.5, obs.drop_connections, kwargs={"down_for": 0.5}).start()
+        result = record(cfg, report=lambda line: None)
+        assert obs.connections > 2  # the client reconnected
+    game.stop()
+    assert len(result.episodes) == 1 and not result.rejected
+    path = result.episodes[0]
+    assert validate_episode(path) == []
+    ep = read_episode(path)
+    shown = np.array([read_barcode(f) for f in read_frames(path / "video.mp4")])
+    assert np.mean(shown == ep.data["game_frame"]) >= 0.9
