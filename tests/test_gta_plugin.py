@@ -30,7 +30,14 @@ WORLD = {"half": 50.0, "roads_x": [-16.826699119217082, 19.482731588919005],
          "peds": 8, "vehicles": 5}
 TRUTH_COLUMNS = ["frame", "game_ms", "mode", "cam_x", "cam_y", "cam_z", "cam_rx", "cam_ry",
                  "cam_rz", "fov", "vel_x", "vel_y", "vel_z", "throttle", "brake", "steering",
-                 "in_vehicle"]
+                 "in_vehicle", "mark"]
+# The synchronisation marker (gta_scripthook/src/core/marker.h): DRAW_RECT x, y, w, h, r, g, b, a.
+MARKER = [(0.0625, 0.0625, 0.125, 0.125, 255, 0, 255, 255),
+          (0.1875, 0.0625, 0.125, 0.125, 0, 255, 0, 255),
+          (0.0625, 0.1875, 0.125, 0.125, 0, 255, 0, 255),
+          (0.1875, 0.1875, 0.125, 0.125, 255, 0, 255, 255)]
+MARK_ERROR = 'mark needs "frames", an integer in [1, 120]'
+
 
 
 class Collector:
@@ -130,10 +137,17 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         assert first == {"type": "status", "dropped": first["dropped"], "recording": True,
                          "session": "pytest"}
         frames: list[dict] = []
+        errors: list[str] = []
         deadline = time.monotonic() + 30
         while sum(f["vehicle"] is not None for f in frames) < 3000:
             assert time.monotonic() < deadline, f"only {len(frames)} frames"
+            if len(frames) == 200:  # the clapperboard, and two it must refuse
+                for n in (0, 121, 9):
+                    collector.send({"type": "mark", "frames": n})
             msg = collector.recv()
+            if msg["type"] == "status":
+                errors.append(msg["error"])
+                continue
             assert msg["type"] == "frame", msg
             frames.append(msg)
         collector.send({"type": "stop"})
@@ -157,7 +171,7 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
     assert gaps <= frames[-1]["dropped"]
     for f in frames:
         assert set(f) == {"type", "seq", "frame", "game_ms", "wall_ms", "mode", "cam", "vel",
-                          "speed", "vehicle", "keys", "dropped"}
+                          "speed", "vehicle", "keys", "dropped", "mark"}
         assert set(f["keys"]) == {"w", "s", "a", "d", "space", "shift", "ctrl"}
         assert f["mode"] in ("drive", "walk", "npc", "enter", "leave")
         assert abs(f["wall_ms"] / 1000 - time.time()) < 300
@@ -172,6 +186,15 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         assert float(t["fov"]) == f["cam"]["fov"] == 50
         assert [float(t[c]) for c in ("vel_x", "vel_y", "vel_z")] == f["vel"]
         assert (t["in_vehicle"] == "1") == (f["vehicle"] is not None)
+        assert f["mark"] == int(t["mark"])  # the frame the message names showed the marker
+
+    # the marker showed on 9 consecutive frames, each named by a message saying so
+    assert errors == [f"{MARK_ERROR}, got 0", f"{MARK_ERROR}, got 121"]
+    marked = [n for n, t in read_truth(truth_path).items() if t["mark"] == "1"]
+    assert marked == list(range(marked[0], marked[0] + 9)), marked
+    assert marked[0] > frames[199]["frame"]
+    if gaps == 0:
+        assert [f["frame"] for f in frames if f["mark"]] == marked
 
     # keys inferred from the car's dynamics agree with the simulator's controls
     driving = [f for f in frames if f["vehicle"] is not None]
@@ -211,6 +234,55 @@ def test_sim_host_lockstep_prints_each_frames_camera(tmp_path):
         assert t["mode"] == "walk" and t["in_vehicle"] == "0"
     host.stdout.close()
     host.stderr.close()
+
+
+def test_sim_host_lockstep_prints_the_marker_before_the_frames_it_shows_on(tmp_path):
+    """A mark sent while not recording: R lines come right before the F lines of exactly the
+    frames whose truth says they show the marker, four per frame, as the plugin drew them."""
+    binaries = build_portable()
+    collector = Collector()
+    world, ini = write_inputs(tmp_path, unused_port(), mode="walk")
+    truth_path = tmp_path / "truth.csv"
+    host = subprocess.Popen(
+        [binaries.sim_host, "--world", world, "--config", ini, "--collector",
+         f"127.0.0.1:{collector.port}", "--fps", "30", "--truth", truth_path, "--lockstep"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        bufsize=1)
+    rects: dict[int, list[tuple]] = {}  # frame -> the R lines just before its F line
+    pending: list[tuple] = []
+    try:
+        collector.accept()
+        assert collector.recv()["type"] == "hello"
+        collector.send({"type": "mark", "frames": 5})
+        deadline = time.monotonic() + 15
+        after = 0  # frames without the marker since it showed
+        while after < 3:
+            assert time.monotonic() < deadline, f"no marker in {len(rects)} frames"
+            parts = host.stdout.readline().split()
+            if parts[0] == "R":
+                pending.append((*map(float, parts[1:5]), *map(int, parts[5:])))
+                continue
+            assert parts[0] == "F", parts
+            rects[int(parts[1])], pending = pending, []
+            after += any(rects.values()) and not rects[int(parts[1])]
+            host.stdin.write("\n")
+            host.stdin.flush()
+        host.stdin.close()
+        assert host.wait(timeout=20) == 0, host.stderr.read()
+    finally:
+        if host.poll() is None:
+            host.kill()
+        host.stdout.close()
+        host.stderr.close()
+        collector.close()
+    truth = read_truth(truth_path)
+    # (the tick after the last reply presents one more frame before it reads EOF)
+    assert sorted(rects) == list(range(1, len(rects) + 1)) == sorted(truth)[:-1]
+    marked = [n for n, r in rects.items() if r]
+    assert len(marked) == 5 and marked == list(range(marked[0], marked[0] + 5)), marked
+    for n, r in rects.items():
+        assert r == (MARKER if n in marked else [])
+        assert truth[n]["mark"] == ("1" if n in marked else "0")
 
 
 def test_sim_host_realtime_paces_and_bad_config_is_named(tmp_path):

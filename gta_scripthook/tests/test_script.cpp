@@ -1,6 +1,7 @@
 // The real script over the simulator: environment natives every tick, one frame message per
 // presented frame with increasing seq/frame and the rendered camera of that frame, start/stop
-// answered with status, config reload (a bad file keeps the old config), and the agent modes.
+// answered with status, config reload (a bad file keeps the old config), the agent modes, and
+// the synchronisation marker (`mark`).
 #include <cstdio>
 #include <unistd.h>
 #include <fstream>
@@ -10,6 +11,7 @@
 
 #include "check.h"
 #include "json.h"
+#include "marker.h"
 #include "native_hashes.h"
 #include "script.h"
 #include "sim.h"
@@ -53,6 +55,7 @@ struct Rig {
     Script script;
     std::map<int, RenderedCam> presented;  // frame -> camera
     std::map<int, std::string> modes;      // frame -> agent mode of the tick that led to it
+    std::map<int, std::vector<ScreenRect>> rects;  // frame -> the rectangles drawn on it
     explicit Rig(const Config& cfg, World w = load_world(WFGTA_TEST_DATA "/city.json"), std::string path = "")
         : sim(std::move(w)), natives(sim), script(natives, sink, cfg, -1, std::move(path)) {}
     void frames(int n) {
@@ -62,6 +65,7 @@ struct Rig {
             sim.present();
             presented[sim.frame_count()] = sim.rendered();
             modes[sim.frame_count()] = script.mode();
+            rects[sim.frame_count()] = sim.rects();
         }
     }
 };
@@ -237,4 +241,75 @@ TEST(script, walk_and_mixed_modes_move) {
         CHECK_MSG(norm(end - start) > 5, mode);
         if (std::string(mode) == "mixed") CHECK_MSG(seen.size() >= 3, std::to_string(seen.size()));
     }
+}
+
+TEST(script, mark_draws_the_marker_on_exactly_n_frames) {
+    Config cfg;
+    Rig r(cfg);
+    const std::vector<ScreenRect> four(marker::kCells.begin(), marker::kCells.end());
+    r.sink.control.push_back("{\"type\":\"start\",\"session\":\"m\"}");
+    r.frames(5);
+    const int before = r.sim.frame_count();  // frames presented before the tick that reads the mark
+    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":7}");
+    r.frames(15);
+    CHECK(r.sink.of_type("status").size() == 1);  // a good mark is not answered
+    CHECK(r.sim.calls(hash::DRAW_RECT) == 28);
+    // The tick that reads the mark draws first: frames before+1 .. before+7 show the marker.
+    for (const auto& [frame, rects] : r.rects) {
+        bool marked = frame > before && frame <= before + 7;
+        CHECK_MSG(rects == (marked ? four : std::vector<ScreenRect>{}), std::to_string(frame));
+    }
+    // The message of tick k names the frame presented before it, which shows tick k-1's rects.
+    auto frames = r.sink.of_type("frame");
+    CHECK(frames.size() == 20);
+    std::vector<int> marked;
+    for (const JsonValue& f : frames) {
+        int frame = static_cast<int>(f.get_number("frame"));
+        const JsonValue* m = f.get("mark");
+        CHECK(m && m->type == JsonValue::Type::Number && (m->num == 0 || m->num == 1));
+        CHECK_MSG((m->num == 1) == marker::shown(r.rects[frame]), std::to_string(frame));
+        if (m->num == 1) marked.push_back(frame);
+    }
+    CHECK(marked == std::vector<int>({before + 1, before + 2, before + 3, before + 4, before + 5, before + 6,
+                                      before + 7}));
+    CHECK(r.script.mark_left() == 0);
+    // The message sent in the tick that read the mark names an unmarked frame; the one after
+    // the last drawing tick carries the last mark.
+    CHECK(frames[5].get_number("frame") == before && frames[5].get_number("mark") == 0);
+    CHECK(frames[6].get_number("frame") == before + 1 && frames[6].get_number("mark") == 1);
+    CHECK(frames[12].get_number("frame") == before + 7 && frames[12].get_number("mark") == 1);
+    CHECK(frames[13].get_number("mark") == 0);
+}
+
+TEST(script, mark_limits_restart_and_not_recording) {
+    Config cfg;
+    Rig r(cfg);
+    // Not recording: drawn all the same, no frame messages.
+    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":1}");
+    r.frames(3);
+    CHECK(r.sink.sent.empty());
+    CHECK(marker::shown(r.rects[1]) && r.rects[2].empty() && r.rects[3].empty());
+    // 120 is the most; a mark while one runs starts over with its own count.
+    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":120}");
+    r.frames(10);
+    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":3.0}");
+    r.frames(10);
+    int shown = 0;
+    for (const auto& [frame, rects] : r.rects) shown += marker::shown(rects);
+    CHECK(shown == 1 + 10 + 3);
+    CHECK(r.sim.calls(hash::DRAW_RECT) == 4u * 14u);
+    CHECK(r.sink.sent.empty());
+
+    // Refused: out of range, fractional, not a number, missing. Each answered by one error.
+    const char* bad[] = {"0", "121", "-1", "2.5", "\"3\"", "true", "null", "[3]", nullptr};
+    for (const char* b : bad) {
+        std::string msg = b ? std::string("{\"type\":\"mark\",\"frames\":") + b + "}" : "{\"type\":\"mark\"}";
+        r.sink.control.push_back(msg);
+        r.frames(2);
+        auto st = r.sink.of_type("status");
+        CHECK_MSG(!st.empty() && st.back().get_string("error").find("mark needs \"frames\", an integer in [1, 120]") == 0,
+                  msg);
+    }
+    CHECK(r.sink.of_type("status").size() == 9);
+    CHECK(r.sim.calls(hash::DRAW_RECT) == 4u * 14u);
 }

@@ -1,5 +1,6 @@
 // Simulator: vehicles stay on the roads for thousands of steps, frame counter and game timer
-// advance, nearby lookups, the enter/leave transitions, and unknown natives abort.
+// advance, nearby lookups, the enter/leave transitions, DRAW_RECT shown on the next frame only,
+// and unknown natives abort.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -158,4 +159,26 @@ TEST(sim, unknown_native_aborts_with_hash) {
         s.call();
     }, err2));
     CHECK_MSG(err2.find("GET_ENTITY_COORDS") != std::string::npos && err2.find("0x3FEF770D40960D5A") != std::string::npos, err2);
+}
+
+TEST(sim, draw_rect_shows_on_the_next_presented_frame_only) {
+    Sim s(small_city());
+    Natives n(s);
+    s.present();
+    CHECK(s.rects().empty());
+    n.draw_rect(0.25, 0.5, 0.125, 0.0625, 1, 2, 3, 4);
+    n.draw_rect(0.1, 0.2, 0.3, 0.4, 255, 0, 255, 255);
+    CHECK(s.rects().empty());  // not before the frame is presented
+    s.step(1.0 / 30.0);
+    s.present();
+    CHECK(s.rects().size() == 2);
+    CHECK(s.rects()[0] == (ScreenRect{0.25, 0.5, 0.125, 0.0625, 1, 2, 3, 4}));
+    CHECK(s.rects()[1] == (ScreenRect{static_cast<float>(0.1), static_cast<float>(0.2), static_cast<float>(0.3),
+                                      static_cast<float>(0.4), 255, 0, 255, 255}));  // passed as floats
+    CHECK(!marker::shown(s.rects()));
+    marker::draw(n);
+    s.present();
+    CHECK(s.rects().size() == 4 && marker::shown(s.rects()));
+    s.present();
+    CHECK(s.rects().empty() && s.calls(hash::DRAW_RECT) == 6);
 }

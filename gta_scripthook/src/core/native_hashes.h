@@ -53,5 +53,7 @@ constexpr uint64_t SET_CAM_FOV = 0xB13C14F66A00D047ULL;                         
 constexpr uint64_t GET_FINAL_RENDERED_CAM_COORD = 0xA200EB1EE790F448ULL;           // CAM::...() -> Vector3
 constexpr uint64_t GET_FINAL_RENDERED_CAM_ROT = 0x5B4E4C817FCC2DFBULL;             // CAM::...(order) -> Vector3
 constexpr uint64_t GET_FINAL_RENDERED_CAM_FOV = 0x80EC114669DAEFF4ULL;             // CAM::...() -> float
+// GRAPHICS
+constexpr uint64_t DRAW_RECT = 0x3A618A217E5154F0ULL;                              // GRAPHICS::DRAW_RECT(x, y, w, h, r, g, b, a, p8); this frame only
 
 }  // namespace wfgta::hash

@@ -303,4 +303,18 @@ double Natives::final_rendered_cam_fov() {
     return ret_float(call());
 }
 
+void Natives::draw_rect(double x, double y, double w, double h, int r, int g, int b, int a) {
+    begin(hash::DRAW_RECT);
+    arg_float(x);
+    arg_float(y);
+    arg_float(w);
+    arg_float(h);
+    arg_int(r);
+    arg_int(g);
+    arg_int(b);
+    arg_int(a);
+    arg_bool(false);  // p8
+    call();
+}
+
 }  // namespace wfgta

@@ -62,6 +62,10 @@ public:
     Vec3 final_rendered_cam_rot();
     double final_rendered_cam_fov();
 
+    // A rectangle on the next rendered frame only: centre (x, y) and size in screen-relative
+    // units (0..1), colour 0..255.
+    void draw_rect(double x, double y, double w, double h, int r, int g, int b, int a);
+
 private:
     void begin(uint64_t h) { inv_.begin(h); }
     void arg_int(int64_t v);

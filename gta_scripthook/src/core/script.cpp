@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "json.h"
+#include "marker.h"
 
 namespace wfgta {
 
@@ -87,10 +88,31 @@ void Script::handle_control() {
         } else if (type == "stop") {
             recording_ = false;
             send_status();
+        } else if (type == "mark") {
+            handle_mark(msg);
         } else {
             send_status("unknown control message type \"" + type + "\"");
         }
     }
+}
+
+// {"type": "mark", "frames": N}: the marker shows on the N frames rendered after this tick and
+// the N-1 ticks after it (whether recording or not); a new mark replaces one still running.
+// Nothing is sent back unless N is refused.
+void Script::handle_mark(const JsonValue& msg) {
+    const JsonValue* f = msg.get("frames");
+    double n = f && f->type == JsonValue::Type::Number ? f->num : 0;
+    if (!(n >= 1 && n <= marker::kMaxFrames && n == std::floor(n))) {
+        JsonWriter got;
+        if (!f) got.string("nothing");
+        else if (f->type == JsonValue::Type::Number) got.number(f->num);
+        else if (f->type == JsonValue::Type::String) got.string(f->s);
+        else got.string("a non-number");
+        send_status("mark needs \"frames\", an integer in [1, " + std::to_string(marker::kMaxFrames) +
+                    "], got " + got.str());
+        return;
+    }
+    mark_left_ = static_cast<int>(n);
 }
 
 void Script::reload() {
@@ -152,7 +174,7 @@ KeyState Script::infer_keys(const Observation& o) {
     return k;
 }
 
-void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms) {
+void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms, bool marked) {
     uint64_t seq = ++seq_;
     JsonWriter w;
     try {
@@ -186,6 +208,7 @@ void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms)
         w.key("space").integer(k.space).key("shift").integer(k.shift).key("ctrl").integer(k.ctrl);
         w.end_object();
         w.key("dropped").integer(static_cast<int64_t>(sink_.dropped() + invalid_));
+        w.key("mark").integer(marked ? 1 : 0);
         w.end_object();
     } catch (const std::domain_error& e) {
         ++invalid_;
@@ -201,7 +224,8 @@ void Script::tick(double wall_ms) {
 
     obs_ = observe();
     KeyState k = infer_keys(obs_);
-    if (recording_) emit_frame(obs_, k, wall_ms);
+    // The frame presented before this tick shows what the previous tick drew.
+    if (recording_) emit_frame(obs_, k, wall_ms, marker_drawn_);
 
     env_.apply(cfg_);
     agent_.tick(obs_.game_ms);
@@ -213,6 +237,13 @@ void Script::tick(double wall_ms) {
     ci.ped_heading = obs_.ped_heading;
     rig_.update(camera_pose(cfg_, ci));
     mode_ = agent_.mode_name();
+
+    // DRAW_RECT lasts one frame: the marker is drawn again on every tick it should show.
+    marker_drawn_ = mark_left_ > 0;
+    if (marker_drawn_) {
+        marker::draw(n_);
+        --mark_left_;
+    }
 }
 
 void Script::run_forever(const std::function<void(int)>& wait, const std::atomic<bool>* stop) {

@@ -1,5 +1,6 @@
 // The per-tick loop: control inbox, then the frame message describing the frame presented just
-// before this tick (docs/gta.md), then environment, agent and camera for the next frame.
+// before this tick (docs/gta.md), then environment, agent, camera and (while a `mark` lasts) the
+// synchronisation marker for the next frame.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include "camera.h"
 #include "config.h"
 #include "environment.h"
+#include "json.h"
 #include "keys.h"
 #include "message_sink.h"
 #include "natives.h"
@@ -53,6 +55,8 @@ public:
     const Config& config() const { return cfg_; }
     bool recording() const { return recording_; }
     uint64_t seq() const { return seq_; }
+    // Ticks the marker is still to be drawn on (after the last tick).
+    int mark_left() const { return mark_left_; }
     // The agent's mode after the last tick (the mode of the frame that tick leads to).
     const char* mode() const { return mode_; }
     const Observation& last_observation() const { return obs_; }
@@ -62,9 +66,10 @@ public:
 private:
     Observation observe();
     void handle_control();
+    void handle_mark(const JsonValue& msg);
     void reload();
     void send_status(const std::string& error = "", const std::string& event = "");
-    void emit_frame(const Observation& o, const KeyState& k, double wall_ms);
+    void emit_frame(const Observation& o, const KeyState& k, double wall_ms, bool marked);
     KeyState infer_keys(const Observation& o);
 
     Natives& n_;
@@ -88,6 +93,8 @@ private:
     double prev_heading_ = 0;
     bool prev_in_vehicle_ = false;
     DriveEstimate est_;
+    int mark_left_ = 0;        // ticks still to draw the marker on
+    bool marker_drawn_ = false;  // the previous tick drew it: the frame now presented shows it
 };
 
 }  // namespace wfgta

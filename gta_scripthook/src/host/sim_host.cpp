@@ -5,7 +5,9 @@
 //
 // Per frame: script tick, the simulator advances 1/fps of game time, the frame is presented.
 // --lockstep prints "F <frame> <game_ms> <x> <y> <z> <rx> <ry> <rz> <fov>" (the camera this
-// frame renders with) and waits for one line on stdin before the next tick (EOF ends the run);
+// frame renders with), preceded by one "R <x> <y> <w> <h> <r> <g> <b> <a>" per DRAW_RECT drawn
+// on this frame (the synchronisation marker), and waits for one line on stdin before the next
+// tick (EOF ends the run);
 // --realtime paces at fps with the wall clock; neither runs as fast as possible.
 // TRUTH.csv gets one row per presented frame (columns in kTruthHeader). SIGTERM/SIGINT stop
 // cleanly: truth flushed, sender thread stopped after flushing its queue for up to a second.
@@ -21,6 +23,7 @@
 #include <thread>
 
 #include "config.h"
+#include "marker.h"
 #include "natives.h"
 #include "script.h"
 #include "sender.h"
@@ -32,7 +35,7 @@ namespace {
 
 constexpr const char* kTruthHeader =
     "frame,game_ms,mode,cam_x,cam_y,cam_z,cam_rx,cam_ry,cam_rz,fov,vel_x,vel_y,vel_z,"
-    "throttle,brake,steering,in_vehicle";
+    "throttle,brake,steering,in_vehicle,mark";
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
@@ -81,11 +84,11 @@ void print_row(std::FILE* f, const sim::Sim& s, const char* mode) {
     Vec3 v = s.player_velocity();
     sim::Controls u = s.player_controls();
     // Velocity and camera pass through float exactly as the natives return them.
-    std::fprintf(f, "%d,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d\n",
+    std::fprintf(f, "%d,%d,%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%d,%d\n",
                  s.frame_count(), s.game_ms(), mode, c.pos.x, c.pos.y, c.pos.z, c.rot.x, c.rot.y, c.rot.z, c.fov,
                  static_cast<double>(static_cast<float>(v.x)), static_cast<double>(static_cast<float>(v.y)),
                  static_cast<double>(static_cast<float>(v.z)), u.throttle, u.brake, u.steering,
-                 s.player_in_vehicle() ? 1 : 0);
+                 s.player_in_vehicle() ? 1 : 0, marker::shown(s.rects()) ? 1 : 0);
 }
 
 }  // namespace
@@ -145,6 +148,9 @@ int main(int argc, char** argv) {
         sim.present();
         print_row(truth, sim, script.mode());
         if (args.lockstep) {
+            for (const ScreenRect& r : sim.rects()) {
+                std::printf("R %.17g %.17g %.17g %.17g %d %d %d %d\n", r.x, r.y, r.w, r.h, r.r, r.g, r.b, r.a);
+            }
             const sim::RenderedCam& c = sim.rendered();
             std::printf("F %d %d %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", sim.frame_count(), sim.game_ms(),
                         c.pos.x, c.pos.y, c.pos.z, c.rot.x, c.rot.y, c.rot.z, c.fov);

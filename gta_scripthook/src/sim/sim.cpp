@@ -95,6 +95,8 @@ RenderedCam Sim::gameplay_cam() const {
 
 void Sim::present() {
     ++frame_;
+    rects_.swap(pending_rects_);
+    pending_rects_.clear();
     rendered_ = gameplay_cam();
     if (render_script_cams_) {
         for (const auto& [h, c] : cams_) {
@@ -395,6 +397,10 @@ void Sim::dispatch() {
             ret_vec3(rendered_.rot);
             return;
         case H::GET_FINAL_RENDERED_CAM_FOV: need(0, "GET_FINAL_RENDERED_CAM_FOV"); ret_float(rendered_.fov); return;
+        case H::DRAW_RECT:
+            need(9, "DRAW_RECT");
+            pending_rects_.push_back({f32(0), f32(1), f32(2), f32(3), i32(4), i32(5), i32(6), i32(7)});
+            return;
         default: fail("unknown native");
     }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "invoker.h"
+#include "marker.h"
 #include "peds.h"
 #include "vehicle.h"
 #include "world.h"
@@ -40,13 +41,16 @@ public:
     // Advances game time by dt seconds (the game timer by dt*1000 ms).
     void step(double dt);
     // Presents a frame: the frame counter advances and the rendered camera is latched (the
-    // active script camera when script cameras render, else the gameplay camera).
+    // active script camera when script cameras render, else the gameplay camera), and so are
+    // the DRAW_RECTs issued since the previous present (they show on this frame only).
     void present();
 
     const World& world() const { return w_; }
     int frame_count() const { return frame_; }
     int game_ms() const { return static_cast<int>(game_ms_ + 1e-6); }
     const RenderedCam& rendered() const { return rendered_; }
+    // The rectangles drawn on the frame last presented, in call order (values as received).
+    const std::vector<ScreenRect>& rects() const { return rects_; }
     const Ped& player() const { return *peds_.at(0); }
     Vehicle* vehicle(int handle);
     Ped* ped(int handle);
@@ -93,6 +97,7 @@ private:
     int next_cam_ = 5000;
     bool render_script_cams_ = false;
     RenderedCam rendered_;
+    std::vector<ScreenRect> rects_, pending_rects_;
     int frame_ = 0;
     double game_ms_ = 0;
     double clock_accum_s_ = 0;
