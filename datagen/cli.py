@@ -138,8 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="its port, as in the plugin's worldforge_gta.ini (default 52420)")
     gta.add_argument("--plugin-timeout", type=_positive_float, default=120.0,
                      help="seconds to wait for the plugin to connect")
-    gta.add_argument("--sync-offset-ms", type=float, default=0.0,
-                     help="capture latency added to every video frame's time (docs/gta.md)")
+    gta.add_argument("--sync-offset-ms", type=float, default=None,
+                     help="capture latency added to every video frame's time (default: "
+                          "measured with the plugin's marker; docs/gta.md)")
     gta.add_argument("--min-frames", type=_positive, default=30,
                      help="shortest gap-free stretch that becomes an episode (default 30)")
     gta.add_argument("--keep-obs-file", action="store_true",
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("gta-sync", help="synchronise a recorded GTA V session again")
     sync.add_argument("session", type=Path, help="<out>/gta_sessions/<session> folder")
     sync.add_argument("--sync-offset-ms", type=float, default=None,
-                      help="capture latency (default: the session's)")
+                      help="capture latency (default: the session's: its marker's)")
     sync.add_argument("--min-frames", type=_positive, default=None,
                       help="shortest episode (default: the session's)")
 

@@ -259,7 +259,8 @@ MP4_AUDIO_CODECS = ("aac", "mp3", "ac3", "eac3", "alac", "opus", "flac")
 
 
 def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
-                 fps: Fraction | None = None, keep_audio: bool = True) -> int:
+                 fps: Fraction | None = None, keep_audio: bool = True,
+                 start: float = 0.0) -> int:
     """Copy ``src``'s first H.264 video stream (and its MP4-compatible audio streams) into an
     MP4 at ``dst`` without re-encoding: every packet, with its bytes and timestamps, in order
     (OBS records MKV by default). ``dst`` appears only when complete (written under a temporary
@@ -269,7 +270,10 @@ def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
     ``fps`` (a constant-frame-rate source's rate) puts the video's timestamps on that rate's
     grid, one tick per frame: MKV keeps milliseconds, so 30 fps becomes 33/34 ms steps that
     read back as 30.003 fps; rounded to frames they are exactly 1/fps apart again.
-    ``keep_audio=False`` leaves the audio streams out (an episode's video has none)."""
+    ``keep_audio=False`` leaves the audio streams out (an episode's video has none).
+    ``start`` (seconds) begins the copy at the first key frame shown at or after it, with
+    timestamps shifted to start at 0 (H.264 can be cut without re-encoding only there); a
+    source with no such key frame gives an empty copy (0 video packets)."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
     with _open(src) as container:
@@ -288,9 +292,22 @@ def remux_to_mp4(src: str | Path, dst: str | Path, faststart: bool = True,
                 if fps is not None:
                     copies[video[0].index].time_base = 1 / Fraction(fps)
 
+                shift: Fraction | None = Fraction(0) if start <= 0 else None  # seconds
+
                 def mux(packet: av.Packet) -> None:
-                    nonlocal packets
+                    nonlocal packets, shift
                     is_video = packet.stream.index == video[0].index
+                    tb = packet.time_base
+                    if shift is None:  # still before the key frame the copy starts at
+                        if not (is_video and packet.is_keyframe
+                                and packet.pts * tb >= Fraction(start) - Fraction(1, 10000)):
+                            return
+                        shift = packet.dts * tb
+                    elif not is_video and packet.pts * tb < shift:
+                        return
+                    if shift:
+                        packet.pts -= round(shift / tb)
+                        packet.dts -= round(shift / tb)
                     packets += is_video
                     if is_video and fps is not None:  # seconds * fps = frame ticks
                         scale = packet.time_base * Fraction(fps)

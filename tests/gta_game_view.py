@@ -3,7 +3,9 @@
 that camera (Panda3D, offscreen) and shows each frame in a real X window (Tk) on the (Xvfb)
 screen, where a real OBS captures it.
 
-Lockstep with the simulator: for each frame line ``F <frame> <game_ms> x y z rx ry rz fov`` it
+Lockstep with the simulator: the rectangles the plugin drew for a frame (``R x y w h r g b a``,
+GTA's DRAW_RECT: centre and size relative to the screen) come before the frame's line
+``F <frame> <game_ms> x y z rx ry rz fov``, and are drawn over it. For each frame line it
 waits for the frame's slot on the wall clock (``fps`` frames a second), draws and presents the
 frame, then tells the simulator (one line on its stdin), whose next script tick stamps the
 frame's message with the wall-clock time at which it had just been presented, as in the game.
@@ -29,6 +31,7 @@ from datagen.builtin.render.panda import Renderer
 from datagen.builtin.scenes import build_world
 from datagen.builtin.world import Box, World
 from datagen.gta.pose import contract_quat, horizontal_fov
+from datagen.gta.sync import GREEN, MAGENTA, MARKER_CELLS
 
 
 def street_grid(world: World, in_vehicle: bool = True) -> dict:
@@ -72,6 +75,24 @@ class Window:
         self.root.destroy()
 
 
+def draw_rect(frame: np.ndarray, line: str) -> None:
+    """Draw one ``R`` line's rectangle onto an RGB frame, as the game draws DRAW_RECT."""
+    x, y, w, h, r, g, b, _ = (float(v) for v in line.split()[1:])
+    height, width = frame.shape[:2]
+    x0, x1 = round((x - w / 2) * width), round((x + w / 2) * width)
+    y0, y1 = round((y - h / 2) * height), round((y + h / 2) * height)
+    frame[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = (r, g, b)
+
+
+def draw_marker(frame: np.ndarray, code: int) -> np.ndarray:
+    """Draw marker ``code`` as the plugin's DRAW_RECTs do (for tests with a game double)."""
+    height, width = frame.shape[:2]
+    for bit, (x0, y0, x1, y1) in enumerate(MARKER_CELLS):
+        colour = MAGENTA if code >> bit & 1 else GREEN
+        frame[round(y0 * height):round(y1 * height), round(x0 * width):round(x1 * width)] = colour
+    return frame
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scene", default="city")
@@ -89,8 +110,10 @@ def main() -> int:
                            bufsize=1)
     renderer = window = None
     try:
-        start, shown = 0.0, 0
+        start, shown, rects = 0.0, 0, []
         for line in sim.stdout:
+            if line.startswith("R "):
+                rects.append(line)
             if not line.startswith("F "):
                 continue
             _, game_ms, pos, rot, fov = parse_frame(line)
@@ -99,6 +122,9 @@ def main() -> int:
                 renderer, window = Renderer(world, width, height, fov_h), Window(width, height)
                 start = time.monotonic()
             frame = renderer.render(pos, contract_quat(rot), world.mover_poses(game_ms / 1000.0))
+            for rect in rects:
+                draw_rect(frame, rect)
+            rects.clear()
             delay = start + shown / args.fps - time.monotonic()  # this frame's slot
             if delay > 0:
                 time.sleep(delay)

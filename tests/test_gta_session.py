@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import pytest
+from gta_game_view import draw_marker
 from obs_server import FakeObs
 
 from datagen.cli import main
@@ -49,6 +50,8 @@ class GameDouble:
     def __init__(self, port: int, fps: float = 30.0, drop: range = range(0)) -> None:
         self.port, self.fps, self.drop = port, fps, drop
         self.shown = 0
+        self.shown_code = 0  # the marker code on the frame shown (0: none)
+        self.mark_left = self.marked = 0
         self.sent: dict[int, dict] = {}
         self.stopped = threading.Event()
         self.recording = False  # between the collector's start and stop
@@ -74,7 +77,12 @@ class GameDouble:
             delay = start + (frame - 100) / self.fps - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            self.shown = frame  # presented
+            code = 0
+            if self.mark_left > 0:
+                code = 1 + self.marked % 14
+                self.mark_left -= 1
+                self.marked += 1
+            self.shown, self.shown_code = frame, code  # presented
             if not self.recording:
                 continue
             heading = 0.7 * frame
@@ -84,7 +92,8 @@ class GameDouble:
                            "fov": 50.0},
                    "vel": [7.5, 0.0, 0.0], "speed": 7.5,
                    "vehicle": {"speed": 7.5, "throttle": 0.6, "brake": 0.0, "steering": 0.2},
-                   "keys": {"w": 1, "a": int(frame % 20 < 10)}, "dropped": 0}
+                   "keys": {"w": 1, "a": int(frame % 20 < 10)}, "dropped": 0,
+                   "mark": code}
             self.sent[frame] = msg
             if seq not in self.drop:
                 sock.sendall(encode(msg))
@@ -101,7 +110,15 @@ class GameDouble:
                 msg = json.loads(sock.recv(n, socket.MSG_WAITALL))
             except (OSError, ValueError):
                 return
-            self.recording = msg["type"] == "start"
+            if msg["type"] == "mark":
+                self.mark_left, self.marked = msg["frames"], 0
+            else:
+                self.recording = msg["type"] == "start"
+
+    def screen(self) -> np.ndarray:
+        """What the game shows now (what the fake OBS records)."""
+        img = barcode(self.shown)
+        return draw_marker(img, self.shown_code) if self.shown_code else img
 
     def stop(self) -> None:
         self.stopped.set()
@@ -119,7 +136,7 @@ def test_session_writes_episodes_whose_rows_match_the_frames_the_video_shows(tmp
     port = free_port()
     game = GameDouble(port)
     with FakeObs(tmp_path / "obs", width=W, height=H, fps=30, fmt=fmt, finalise_delay=0.8,
-                 frames=lambda i: barcode(game.shown)) as obs:
+                 frames=lambda i: game.screen()) as obs:
         cfg = GtaConfig(out=tmp_path / "out", duration_s=3.0, obs_port=obs.port,
                         collector_port=port, plugin_timeout_s=10, min_frames=10)
         lines: list[str] = []
@@ -133,7 +150,11 @@ def test_session_writes_episodes_whose_rows_match_the_frames_the_video_shows(tmp
     assert ep.meta.backend == "gta" and ep.meta.scene == "gta" and ep.meta.seed == 11
     assert ep.meta.engine["version"] == "3258"
     frames = list(read_frames(path / "video.mp4"))
-    assert len(frames) == ep.meta.frames >= 80  # about 3 s at 30 fps
+    assert len(frames) == ep.meta.frames >= 60  # about 3 s at 30 fps, from the first key frame
+    sync = ep.meta.extra["sync"]  # after the marker
+    assert sync["marker"]["video_frames"][1] < sync["video_frames"][0]
+    low, high = sync["marker"]["latency_ms"]
+    assert low <= sync["offset_ms"] < high
     shown = np.array([read_barcode(f) for f in frames])
     labelled = ep.data["game_frame"].astype(np.int64)
     # the row of each video frame describes the game frame that video frame shows
@@ -156,14 +177,14 @@ def test_dropped_messages_cut_the_session_into_episodes_and_finalise_reruns(tmp_
     port = free_port()
     game = GameDouble(port, drop=range(40, 43))  # the plugin's queue overflowed once
     with FakeObs(tmp_path / "obs", width=W, height=H, fps=30, fmt="mkv", finalise_delay=0.3,
-                 frames=lambda i: barcode(game.shown)) as obs:
+                 frames=lambda i: game.screen()) as obs:
         cfg = GtaConfig(out=tmp_path / "out", duration_s=3.0, obs_port=obs.port,
                         collector_port=port, plugin_timeout_s=10, min_frames=10,
                         keep_obs_file=True)
         result = record(cfg, report=lambda line: None)
     game.stop()
     assert len(result.episodes) == 2
-    assert any("no complete game data" in r for r in result.rejected)
+    assert any("are in no episode" in r for r in result.rejected)
     for path in result.episodes:
         assert validate_episode(path) == []
         ep = read_episode(path)
@@ -200,7 +221,7 @@ def test_obs_dropping_its_connections_mid_session_does_not_end_it(tmp_path):
     port = free_port()
     game = GameDouble(port)
     with FakeObs(tmp_path / "obs", width=W, height=H, fps=30, fmt="mkv", finalise_delay=0.3,
-                 frames=lambda i: barcode(game.shown)) as obs:
+                 frames=lambda i: game.screen()) as obs:
         cfg = GtaConfig(out=tmp_path / "out", duration_s=3.5, obs_port=obs.port,
                         collector_port=port, plugin_timeout_s=10, min_frames=10)
         # OBS restarts its websocket server (or the network blips) 1.5 s in, for 0.5 s

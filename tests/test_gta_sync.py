@@ -6,11 +6,21 @@ import json
 
 import numpy as np
 import pytest
+from gta_game_view import draw_marker
 
 from datagen.episode import KEYS
 from datagen.gta.pose import contract_angles, contract_quat, horizontal_fov
-from datagen.gta.sync import SyncError, align, load_samples, segment_rows
+from datagen.gta.sync import (
+    SyncError,
+    align,
+    load_samples,
+    marker_code,
+    marker_frames,
+    marker_offset,
+    segment_rows,
+)
 from datagen.rotation import quat_to_matrix, wrap_deg
+from datagen.video import H264Writer
 
 GAME_FPS = 30.0
 T0 = 1.765e9  # wall clock of the first game frame, seconds
@@ -159,3 +169,58 @@ def test_cut_line_and_empty_file(tmp_path):
     path.write_text("")
     with pytest.raises(SyncError, match="no frame messages"):
         load_samples(path)
+
+
+def test_marker_codes_are_read_after_h264_and_not_in_ordinary_frames(tmp_path):
+    rng = np.random.default_rng(0)
+    scene = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    plain = [scene, np.full((360, 640, 3), (255, 0, 255), np.uint8),  # all magenta: code 15
+             np.full((360, 640, 3), (0, 255, 0), np.uint8), np.zeros((360, 640, 3), np.uint8)]
+    assert [marker_code(f) for f in plain] == [0, 0, 0, 0]
+    assert [marker_code(draw_marker(scene.copy(), c)) for c in range(1, 15)] == list(range(1, 15))
+    path = tmp_path / "v.mp4"
+    with H264Writer(path, 640, 360, 30) as writer:
+        for k in range(40):
+            frame = np.roll(scene, 7 * k, axis=1)
+            writer.write(draw_marker(frame, k - 11) if 12 <= k < 26 else frame)
+    assert marker_frames(path) == {k: k - 11 for k in range(12, 26)}
+
+
+@pytest.mark.parametrize("game_fps", [30.0, 60.0, 144.0, 20.0])
+def test_marker_pins_the_capture_latency_to_the_frame_jitter(tmp_path, game_fps):
+    n = int(3 * game_fps)
+    messages = game(n, fps=game_fps)
+    first = int(0.5 * game_fps)
+    for i, m in enumerate(messages[first:first + int(0.5 * game_fps)]):
+        m["mark"] = 1 + i % 14
+    samples, _ = load(tmp_path, messages)
+    wall = samples.wall_ms / 1000
+    start, true_latency = T0 + 0.2, 0.0123
+    times = np.arange(60) / 30
+    capture = start + times + true_latency
+    shows = np.searchsorted(wall, capture, side="right") - 1  # the newest presented
+    shown = {k: int(samples.mark[g]) for k, g in enumerate(shows) if g >= 0 and samples.mark[g]}
+    fit = marker_offset(samples, times, start, shown)
+    assert fit.low <= true_latency < fit.high and fit.agree == fit.seen == len(shown)
+    # as tight as the game's frames allow: far below one capture interval
+    assert fit.high - fit.low < min(1 / game_fps, 1 / 30) + 0.003
+    al = align(samples, times, start, fit.offset)
+    ok = shows >= 0  # off by a game frame at most where a capture falls within the doubt
+    assert np.abs(al.sample[ok] - shows[ok]).max() <= 1
+    assert np.mean(al.sample[ok] == shows[ok]) >= 0.9
+    assert marker_offset(samples, times, start, {}) is None
+
+
+def test_a_torn_capture_does_not_move_the_latency(tmp_path):
+    messages = game(90)
+    for i, m in enumerate(messages[20:40]):
+        m["mark"] = 1 + i % 14
+    samples, _ = load(tmp_path, messages)
+    wall = samples.wall_ms / 1000
+    start, times = T0 + 0.1, np.arange(60) / 30
+    shows = np.searchsorted(wall, start + times + 0.005, side="right") - 1
+    shown = {k: int(samples.mark[g]) for k, g in enumerate(shows) if samples.mark[g]}
+    k = sorted(shown)[5]
+    shown[k] = int(samples.mark[shows[k] - 1])  # one capture still showed the frame before
+    fit = marker_offset(samples, times, start, shown)
+    assert fit.low <= 0.005 < fit.high and fit.agree == fit.seen - 1

@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -95,6 +95,7 @@ class Collector:
         self._open: set[socket.socket] = set()
         self._send_lock = threading.Lock()
         self._last_seq: int | None = None
+        self._recent: deque[float] = deque(maxlen=61)  # wall_ms of the latest frames
         self._closed = False
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,6 +136,18 @@ class Collector:
         with self._cond:
             self._session = None
         self._send({"type": "stop"})
+
+    def game_fps(self) -> float | None:
+        """The game's frame rate over its latest 60 frames (None before two have arrived)."""
+        with self._cond:
+            recent = list(self._recent)
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return None
+        return (len(recent) - 1) * 1000.0 / (recent[-1] - recent[0])
+
+    def mark(self, frames: int) -> None:
+        """Tell the plugin to draw the synchronisation marker on its next ``frames`` frames."""
+        self._send({"type": "mark", "frames": frames})
 
     def wait_frames(self, count: int, timeout: float) -> bool:
         """Whether ``count`` frames in all have arrived within ``timeout`` seconds."""
@@ -288,4 +301,5 @@ class Collector:
         self.samples.write({**message, "recv_ms": time.time() * 1000.0})
         with self._cond:
             self.counts["frames"] += 1
+            self._recent.append(message["wall_ms"])
             self._cond.notify_all()

@@ -96,6 +96,9 @@ def _check_frame(msg: dict) -> None:
             raise MessageError(f"vehicle must be an object or null, got {vehicle!r}")
         for key in ("speed", "throttle", "brake", "steering"):
             _number(vehicle, key, "vehicle.")
+    mark = msg.get("mark", 0)
+    if isinstance(mark, bool) or not isinstance(mark, int) or not 0 <= mark <= 14:
+        raise MessageError(f"mark must be an integer code 0..14 (0: no marker), got {mark!r}")
     keys = msg.get("keys")
     if not isinstance(keys, dict):
         raise MessageError(f"keys must be an object, got {keys!r}")

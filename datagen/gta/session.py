@@ -3,13 +3,16 @@
 1. The collector listens (:mod:`datagen.gta.collector`) and the session waits for the plugin's
    ``hello``; it connects to OBS and reads its video settings.
 2. The plugin is told to ``start`` streaming frame messages; once they flow, OBS starts
-   recording (so every video frame has game frames before it).
+   recording (so every video frame has game frames before it), and the plugin draws the
+   synchronisation marker for about three video frames (:mod:`datagen.gta.sync`).
 3. Until the duration is up or Ctrl-C, it polls OBS's record status (its ``outputDuration``
    against the wall clock refines the start time) and reports progress.
 4. OBS stops first, then the plugin; the session waits until OBS has really finalised the file.
-5. Synchronisation (:mod:`datagen.gta.sync`) cuts the recording into segments with rows, and
-   each segment becomes an episode: the whole video is moved (MP4) or remuxed (MKV) into the
-   episode without re-encoding; a segment that is part of the video is re-encoded.
+5. Synchronisation (:mod:`datagen.gta.sync`) finds the marker, measures the capture latency
+   with it, and cuts the recording after it into segments with rows; each segment becomes an
+   episode. The one that runs to the end of the recording starts at a key frame and is
+   remuxed (MKV) or moved (MP4 from its first frame) without re-encoding; one cut out of the
+   middle is re-encoded.
 
 Everything a session receives is kept in ``<out>/gta_sessions/<session>/`` (``samples.jsonl``,
 ``collector.jsonl``, ``session.json`` and the OBS file until its episodes are published), so
@@ -19,6 +22,7 @@ Everything a session receives is kept in ``<out>/gta_sessions/<session>/`` (``sa
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -38,7 +42,16 @@ from datagen.episode import EpisodeError, EpisodeMeta, episode_dir, utc_now
 from datagen.episode_writer import write_episode
 from datagen.gta.collector import DEFAULT_PORT, SAMPLES_FILE, Collector
 from datagen.gta.obs import Obs
-from datagen.gta.sync import EXTRA_COLUMNS, align, load_samples, segment_rows, video_times
+from datagen.gta.sync import (
+    EXTRA_COLUMNS,
+    MarkerFit,
+    align,
+    load_samples,
+    marker_frames,
+    marker_offset,
+    segment_rows,
+    video_times,
+)
 from datagen.video import H264Writer, probe, read_frames, remux_to_mp4
 
 SESSIONS = "gta_sessions"
@@ -59,7 +72,7 @@ class GtaConfig:
     collector_host: str = "127.0.0.1"
     collector_port: int = DEFAULT_PORT
     plugin_timeout_s: float = 120.0
-    offset_ms: float = 0.0  # capture latency added to every video frame's time
+    offset_ms: float | None = None  # capture latency; None: measured with the marker
     min_frames: int = 30  # shorter segments are not episodes
     keep_obs_file: bool = False
     crf: int = 18  # for segments that must be re-encoded
@@ -115,6 +128,7 @@ def record(cfg: GtaConfig, report: Report = print, stop: threading.Event | None 
                     raise RuntimeError("the plugin took the start message but sent no frames "
                                        "within 10 s (is the game paused or loading?)")
                 state["start_wall_s"] = obs.start_recording()
+                state["mark_frames"] = _mark(collector, float(video.fps))
                 report(f"recording {video.width}x{video.height} at {float(video.fps):g} fps "
                        f"for {cfg.duration_s:g} s (Ctrl-C stops)")
                 try:
@@ -132,6 +146,16 @@ def record(cfg: GtaConfig, report: Report = print, stop: threading.Event | None 
     finally:
         signal.signal(signal.SIGINT, previous)
     return finalise(folder, cfg, report)
+
+
+def _mark(collector: Collector, video_fps: float) -> int:
+    """Have the plugin draw the marker for half a second, once OBS records; returns the number
+    of game frames asked for."""
+    time.sleep(0.3)  # OBS's first frames come a video tick or more after STARTED
+    game_fps = collector.game_fps() or video_fps
+    frames = min(120, max(3, math.ceil(0.5 * game_fps)))
+    collector.mark(frames)
+    return frames
 
 
 def _on_sigint(stop: threading.Event):
@@ -180,43 +204,85 @@ def finalise(folder: str | Path, cfg: GtaConfig, report: Report = print) -> Sess
         report(f"samples: skipped {reason}")
     obs_file = Path(state["obs_file"])
     info = probe(obs_file)
-    times = video_times(obs_file)
-    alignment = align(samples, times, float(state["start_wall_s"]), cfg.offset_ms / 1000.0,
-                      min_frames=cfg.min_frames)
-    covered = sum(b - a for a, b in alignment.segments)
+    times, keys = video_times(obs_file)
+    start = float(state["start_wall_s"])
+    fit = marker_offset(samples, times, start, marker_frames(obs_file))
+    offset, first = _offset(cfg, fit, report)
+    alignment = align(samples, times, start, offset, min_frames=cfg.min_frames)
+    fps = _obs_fps(state, info)
+    plans = _plan(alignment.segments, first, keys, len(times), cfg.min_frames, float(fps))
+    covered = sum(b - a for a, b, _ in plans)
     report(f"sync: {len(times)} video frames, {len(samples)} game frames; "
-           f"{covered} frames in {len(alignment.segments)} segment(s), "
-           f"{alignment.duplicated} duplicated, {alignment.skipped} game frames accumulated")
-    if covered < len(times):
-        result.rejected.append(f"{len(times) - covered} of {len(times)} video frames have no "
-                               "complete game data (gaps, stale or shorter than --min-frames)")
-    whole = alignment.segments == [(0, len(times))]
-    for n, segment in enumerate(alignment.segments):
+           f"{covered} frames in {len(plans)} episode(s), {alignment.duplicated} duplicated, "
+           f"{alignment.skipped} game frames accumulated")
+    lead = plans[0][0] if plans else len(times)
+    report(f"sync: the first {lead} video frames (up to the marker's end and the next key "
+           "frame) are not used")
+    if not plans:
+        result.rejected.append(f"none of the {len(times)} video frames after the marker has "
+                               f"{cfg.min_frames} gap-free frames of game data in a row")
+    elif covered < len(times) - lead:
+        result.rejected.append(f"{len(times) - lead - covered} of the {len(times) - lead} video "
+                               "frames after the first episode's start are in no episode (gaps "
+                               "in the game's messages, stale or short stretches)")
+    sync = {"session": state["session"], "start_wall_s": start, "offset_ms": offset * 1000,
+            "marker": None if fit is None else {
+                "video_frames": list(fit.video_frames), "agree": fit.agree, "seen": fit.seen,
+                "latency_ms": [fit.low * 1000, fit.high * 1000]}}
+    for n, (a, b, copy) in enumerate(plans):
         episode_id = f"{state['session']}_{n:02d}"
         if episode_dir(cfg.out, cfg.scene, episode_id).exists():
             result.episodes.append(episode_dir(cfg.out, cfg.scene, episode_id))
             continue
-        meta = _meta(state, episode_id, cfg.scene, info, segment, alignment)
-        rows = segment_rows(samples, alignment, segment, info.width, info.height)
-        place = (_whole_video(obs_file, _obs_fps(state, info)) if whole
-                 else _cut_video(obs_file, segment, info, cfg.crf))
+        meta = _meta(state, episode_id, cfg.scene, info, (a, b), alignment, sync)
+        rows = segment_rows(samples, alignment, (a, b), info.width, info.height)
+        place = (_copied_video(obs_file, float(times[a]), fps) if copy
+                 else _cut_video(obs_file, (a, b), info, cfg.crf))
         try:
             result.episodes.append(write_episode(cfg.out, meta, rows, place, EXTRA_COLUMNS))
         except (EpisodeError, OSError) as exc:
             result.rejected.append(f"{episode_id}: {exc}")
             continue
-        report(f"episode {result.episodes[-1]} ({segment[1] - segment[0]} frames)")
-    if whole and result.episodes and not cfg.keep_obs_file and obs_file.exists():
-        obs_file.unlink()  # its frames now live in the episode
+        report(f"episode {result.episodes[-1]} ({b - a} frames, "
+               f"{'remuxed' if copy else 're-encoded'})")
+    if (plans and len(result.episodes) == len(plans) and not cfg.keep_obs_file
+            and obs_file.exists()):
+        obs_file.unlink()  # every frame worth keeping now lives in an episode
     return result
 
 
-def _obs_fps(state: dict, info) -> Fraction:
-    """OBS's constant frame rate (its video settings), else the file's."""
-    video = state.get("obs", {}).get("video", {})
-    if video.get("fps_numerator") and video.get("fps_denominator"):
-        return Fraction(video["fps_numerator"], video["fps_denominator"])
-    return Fraction(info.fps).limit_denominator(1001)
+def _offset(cfg: GtaConfig, fit: MarkerFit | None, report: Report) -> tuple[float, int]:
+    """The capture latency to align with, and the first video frame an episode may use."""
+    if fit is None:
+        report("sync: no marker in the video (is the screen's top-left corner captured?); "
+               "aligned by OBS's start time alone, which leaves up to one capture frame of "
+               "doubt")
+    else:
+        report(f"sync: marker on video frames {fit.video_frames[0]}-{fit.video_frames[1]}: "
+               f"capture latency {fit.low * 1000:.1f} to {fit.high * 1000:.1f} ms ({fit.agree} "
+               f"of {fit.seen} marked frames agree)")
+    first = 0 if fit is None else fit.video_frames[1] + 1
+    if cfg.offset_ms is not None:
+        return cfg.offset_ms / 1000.0, first
+    return (0.0 if fit is None else fit.offset), first
+
+
+def _plan(segments: list[tuple[int, int]], first: int, keys: np.ndarray, frames: int,
+          min_frames: int, fps: float) -> list[tuple[int, int, bool]]:
+    """Episodes as ``(start, end, copy)`` video frame ranges: segments after ``first``; the one
+    reaching the end of the video starts at a key frame (at most 2 s in) and is copied, the
+    others are re-encoded."""
+    plans = []
+    for a, b in segments:
+        a = max(a, first)
+        copy = False
+        if b == frames:
+            later = np.flatnonzero(keys[a:min(b, a + int(2 * fps) + 1)])
+            if later.size and b - (a + int(later[0])) >= min_frames:
+                a, copy = a + int(later[0]), True
+        if b - a >= min_frames:
+            plans.append((a, b, copy))
+    return plans
 
 
 def resync(folder: str | Path, offset_ms: float | None = None, min_frames: int | None = None,
@@ -238,14 +304,24 @@ def resync(folder: str | Path, offset_ms: float | None = None, min_frames: int |
     return finalise(folder, cfg, report)
 
 
-def _whole_video(src: Path, fps: Fraction) -> Callable[[Path], int]:
-    """Move OBS's MP4 into the episode, or remux (MKV, or timestamps off the frame grid)
-    without re-encoding; the original goes once the episode is published."""
+def _obs_fps(state: dict, info) -> Fraction:
+    """OBS's constant frame rate (its video settings), else the file's."""
+    video = state.get("obs", {}).get("video", {})
+    if video.get("fps_numerator") and video.get("fps_denominator"):
+        return Fraction(video["fps_numerator"], video["fps_denominator"])
+    return Fraction(info.fps).limit_denominator(1001)
+
+
+def _copied_video(src: Path, start: float, fps: Fraction) -> Callable[[Path], int]:
+    """OBS's recording from the key frame at ``start`` seconds to its end, without re-encoding:
+    the file itself when that is all of an MP4 on the frame grid, else remuxed; the original
+    goes once every episode is published."""
     def place(dest: Path) -> int:
-        if src.suffix.lower() == ".mp4" and probe(src, count=False).fps == float(fps):
+        if (start == 0 and src.suffix.lower() == ".mp4"
+                and probe(src, count=False).fps == float(fps)):
             shutil.copyfile(src, dest)
         else:
-            remux_to_mp4(src, dest, fps=fps, keep_audio=False)
+            remux_to_mp4(src, dest, fps=fps, keep_audio=False, start=start)
         return probe(dest).frames or 0
     return place
 
@@ -265,7 +341,7 @@ def _cut_video(src: Path, segment: tuple[int, int], info, crf: int) -> Callable[
 
 
 def _meta(state: dict, episode_id: str, scene: str, info, segment: tuple[int, int],
-          alignment) -> EpisodeMeta:
+          alignment, sync: dict) -> EpisodeMeta:
     plugin = state.get("plugin", {})
     config = plugin.get("config", {})
     a, b = segment
@@ -279,7 +355,6 @@ def _meta(state: dict, episode_id: str, scene: str, info, segment: tuple[int, in
                 "plugin": plugin.get("version", ""), "renderer": "OBS Studio "
                 + str(state.get("obs", {}).get("version", {}).get("obsVersion", ""))},
         settings={k: config[k] for k in sorted(config)},
-        extra={"sync": {"session": state["session"], "video_frames": [a, b],
-                        "start_wall_s": state["start_wall_s"],
+        extra={"sync": {**sync, "video_frames": [a, b],
                         "duplicated": int(np.count_nonzero(ticks == 0)),
                         "accumulated": int(np.sum(np.maximum(ticks - 1, 0)))}})

@@ -6,6 +6,13 @@ measured (the ``STARTED`` event, refined by ``GetRecordStatus`` polls of ``outpu
 the video's frames carry their own timestamps. So video frame *k* was captured at
 ``start + pts[k] + offset`` and shows the newest game frame presented by then.
 
+The wall clock alone leaves the capture's phase open by up to one capture interval (OBS's first
+frame comes at its next video tick after it reports STARTED). So the session asks the plugin to
+draw a **marker** for half a second once OBS records (:data:`MARKER_CELLS`: four magenta or
+green cells over the screen's top-left quarter, a code that changes every game frame): each
+video frame showing it names the game frame it shows, and together they pin the capture
+latency down to the game's frame-time jitter (:func:`marker_offset`). Episodes start after it.
+
 Capture and game rates need not match:
 
 - a video frame that shows the same game frame as the one before (capture faster than the game,
@@ -58,6 +65,7 @@ class Samples:
     speed: np.ndarray  # float64 [N]
     vehicle: np.ndarray  # float64 [N, 4]: in_vehicle, throttle, brake, steering
     keys: np.ndarray  # uint8 [N, 7] in KEYS order
+    mark: np.ndarray  # int64 [N]: the marker code the frame showed (0: none)
 
     def __len__(self) -> int:
         return len(self.seq)
@@ -108,15 +116,109 @@ def load_samples(path: str | Path) -> tuple[Samples, list[str]]:
         fov=col(lambda r: r["cam"]["fov"], np.float64), vel=col(lambda r: r["vel"], np.float64),
         speed=col(lambda r: r["speed"], np.float64), vehicle=col(vehicle, np.float64),
         keys=col(lambda r: [r["keys"].get(k, 0) for k in KEYS], np.uint8),
+        mark=col(lambda r: r.get("mark", 0), np.int64),
     ), skipped
 
 
-def video_times(path: str | Path) -> np.ndarray:
-    """float64 [F]: each decoded frame's presentation time in seconds, from the first frame."""
-    times = np.array([f.time for f in decode_frames(path)], dtype=np.float64)
-    if times.size == 0:
+def video_times(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """float64 [F]: each decoded frame's presentation time in seconds from the first frame, and
+    bool [F]: which frames are key frames (where the video can be cut without re-encoding)."""
+    frames = [(f.time, f.key_frame) for f in decode_frames(path)]
+    if not frames:
         raise SyncError(f"{path} has no video frames")
-    return times - times[0]
+    times = np.array([t for t, _ in frames], dtype=np.float64)
+    return times - times[0], np.array([k for _, k in frames], dtype=bool)
+
+
+# The marker: four cells over the screen's top-left quarter, (x0, y0, x1, y1) as fractions of
+# the frame, one bit each (bit 0 first); a cell is magenta for 1, green for 0. The i-th marked
+# frame shows the code 1 + i mod 14 (never all green or all magenta, which a game could show).
+MAGENTA, GREEN = (255, 0, 255), (0, 255, 0)
+MARKER_CELLS = ((0.0, 0.0, 0.125, 0.125), (0.125, 0.0, 0.25, 0.125),
+                (0.0, 0.125, 0.125, 0.25), (0.125, 0.125, 0.25, 0.25))
+
+
+def marker_code(frame: np.ndarray) -> int:
+    """The marker code (1..14) an RGB frame shows, or 0: every cell's centre must be nearly
+    uniform magenta or green (within what H.264 leaves of saturated colours)."""
+    h, w = frame.shape[:2]
+    code = 0
+    for bit, (x0, y0, x1, y1) in enumerate(MARKER_CELLS):
+        mx, my = (x1 - x0) * w / 4, (y1 - y0) * h / 4  # the cell's inner half
+        cell = frame[int(y0 * h + my):int(y1 * h - my), int(x0 * w + mx):int(x1 * w - mx)]
+        if cell.size == 0:
+            return 0
+        pixels = cell.reshape(-1, 3).astype(np.float64)
+        if pixels.std(axis=0).max() > 40:
+            return 0
+        mean = pixels.mean(axis=0)
+        if np.abs(mean - MAGENTA).max() <= 60:
+            code |= 1 << bit
+        elif np.abs(mean - GREEN).max() > 60:
+            return 0
+    return code if 1 <= code <= 14 else 0
+
+
+def marker_frames(path: str | Path, within_s: float = 20.0) -> dict[int, int]:
+    """``{video frame: code}`` of the frames (in the first ``within_s`` seconds) showing the
+    marker."""
+    found, first = {}, None
+    for k, frame in enumerate(decode_frames(path)):
+        first = frame.time if first is None else first
+        if frame.time - first > within_s:
+            break
+        if code := marker_code(frame.to_ndarray(format="rgb24")):
+            found[k] = code
+    return found
+
+
+@dataclass
+class MarkerFit:
+    """The capture latency the marker allows: every value in [low, high) puts each marked video
+    frame on the game frame that drew its code."""
+
+    low: float  # seconds
+    high: float
+    video_frames: tuple[int, int]  # first and last video frame showing the marker
+    agree: int  # marked video frames consistent with [low, high)
+    seen: int  # marked video frames
+
+    @property
+    def offset(self) -> float:
+        return (self.low + self.high) / 2
+
+
+def marker_offset(samples: Samples, times_s: np.ndarray, start_wall_s: float,
+                  shown: dict[int, int]) -> MarkerFit | None:
+    """Bound the capture latency with the marker: a video frame showing code c was captured
+    while the game frame that drew c (the one nearest in time) was the newest presented one,
+    i.e. at or after it and before the next. The latency satisfying the most video frames wins
+    (a torn or blended capture may disagree). None when no video frame matches a marked game
+    frame."""
+    wall = samples.wall_ms / 1000.0
+    t = np.asarray(times_s, dtype=np.float64) + start_wall_s
+    marked = np.flatnonzero(samples.mark > 0)
+    bounds = []
+    for k, code in sorted(shown.items()):
+        same = marked[samples.mark[marked] == code]
+        same = same[same + 1 < len(samples)]
+        if same.size == 0:
+            continue
+        g = int(same[np.argmin(np.abs(wall[same] - t[k]))])
+        bounds.append((wall[g] - t[k], wall[g + 1] - t[k]))
+    if not bounds:
+        return None
+    edges = sorted({e for pair in bounds for e in pair})
+    best = None
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        mid = (lo + hi) / 2
+        agree = sum(a <= mid < b for a, b in bounds)
+        if best is None or agree > best[0]:
+            best = (agree, lo, hi)
+    if best is None:  # a single frame: its own interval
+        best = (1, *bounds[0])
+    agree, lo, hi = best
+    return MarkerFit(float(lo), float(hi), (min(shown), max(shown)), agree, len(bounds))
 
 
 @dataclass
