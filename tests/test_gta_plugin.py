@@ -31,12 +31,20 @@ WORLD = {"half": 50.0, "roads_x": [-16.826699119217082, 19.482731588919005],
 TRUTH_COLUMNS = ["frame", "game_ms", "mode", "cam_x", "cam_y", "cam_z", "cam_rx", "cam_ry",
                  "cam_rz", "fov", "vel_x", "vel_y", "vel_z", "throttle", "brake", "steering",
                  "in_vehicle", "mark"]
-# The synchronisation marker (gta_scripthook/src/core/marker.h): DRAW_RECT x, y, w, h, r, g, b, a.
-MARKER = [(0.0625, 0.0625, 0.125, 0.125, 255, 0, 255, 255),
-          (0.1875, 0.0625, 0.125, 0.125, 0, 255, 0, 255),
-          (0.0625, 0.1875, 0.125, 0.125, 0, 255, 0, 255),
-          (0.1875, 0.1875, 0.125, 0.125, 255, 0, 255, 255)]
+# The synchronisation marker (gta_scripthook/src/core/marker.h): four DRAW_RECT cells (x, y, w,
+# h) in bit order, magenta for a 1 bit and green for a 0 bit; the i-th marked frame of a mark
+# shows code 1 + i % 14.
+MARKER_CELLS = [(0.0625, 0.0625, 0.125, 0.125), (0.1875, 0.0625, 0.125, 0.125),
+                (0.0625, 0.1875, 0.125, 0.125), (0.1875, 0.1875, 0.125, 0.125)]
+MAGENTA, GREEN = (255, 0, 255, 255), (0, 255, 0, 255)
 MARK_ERROR = 'mark needs "frames", an integer in [1, 120]'
+
+
+def marker_code(rects: list[tuple]) -> int:
+    """The code four R lines' colours encode (bit k: the k-th cell is magenta)."""
+    assert [r[:4] for r in rects] == MARKER_CELLS, rects
+    assert all(r[4:] in (MAGENTA, GREEN) for r in rects), rects
+    return sum(1 << k for k, r in enumerate(rects) if r[4:] == MAGENTA)
 
 
 
@@ -142,7 +150,7 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         while sum(f["vehicle"] is not None for f in frames) < 3000:
             assert time.monotonic() < deadline, f"only {len(frames)} frames"
             if len(frames) == 200:  # the clapperboard, and two it must refuse
-                for n in (0, 121, 9):
+                for n in (0, 121, 20):
                     collector.send({"type": "mark", "frames": n})
             msg = collector.recv()
             if msg["type"] == "status":
@@ -186,15 +194,18 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         assert float(t["fov"]) == f["cam"]["fov"] == 50
         assert [float(t[c]) for c in ("vel_x", "vel_y", "vel_z")] == f["vel"]
         assert (t["in_vehicle"] == "1") == (f["vehicle"] is not None)
-        assert f["mark"] == int(t["mark"])  # the frame the message names showed the marker
+        assert f["mark"] == int(t["mark"])  # the code the frame the message names showed
 
-    # the marker showed on 9 consecutive frames, each named by a message saying so
+    # the marker showed on 20 consecutive frames, codes 1..14 cycling, each named by a message
+    # carrying its code
     assert errors == [f"{MARK_ERROR}, got 0", f"{MARK_ERROR}, got 121"]
-    marked = [n for n, t in read_truth(truth_path).items() if t["mark"] == "1"]
-    assert marked == list(range(marked[0], marked[0] + 9)), marked
+    codes = {n: int(t["mark"]) for n, t in read_truth(truth_path).items() if t["mark"] != "0"}
+    marked = sorted(codes)
+    assert marked == list(range(marked[0], marked[0] + 20)), marked
+    assert [codes[n] for n in marked] == [1 + i % 14 for i in range(20)]
     assert marked[0] > frames[199]["frame"]
     if gaps == 0:
-        assert [f["frame"] for f in frames if f["mark"]] == marked
+        assert [(f["frame"], f["mark"]) for f in frames if f["mark"]] == sorted(codes.items())
 
     # keys inferred from the car's dynamics agree with the simulator's controls
     driving = [f for f in frames if f["vehicle"] is not None]
@@ -238,7 +249,8 @@ def test_sim_host_lockstep_prints_each_frames_camera(tmp_path):
 
 def test_sim_host_lockstep_prints_the_marker_before_the_frames_it_shows_on(tmp_path):
     """A mark sent while not recording: R lines come right before the F lines of exactly the
-    frames whose truth says they show the marker, four per frame, as the plugin drew them."""
+    frames whose truth says they show the marker, four per frame, as the plugin drew them, their
+    colours encoding the code the truth names (1..14, cycling)."""
     binaries = build_portable()
     collector = Collector()
     world, ini = write_inputs(tmp_path, unused_port(), mode="walk")
@@ -253,7 +265,7 @@ def test_sim_host_lockstep_prints_the_marker_before_the_frames_it_shows_on(tmp_p
     try:
         collector.accept()
         assert collector.recv()["type"] == "hello"
-        collector.send({"type": "mark", "frames": 5})
+        collector.send({"type": "mark", "frames": 17})
         deadline = time.monotonic() + 15
         after = 0  # frames without the marker since it showed
         while after < 3:
@@ -279,10 +291,11 @@ def test_sim_host_lockstep_prints_the_marker_before_the_frames_it_shows_on(tmp_p
     # (the tick after the last reply presents one more frame before it reads EOF)
     assert sorted(rects) == list(range(1, len(rects) + 1)) == sorted(truth)[:-1]
     marked = [n for n, r in rects.items() if r]
-    assert len(marked) == 5 and marked == list(range(marked[0], marked[0] + 5)), marked
+    assert len(marked) == 17 and marked == list(range(marked[0], marked[0] + 17)), marked
     for n, r in rects.items():
-        assert r == (MARKER if n in marked else [])
-        assert truth[n]["mark"] == ("1" if n in marked else "0")
+        code = marker_code(r) if r else 0
+        assert code == int(truth[n]["mark"]), (n, r)
+        assert code == (1 + (n - marked[0]) % 14 if n in marked else 0), (n, r)
 
 
 def test_sim_host_realtime_paces_and_bad_config_is_named(tmp_path):

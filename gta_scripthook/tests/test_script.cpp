@@ -2,6 +2,7 @@
 // presented frame with increasing seq/frame and the rendered camera of that frame, start/stop
 // answered with status, config reload (a bad file keeps the old config), the agent modes, and
 // the synchronisation marker (`mark`).
+#include <cmath>
 #include <cstdio>
 #include <unistd.h>
 #include <fstream>
@@ -243,42 +244,65 @@ TEST(script, walk_and_mixed_modes_move) {
     }
 }
 
-TEST(script, mark_draws_the_marker_on_exactly_n_frames) {
+// The four DRAW_RECTs showing `code`, spelled out from the protocol (not from marker.cpp): cells
+// 0.125 x 0.125 centred at (0.0625, 0.0625) bit 0, (0.1875, 0.0625) bit 1, (0.0625, 0.1875) bit 2,
+// (0.1875, 0.1875) bit 3, magenta for a 1 bit and green for a 0 bit, in bit order.
+static std::vector<ScreenRect> marker_rects(int code) {
+    const double cx[4] = {0.0625, 0.1875, 0.0625, 0.1875}, cy[4] = {0.0625, 0.0625, 0.1875, 0.1875};
+    std::vector<ScreenRect> out;
+    for (int bit = 0; bit < 4; ++bit) {
+        bool one = (code >> bit) & 1;
+        out.push_back({cx[bit], cy[bit], 0.125, 0.125, one ? 255 : 0, one ? 0 : 255, one ? 255 : 0, 255});
+    }
+    return out;
+}
+
+TEST(script, mark_draws_a_cycling_code_on_exactly_n_frames) {
     Config cfg;
     Rig r(cfg);
-    const std::vector<ScreenRect> four(marker::kCells.begin(), marker::kCells.end());
     r.sink.control.push_back("{\"type\":\"start\",\"session\":\"m\"}");
     r.frames(5);
     const int before = r.sim.frame_count();  // frames presented before the tick that reads the mark
-    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":7}");
-    r.frames(15);
+    r.sink.control.push_back("{\"type\":\"mark\",\"frames\":30}");
+    r.frames(40);
     CHECK(r.sink.of_type("status").size() == 1);  // a good mark is not answered
-    CHECK(r.sim.calls(hash::DRAW_RECT) == 28);
-    // The tick that reads the mark draws first: frames before+1 .. before+7 show the marker.
+    CHECK(r.sim.calls(hash::DRAW_RECT) == 4u * 30u);
+    // The tick that reads the mark draws first: frames before+1 .. before+30 show codes
+    // 1, 2, ..., 14, 1, ..., 14, 1, 2 (the i-th marked frame 1 + i mod 14), the others nothing.
+    std::map<int, int> code;  // frame -> the code it showed
     for (const auto& [frame, rects] : r.rects) {
-        bool marked = frame > before && frame <= before + 7;
-        CHECK_MSG(rects == (marked ? four : std::vector<ScreenRect>{}), std::to_string(frame));
+        int i = frame - before - 1;
+        code[frame] = i >= 0 && i < 30 ? 1 + i % 14 : 0;
+        CHECK_MSG(rects == (code[frame] ? marker_rects(code[frame]) : std::vector<ScreenRect>{}),
+                  std::to_string(frame));
+        CHECK_MSG(marker::shown(rects) == code[frame], std::to_string(frame));
     }
-    // The message of tick k names the frame presented before it, which shows tick k-1's rects.
+    CHECK(code[before + 1] == 1 && code[before + 14] == 14 && code[before + 15] == 1 && code[before + 30] == 2);
+    // The message of tick k names the frame presented before it, which shows tick k-1's code.
     auto frames = r.sink.of_type("frame");
-    CHECK(frames.size() == 20);
+    CHECK(frames.size() == 45);
     std::vector<int> marked;
-    for (const JsonValue& f : frames) {
+    for (size_t j = 0; j < frames.size(); ++j) {
+        const JsonValue& f = frames[j];
         int frame = static_cast<int>(f.get_number("frame"));
         const JsonValue* m = f.get("mark");
-        CHECK(m && m->type == JsonValue::Type::Number && (m->num == 0 || m->num == 1));
-        CHECK_MSG((m->num == 1) == marker::shown(r.rects[frame]), std::to_string(frame));
-        if (m->num == 1) marked.push_back(frame);
+        CHECK(m && m->type == JsonValue::Type::Number && m->num == std::floor(m->num) && m->num >= 0 &&
+              m->num <= 14);
+        CHECK_MSG(code.count(frame) || frame == 0, std::to_string(frame));  // frame 0: before any present
+        CHECK_MSG(m->num == (code.count(frame) ? code[frame] : 0), std::to_string(frame));
+        if (m->num != 0) {
+            CHECK_MSG(m->num == 1 + static_cast<int>(marked.size()) % 14, std::to_string(frame));
+            marked.push_back(frame);
+        }
     }
-    CHECK(marked == std::vector<int>({before + 1, before + 2, before + 3, before + 4, before + 5, before + 6,
-                                      before + 7}));
+    CHECK(marked.size() == 30 && marked.front() == before + 1 && marked.back() == before + 30);
     CHECK(r.script.mark_left() == 0);
     // The message sent in the tick that read the mark names an unmarked frame; the one after
-    // the last drawing tick carries the last mark.
+    // the last drawing tick carries the last code.
     CHECK(frames[5].get_number("frame") == before && frames[5].get_number("mark") == 0);
     CHECK(frames[6].get_number("frame") == before + 1 && frames[6].get_number("mark") == 1);
-    CHECK(frames[12].get_number("frame") == before + 7 && frames[12].get_number("mark") == 1);
-    CHECK(frames[13].get_number("mark") == 0);
+    CHECK(frames[35].get_number("frame") == before + 30 && frames[35].get_number("mark") == 2);
+    CHECK(frames[36].get_number("mark") == 0);
 }
 
 TEST(script, mark_limits_restart_and_not_recording) {
@@ -288,15 +312,16 @@ TEST(script, mark_limits_restart_and_not_recording) {
     r.sink.control.push_back("{\"type\":\"mark\",\"frames\":1}");
     r.frames(3);
     CHECK(r.sink.sent.empty());
-    CHECK(marker::shown(r.rects[1]) && r.rects[2].empty() && r.rects[3].empty());
-    // 120 is the most; a mark while one runs starts over with its own count.
+    CHECK(r.rects[1] == marker_rects(1) && r.rects[2].empty() && r.rects[3].empty());
+    // 120 is the most; a mark while one runs starts over with its own count, from code 1.
     r.sink.control.push_back("{\"type\":\"mark\",\"frames\":120}");
     r.frames(10);
     r.sink.control.push_back("{\"type\":\"mark\",\"frames\":3.0}");
     r.frames(10);
-    int shown = 0;
-    for (const auto& [frame, rects] : r.rects) shown += marker::shown(rects);
-    CHECK(shown == 1 + 10 + 3);
+    std::vector<int> codes;
+    for (const auto& [frame, rects] : r.rects) codes.push_back(marker::shown(rects));
+    CHECK(codes == std::vector<int>({1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0}));
+    CHECK(r.rects[14] == marker_rects(1) && r.rects[16] == marker_rects(3));
     CHECK(r.sim.calls(hash::DRAW_RECT) == 4u * 14u);
     CHECK(r.sink.sent.empty());
 

@@ -1,6 +1,6 @@
 // Simulator: vehicles stay on the roads for thousands of steps, frame counter and game timer
 // advance, nearby lookups, the enter/leave transitions, DRAW_RECT shown on the next frame only,
-// and unknown natives abort.
+// the marker's cells encoding its code, and unknown natives abort.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,8 +8,10 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "check.h"
+#include "marker.h"
 #include "native_hashes.h"
 #include "natives.h"
 #include "sim.h"
@@ -175,10 +177,51 @@ TEST(sim, draw_rect_shows_on_the_next_presented_frame_only) {
     CHECK(s.rects()[0] == (ScreenRect{0.25, 0.5, 0.125, 0.0625, 1, 2, 3, 4}));
     CHECK(s.rects()[1] == (ScreenRect{static_cast<float>(0.1), static_cast<float>(0.2), static_cast<float>(0.3),
                                       static_cast<float>(0.4), 255, 0, 255, 255}));  // passed as floats
-    CHECK(!marker::shown(s.rects()));
-    marker::draw(n);
+    CHECK(marker::shown(s.rects()) == 0);
+    marker::draw(n, 9);
     s.present();
-    CHECK(s.rects().size() == 4 && marker::shown(s.rects()));
+    CHECK(s.rects().size() == 4 && marker::shown(s.rects()) == 9);
     s.present();
-    CHECK(s.rects().empty() && s.calls(hash::DRAW_RECT) == 6);
+    CHECK(s.rects().empty() && marker::shown(s.rects()) == 0 && s.calls(hash::DRAW_RECT) == 6);
+}
+
+TEST(sim, marker_cells_carry_the_code_bit_by_bit) {
+    const ScreenRect magenta{0, 0, 0.125, 0.125, 255, 0, 255, 255}, green{0, 0, 0.125, 0.125, 0, 255, 0, 255};
+    const double cx[4] = {0.0625, 0.1875, 0.0625, 0.1875}, cy[4] = {0.0625, 0.0625, 0.1875, 0.1875};
+    CHECK(marker::code_for(0) == 1 && marker::code_for(13) == 14 && marker::code_for(14) == 1 &&
+          marker::code_for(119) == 1 + 119 % 14);
+    for (int code = 0; code < 16; ++code) {
+        auto cells = marker::cells(code);
+        for (int bit = 0; bit < 4; ++bit) {
+            ScreenRect want = (code >> bit) & 1 ? magenta : green;
+            want.x = cx[bit];
+            want.y = cy[bit];
+            CHECK_MSG(cells[bit] == want, std::to_string(code) + " bit " + std::to_string(bit));
+        }
+        // Read back through the simulator: exact in float, any drawing order, other rects ignored.
+        Sim s(small_city());
+        Natives n(s);
+        n.draw_rect(0.5, 0.5, 0.125, 0.125, 255, 0, 255, 255);
+        for (int bit = 3; bit >= 0; --bit) {
+            const ScreenRect& c = cells[bit];
+            n.draw_rect(c.x, c.y, c.w, c.h, c.r, c.g, c.b, c.a);
+        }
+        s.present();
+        // 0 and 15 (all green, all magenta) are no code: a game could show either by itself.
+        CHECK_MSG(marker::shown(s.rects()) == (code == 0 || code == 15 ? 0 : code), std::to_string(code));
+    }
+    // Not a code: a cell missing, doubled, in another colour, or translucent.
+    auto four = marker::cells(5);
+    std::vector<ScreenRect> v(four.begin(), four.end());
+    CHECK(marker::shown(v) == 5);
+    CHECK(marker::shown(std::vector<ScreenRect>(v.begin(), v.begin() + 3)) == 0);
+    auto doubled = v;
+    doubled.push_back(v[1]);
+    CHECK(marker::shown(doubled) == 0);
+    auto other = v;
+    other[2].b = 1;
+    CHECK(marker::shown(other) == 0);
+    auto translucent = v;
+    translucent[0].a = 254;
+    CHECK(marker::shown(translucent) == 0);
 }

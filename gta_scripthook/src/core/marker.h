@@ -1,13 +1,18 @@
-// The synchronisation marker ("clapperboard"): a 2x2 checkerboard over the top-left quarter of
-// the screen, drawn with GRAPHICS::DRAW_RECT on the ticks a `mark` control message asks for, so
-// that synchronisation can find the video frames showing it and match them to the frame
-// messages carrying "mark": 1 (docs/gta.md).
+// The synchronisation marker ("clapperboard"): four cells over the top-left quarter of the
+// screen, drawn with GRAPHICS::DRAW_RECT on the ticks a `mark` control message asks for, each
+// cell one bit of a 4-bit code that changes every frame, so that synchronisation can tell every
+// marked video frame apart and match it to the frame message carrying the same "mark": <code>
+// (docs/gta.md). A fixed pattern has only two transitions (on and off); a code per frame pins
+// each marked video frame to one game frame.
 //
 // Geometry in DRAW_RECT's screen-relative units (0..1 across and down, rectangle centre and
-// size): four 0.125 x 0.125 cells covering [0, 0.25] x [0, 0.25]. The top-left and bottom-right
-// cells are magenta (255, 0, 255), the other two green (0, 255, 0), all opaque: two colours far
-// apart in hue and both far from anything the street scenes show, with a sharp checker corner at
-// (0.125, 0.125). Every value is exact in float, so what the game receives is exactly this.
+// size): four 0.125 x 0.125 cells covering [0, 0.25] x [0, 0.25], bit 0 top-left, bit 1
+// top-right, bit 2 bottom-left, bit 3 bottom-right. A cell is magenta (255, 0, 255) for a 1 bit
+// and green (0, 255, 0) for a 0 bit, all opaque: two colours far apart in hue and both far from
+// anything the street scenes show. The i-th marked frame of a `mark` (i = 0, 1, ...) shows code
+// 1 + i mod 14: codes 1..14 cycle, and 0 and 15 (a plain green or magenta quarter, which a game
+// could show by itself) are never drawn. Every value is exact in float, so what the game
+// receives is exactly this.
 #pragma once
 #include <array>
 #include <vector>
@@ -28,18 +33,27 @@ namespace marker {
 
 // `mark` asks for 1..kMaxFrames frames.
 constexpr int kMaxFrames = 120;
+// Codes drawn: 1..kCodes, cycling.
+constexpr int kCodes = 14;
 constexpr double kCell = 0.125;
-constexpr std::array<ScreenRect, 4> kCells = {{
-    {0.0625, 0.0625, kCell, kCell, 255, 0, 255, 255},  // top-left: magenta
-    {0.1875, 0.0625, kCell, kCell, 0, 255, 0, 255},    // top-right: green
-    {0.0625, 0.1875, kCell, kCell, 0, 255, 0, 255},    // bottom-left: green
-    {0.1875, 0.1875, kCell, kCell, 255, 0, 255, 255},  // bottom-right: magenta
-}};
+// Cell centres, in bit order.
+constexpr std::array<double, 4> kCellX = {0.0625, 0.1875, 0.0625, 0.1875};
+constexpr std::array<double, 4> kCellY = {0.0625, 0.0625, 0.1875, 0.1875};
+struct Rgb {
+    int r, g, b;
+};
+constexpr Rgb kOne = {255, 0, 255};  // magenta
+constexpr Rgb kZero = {0, 255, 0};   // green
 
-// Issues the four DRAW_RECTs; they show on the frame rendered after this tick only.
-void draw(Natives& n);
-// Whether these rectangles (one frame's DRAW_RECTs) include all four cells.
-bool shown(const std::vector<ScreenRect>& rects);
+// The code shown on the i-th marked frame (i >= 0) of a mark: 1 + i mod kCodes.
+constexpr int code_for(int i) { return 1 + i % kCodes; }
+// The four cells showing `code` (0..15), in bit order (the order they are drawn in).
+std::array<ScreenRect, 4> cells(int code);
+// Issues the four DRAW_RECTs showing `code`; they show on the frame rendered after this tick only.
+void draw(Natives& n, int code);
+// The code these rectangles (one frame's DRAW_RECTs, other rectangles ignored) show: 0 unless
+// each cell is drawn exactly once, opaque, in one of the two colours; 0 and 15 also read as 0.
+int shown(const std::vector<ScreenRect>& rects);
 
 }  // namespace marker
 }  // namespace wfgta

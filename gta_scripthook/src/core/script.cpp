@@ -97,8 +97,9 @@ void Script::handle_control() {
 }
 
 // {"type": "mark", "frames": N}: the marker shows on the N frames rendered after this tick and
-// the N-1 ticks after it (whether recording or not); a new mark replaces one still running.
-// Nothing is sent back unless N is refused.
+// the N-1 ticks after it (whether recording or not), the i-th of them code 1 + i mod 14; a new
+// mark replaces one still running and starts over at i = 0. Nothing is sent back unless N is
+// refused.
 void Script::handle_mark(const JsonValue& msg) {
     const JsonValue* f = msg.get("frames");
     double n = f && f->type == JsonValue::Type::Number ? f->num : 0;
@@ -113,6 +114,7 @@ void Script::handle_mark(const JsonValue& msg) {
         return;
     }
     mark_left_ = static_cast<int>(n);
+    mark_index_ = 0;
 }
 
 void Script::reload() {
@@ -174,7 +176,7 @@ KeyState Script::infer_keys(const Observation& o) {
     return k;
 }
 
-void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms, bool marked) {
+void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms, int mark) {
     uint64_t seq = ++seq_;
     JsonWriter w;
     try {
@@ -208,7 +210,7 @@ void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms,
         w.key("space").integer(k.space).key("shift").integer(k.shift).key("ctrl").integer(k.ctrl);
         w.end_object();
         w.key("dropped").integer(static_cast<int64_t>(sink_.dropped() + invalid_));
-        w.key("mark").integer(marked ? 1 : 0);
+        w.key("mark").integer(mark);
         w.end_object();
     } catch (const std::domain_error& e) {
         ++invalid_;
@@ -238,10 +240,12 @@ void Script::tick(double wall_ms) {
     rig_.update(camera_pose(cfg_, ci));
     mode_ = agent_.mode_name();
 
-    // DRAW_RECT lasts one frame: the marker is drawn again on every tick it should show.
-    marker_drawn_ = mark_left_ > 0;
-    if (marker_drawn_) {
-        marker::draw(n_);
+    // DRAW_RECT lasts one frame: the marker is drawn again, with the next code, on every tick
+    // it should show.
+    marker_drawn_ = 0;
+    if (mark_left_ > 0) {
+        marker_drawn_ = marker::code_for(mark_index_++);
+        marker::draw(n_, marker_drawn_);
         --mark_left_;
     }
 }

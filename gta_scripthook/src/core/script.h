@@ -69,7 +69,7 @@ private:
     void handle_mark(const JsonValue& msg);
     void reload();
     void send_status(const std::string& error = "", const std::string& event = "");
-    void emit_frame(const Observation& o, const KeyState& k, double wall_ms, bool marked);
+    void emit_frame(const Observation& o, const KeyState& k, double wall_ms, int mark);
     KeyState infer_keys(const Observation& o);
 
     Natives& n_;
@@ -93,8 +93,9 @@ private:
     double prev_heading_ = 0;
     bool prev_in_vehicle_ = false;
     DriveEstimate est_;
-    int mark_left_ = 0;        // ticks still to draw the marker on
-    bool marker_drawn_ = false;  // the previous tick drew it: the frame now presented shows it
+    int mark_left_ = 0;     // ticks still to draw the marker on
+    int mark_index_ = 0;    // frames marked so far by the running mark (the next one's i)
+    int marker_drawn_ = 0;  // the code the previous tick drew (0: none), shown on the frame now presented
 };
 
 }  // namespace wfgta

@@ -88,7 +88,7 @@ void print_row(std::FILE* f, const sim::Sim& s, const char* mode) {
                  s.frame_count(), s.game_ms(), mode, c.pos.x, c.pos.y, c.pos.z, c.rot.x, c.rot.y, c.rot.z, c.fov,
                  static_cast<double>(static_cast<float>(v.x)), static_cast<double>(static_cast<float>(v.y)),
                  static_cast<double>(static_cast<float>(v.z)), u.throttle, u.brake, u.steering,
-                 s.player_in_vehicle() ? 1 : 0, marker::shown(s.rects()) ? 1 : 0);
+                 s.player_in_vehicle() ? 1 : 0, marker::shown(s.rects()));
 }
 
 }  // namespace
