@@ -12,27 +12,20 @@ pose its row gives.
 
 from __future__ import annotations
 
-import csv
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from gta_build import build_portable
-from real_obs import obs_available, running_obs, running_xvfb
+from gta_sim_session import REPO, VERTICAL_FOV, run_session, shown_offsets, truth_rows
+from real_obs import obs_available
 
-from datagen.builtin.render.panda import Renderer
-from datagen.builtin.scenes import build_world
 from datagen.episode import find_episodes, read_episode
 from datagen.episode_check import validate_episode
 from datagen.gta.pose import contract_angles, horizontal_fov
-from datagen.video import read_frames
 
-REPO = Path(__file__).resolve().parents[1]
-W, H, FPS, SEED = 640, 360, 30, 3
+W, H, FPS = 640, 360, 30
 
 pytestmark = [
     pytest.mark.slow,
@@ -41,80 +34,19 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def plugin_ini(path: Path, port: int) -> Path:
-    path.write_text(f"""[collector]
-host = 127.0.0.1
-port = {port}
-
-[environment]
-vehicle_density = 0.8
-npc_density = 0.5
-weather = CLEAR
-time_of_day = 14.5
-
-[agent]
-mode = drive
-drive_speed = 9
-seed = {SEED}
-
-[camera]
-camera = vehicle
-offset_x = 0
-offset_y = -7
-offset_z = 3
-pitch = -10
-fov = 50
-""")
-    return path
-
-
-def truth_rows(path: Path) -> dict[int, dict[str, float]]:
-    with open(path, newline="") as f:
-        return {int(r["frame"]): {k: (float(v) if k != "mode" else v) for k, v in r.items()}
-                for r in csv.DictReader(f)}
-
-
 @pytest.mark.parametrize("game_fps", [30, 60, 20])
 def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps):
     """OBS captures at 30 fps; the game runs at the same rate, twice as fast (every video frame
     accumulates two game frames) or slower (some video frames repeat a game frame)."""
-    binaries = build_portable()
-    port = free_port()
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with running_xvfb(W, H) as display, running_obs(tmp_path / "obs", display, W, H,
-                                                     FPS) as obs:
-        env["DISPLAY"] = display
-        game = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "gta_game_view.py"), "--scene", "city",
-             "--seed", str(SEED), "--world", str(tmp_path / "world.json"), "--fps",
-             str(game_fps),
-             "--size", f"{W}x{H}", "--", str(binaries.sim_host), "--world",
-             str(tmp_path / "world.json"), "--config", str(plugin_ini(tmp_path / "p.ini", port)),
-             "--fps", str(game_fps), "--truth", str(tmp_path / "truth.csv"), "--lockstep"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            session = subprocess.run(
-                [sys.executable, "-m", "datagen.cli", "record", "--backend", "gta",
-                 "--duration", "4", "--obs-port", str(obs.port), "--obs-password",
-                 obs.password or "", "--collector-port", str(port), "--plugin-timeout", "60",
-                 "--out", str(out)], env=env, capture_output=True, text=True, timeout=240)
-        finally:
-            game.terminate()
-            game_log = game.communicate(timeout=30)[0]
-    assert session.returncode == 0, session.stdout + session.stderr + game_log
+    session = run_session(tmp_path, game_fps, duration_s=4.0, size=(W, H), obs_fps=FPS)
+    assert session.returncode == 0, session.log
+    out = session.out
     finished, partial = find_episodes(out)
-    assert len(finished) == 1 and not partial, session.stdout
+    assert len(finished) == 1 and not partial, session.log
     path = finished[0]
     assert validate_episode(path) == []
     ep = read_episode(path)
-    assert ep.meta.backend == "gta" and ep.meta.fps == FPS and ep.meta.frames >= 3 * FPS
+    assert ep.meta.backend == "gta" and ep.meta.fps == FPS and ep.meta.frames >= 2 * FPS
     ticks = ep.data["ticks"][1:]
     if game_fps == 60:  # two game frames per video frame, accumulated
         assert np.mean(ticks == 2) > 0.8 and abs(ticks.mean() - 2) < 0.05
@@ -123,9 +55,12 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps):
     else:
         assert np.mean(ticks == 1) > 0.95
     assert ep.meta.settings["weather"] == "CLEAR" and ep.meta.settings["vehicle_density"] == 0.8
+    sync = ep.meta.extra["sync"]
+    assert sync["marker"]["agree"] == sync["marker"]["seen"] >= 10
+    assert sync["video_frames"][0] > sync["marker"]["video_frames"][1]  # after the marker
 
     # rows carry the simulator's ground truth of the game frames they name, exactly
-    truth = truth_rows(tmp_path / "truth.csv")
+    truth = truth_rows(session.truth)
     for k in range(ep.meta.frames):
         t = truth[int(ep.data["game_frame"][k])]
         assert [ep.data[f"pos_{a}"][k] for a in "xyz"] == [t["cam_x"], t["cam_y"], t["cam_z"]]
@@ -144,31 +79,17 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps):
                         ep.data["key_d"][turning])
         assert np.mean(side == 1) > 0.7
 
-    # each video frame shows the game frame its row names, not a neighbour (rows around it may
-    # name the same game frame: a duplicate; compare game frames, not rows)
-    world = build_world("city", SEED)
-    video = list(read_frames(path / "video.mp4"))
-    fov = float(horizontal_fov(50.0, W, H))
-    assert ep.data["fov"][0] == pytest.approx(fov)
-    game_frame = ep.data["game_frame"].astype(np.int64)
-    off = []
-    with Renderer(world, W, H, fov) as renderer:
-        for k in range(5, ep.meta.frames - 5, 7):
-            errors = {}
-            for j in range(k - 2, k + 3):
-                q = np.array([ep.data[c][j] for c in ("qw", "qx", "qy", "qz")])
-                pos = np.array([ep.data[f"pos_{a}"][j] for a in "xyz"])
-                img = renderer.render(pos, q, world.mover_poses(ep.data["game_ms"][j] / 1000.0))
-                errors[game_frame[j]] = np.mean((img.astype(float) - video[k]) ** 2)
-            off.append(min(errors, key=errors.get) - game_frame[k])
-    off = np.array(off)
+    # each video frame shows the game frame its row names, not a neighbour
+    assert ep.data["fov"][0] == pytest.approx(float(horizontal_fov(VERTICAL_FOV, W, H)))
+    off = shown_offsets(ep)
     assert np.mean(off == 0) >= 0.9, off
-    assert ep.meta.extra["sync"]["marker"] is not None
+    assert np.abs(off).max() <= 1, off
 
     # curation accepts it
     shards = tmp_path / "shards"
     cur = subprocess.run([sys.executable, "-m", "curation.cli", "filter", str(out), "--out",
-                          str(shards), "--clip-frames", "33"], env=env, capture_output=True,
+                          str(shards), "--clip-frames", "33"],
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                          text=True, timeout=300)
     assert cur.returncode == 0, cur.stdout + cur.stderr
     assert list(shards.glob("*.tar"))
