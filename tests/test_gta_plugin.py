@@ -386,3 +386,30 @@ def test_collector_restart_mid_session_loses_only_what_was_in_flight(tmp_path):
     for k in (0, len(samples) // 2, len(samples) - 1):
         row = truth[int(samples.frame[k])]
         assert float(row["cam_x"]) == samples.cam_pos[k, 0]
+
+
+def test_shipped_ini_is_read_without_complaint_and_holds_the_defaults(tmp_path):
+    """gta_scripthook/worldforge_gta.ini, the file users copy next to the .asi, parses and
+    says what the plugin's defaults are (the hello reports the effective settings)."""
+    binaries = build_portable()
+    collector = Collector()
+    shipped = (Path(__file__).resolve().parents[1] / "gta_scripthook" /
+               "worldforge_gta.ini").read_text()
+    world, ini = write_inputs(tmp_path, collector.port)
+    ini.write_text(shipped.replace("port = 52420", f"port = {collector.port}"))
+    host = subprocess.Popen([binaries.sim_host, "--world", world, "--config", ini, "--fps", "30",
+                             "--truth", tmp_path / "t.csv", "--realtime"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        collector.accept()
+        hello = collector.recv()
+    finally:
+        host.send_signal(signal.SIGTERM)
+        stderr = host.communicate(timeout=10)[1]
+        collector.close()
+    assert hello["type"] == "hello", stderr
+    expected = {"weather": "EXTRASUNNY", "time_of_day": 12.0, "vehicle_density": 1.0,
+                "npc_density": 1.0, "camera": "vehicle", "mode": "drive", "fov": 60.0,
+                "drive_speed": 15.0, "camera_offset": [0.0, -6.0, 2.2], "pitch": -10.0,
+                "drive_style": 786603, "pause_clock": True, "seed": 0}
+    assert {k: hello["config"][k] for k in expected} == expected
