@@ -73,7 +73,7 @@ fov = {VERTICAL_FOV:g}
 
 
 def run_session(workdir: Path, game_fps: float, duration_s: float, size=(640, 360),
-                obs_fps: int = 30) -> SimSession:
+                obs_fps: int = 30, keep_obs_file: bool = False) -> SimSession:
     """Record one simulated session of ``duration_s`` seconds into ``workdir/out``."""
     binaries = build_portable()
     port = free_port()
@@ -95,7 +95,7 @@ def run_session(workdir: Path, game_fps: float, duration_s: float, size=(640, 36
                 [sys.executable, "-m", "datagen.cli", "record", "--backend", "gta",
                  "--duration", str(duration_s), "--obs-port", str(obs.port), "--obs-password",
                  obs.password or "", "--collector-port", str(port), "--plugin-timeout", "60",
-                 "--out", str(workdir / "out")],
+                 "--out", str(workdir / "out"), *(["--keep-obs-file"] if keep_obs_file else [])],
                 env=env, capture_output=True, text=True, timeout=240 + 2 * duration_s)
         finally:
             game.terminate()

@@ -203,7 +203,7 @@ def finalise(folder: str | Path, cfg: GtaConfig, report: Report = print) -> Sess
     for reason in skipped:
         report(f"samples: skipped {reason}")
     obs_file = Path(state["obs_file"])
-    info = probe(obs_file)
+    info = probe(obs_file, count=False)
     times, keys = video_times(obs_file)
     start = float(state["start_wall_s"])
     fit = marker_offset(samples, times, start, marker_frames(obs_file))

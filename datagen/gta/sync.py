@@ -34,6 +34,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import numpy as np
 
 from datagen.episode import KEYS
@@ -121,11 +122,18 @@ def load_samples(path: str | Path) -> tuple[Samples, list[str]]:
 
 
 def video_times(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """float64 [F]: each decoded frame's presentation time in seconds from the first frame, and
-    bool [F]: which frames are key frames (where the video can be cut without re-encoding)."""
-    frames = [(f.time, f.key_frame) for f in decode_frames(path)]
+    """float64 [F]: each frame's presentation time in seconds from the first frame, in display
+    order, and bool [F]: which frames are key frames (where the video can be cut without
+    re-encoding). Read from the packets, without decoding."""
+    frames = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if packet.size and packet.pts is not None:
+                frames.append((float(packet.pts * packet.time_base), packet.is_keyframe))
     if not frames:
         raise SyncError(f"{path} has no video frames")
+    frames.sort()
     times = np.array([t for t, _ in frames], dtype=np.float64)
     return times - times[0], np.array([k for _, k in frames], dtype=bool)
 
