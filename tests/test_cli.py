@@ -125,8 +125,11 @@ def test_backends_are_found_by_name_and_an_unknown_one_is_named():
     assert backend.config_differences(cfg, {**asdict(cfg), "frames": 5}) == [
         f"frames: 5 there, {cfg.frames} now"]
     assert get_backend("unreal").name == "unreal"
-    with pytest.raises(ValueError, match="unknown backend 'gta'; choose from builtin, unreal"):
-        get_backend("gta")
+    gta = get_backend("gta")  # live: a session instead of episodes by index
+    assert gta.record_session is not None and gta.episode_id is None
+    with pytest.raises(ValueError, match="unknown backend 'gtav'; choose from builtin, unreal, "
+                                         "gta"):
+        get_backend("gtav")
 
 
 def test_rerun_with_other_settings_is_refused_not_skipped(tmp_path, capsys):

@@ -235,3 +235,14 @@ def test_obs_dropping_its_connections_mid_session_does_not_end_it(tmp_path):
     ep = read_episode(path)
     shown = np.array([read_barcode(f) for f in read_frames(path / "video.mp4")])
     assert np.mean(shown == ep.data["game_frame"]) >= 0.9
+
+
+def test_record_command_refuses_what_a_live_session_cannot_do(tmp_path, capsys):
+    assert main(["record", "--backend", "gta", "--ray", "--out", str(tmp_path)]) == 2
+    assert "no --ray" in capsys.readouterr().err
+    assert main(["record", "--backend", "gta", "--out", str(tmp_path), "--duration", "1",
+                 "--collector-port", str(free_port()), "--plugin-timeout", "0.2"]) == 2
+    err = capsys.readouterr().err
+    assert "GTA V session failed: no plugin connected" in err and "worldforge_gta.ini" in err
+    with pytest.raises(SystemExit):
+        main(["record", "--backend", "gta", "--obs-port", "70000"])
