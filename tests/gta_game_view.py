@@ -70,6 +70,7 @@ class Window:
         self.label.configure(image=photo)
         self.label.image = photo  # Tk keeps no reference of its own
         self.root.update()
+        self.root.winfo_pointerxy()  # a round trip: the X server has drawn it when this returns
 
     def close(self) -> None:
         self.root.destroy()
