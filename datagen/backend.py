@@ -72,6 +72,14 @@ def get_backend(name: str) -> Backend:
     return importlib.import_module(BACKENDS[name]).BACKEND
 
 
+def settings_differences(current: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
+    """``"key: <recorded> there, <current> now"`` for every setting of ``current`` that an
+    existing episode's recorded settings (``meta.json`` ``engine.record_config``) differ in:
+    what every backend's ``config_differences`` reports."""
+    return [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in current.items()
+            if recorded.get(k) != v]
+
+
 def episode_seed(cfg: Any, index: int) -> int:
     """The seed of episode ``index`` of a run with ``cfg.seed``: independent of how many
     episodes or streams the run has."""

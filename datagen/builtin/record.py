@@ -20,7 +20,7 @@ import numpy as np
 
 from datagen import __version__
 from datagen.action_coverage import count_actions, coverage
-from datagen.backend import episode_seed
+from datagen.backend import episode_seed, settings_differences
 from datagen.builtin.agent import Agent
 from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.render import Renderer
@@ -72,8 +72,7 @@ class RecordConfig:
 
 def config_differences(cfg: RecordConfig, recorded: dict) -> list[str]:
     """Settings in which an existing episode's ``engine.record_config`` differs from ``cfg``."""
-    return [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in asdict(cfg).items()
-            if recorded.get(k) != v]
+    return settings_differences(asdict(cfg), recorded)
 
 
 def episode_id(cfg: RecordConfig, index: int) -> str:

@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from datagen.backend import settings_differences
 from datagen.planner import DEFAULT_PROFILE, PROFILES
 
 MAP_RE = re.compile(r"/[A-Za-z0-9_]+(/[A-Za-z0-9_]+)+")  # a package path: /Game/Maps/City
@@ -87,8 +88,7 @@ def episode_id(cfg: UnrealConfig, index: int) -> str:
 
 def config_differences(cfg: UnrealConfig, recorded: dict) -> list[str]:
     """Content settings in which an episode's ``engine.record_config`` differs from ``cfg``."""
-    return [f"{k}: {recorded.get(k)!r} there, {v!r} now" for k, v in cfg.content().items()
-            if recorded.get(k) != v]
+    return settings_differences(cfg.content(), recorded)
 
 
 @dataclass(frozen=True)
