@@ -139,3 +139,124 @@ TEST(sender, hello_first_and_reconnect) {
     ::close(c2);
     ::close(lfd);
 }
+
+namespace {
+
+std::string frame_json(int seq) { return "{\"type\":\"frame\",\"seq\":" + std::to_string(seq) + "}"; }
+
+void send_to(int fd, const std::string& json) {
+    std::string f = frame_message(json);
+    CHECK(::send(fd, f.data(), f.size(), 0) == static_cast<ssize_t>(f.size()));
+}
+
+template <typename Pred>
+bool wait_until(Pred p, int ms = 3000) {
+    for (int i = 0; i < ms / 5; ++i) {
+        if (p()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return p();
+}
+
+}  // namespace
+
+TEST(sender, unacked_frames_are_resent_after_reconnect) {
+    int lfd = listen_on(0);
+    CHECK(lfd >= 0);
+    int port = port_of(lfd);
+    Sender s("127.0.0.1", port, 64);
+    s.reconnect_ms = 100;
+    s.set_hello("{\"type\":\"hello\",\"run\":\"0123456789abcdef\"}");
+    s.start();
+
+    int c1 = accept_within(lfd, 3000);
+    CHECK(c1 >= 0);
+    CHECK(read_frame(c1) == "{\"type\":\"hello\",\"run\":\"0123456789abcdef\"}");
+    for (int seq = 1; seq <= 5; ++seq) CHECK(s.offer_frame(seq, frame_json(seq)));
+    s.offer("{\"type\":\"status\",\"n\":1}", true);  // not a frame: never kept
+    for (int seq = 1; seq <= 5; ++seq) CHECK(read_frame(c1) == frame_json(seq));
+    CHECK(read_frame(c1) == "{\"type\":\"status\",\"n\":1}");
+    CHECK(wait_until([&] { return s.unacked() == 5; }));
+
+    // Acks are consumed by the sender (the script never sees them); one naming a seq outside the
+    // window (never sent, or another run's) releases nothing.
+    send_to(c1, "{\"type\":\"ack\",\"seq\":99}");
+    send_to(c1, "{\"type\":\"ack\",\"seq\":0}");
+    send_to(c1, "{\"type\":\"ack\"}");
+    send_to(c1, "{\"type\":\"ack\",\"seq\":2}");
+    CHECK(wait_until([&] { return s.unacked() == 3; }));
+    send_to(c1, "{\"type\":\"ack\",\"seq\":1}");  // already covered: ignored
+    send_to(c1, "{\"type\":\"stop\"}");
+    std::vector<std::string> inbox;
+    CHECK(wait_until([&] {
+        for (auto& m : s.take_control()) inbox.push_back(m);
+        return !inbox.empty();
+    }));
+    CHECK(inbox.size() == 1 && inbox[0] == "{\"type\":\"stop\"}");
+    CHECK(s.unacked() == 3);
+
+    // The collector dies with 3, 4 and 5 unacknowledged; 6 is produced while it is gone.
+    ::close(c1);
+    ::close(lfd);
+    CHECK(wait_until([&] { return !s.connected(); }));
+    s.offer_frame(6, frame_json(6));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+
+    // A new collector on the same port: hello, then exactly 3, 4, 5 in order, then 6 and new ones.
+    lfd = listen_on(port);
+    CHECK(lfd >= 0);
+    int c2 = accept_within(lfd, 5000);
+    CHECK(c2 >= 0);
+    CHECK(read_frame(c2) == "{\"type\":\"hello\",\"run\":\"0123456789abcdef\"}");
+    for (int seq = 3; seq <= 6; ++seq) CHECK(read_frame(c2) == frame_json(seq));
+    s.offer_frame(7, frame_json(7));
+    CHECK(read_frame(c2) == frame_json(7));
+    CHECK(wait_until([&] { return s.unacked() == 5; }));  // 3..7
+    send_to(c2, "{\"type\":\"ack\",\"seq\":7}");
+    CHECK(wait_until([&] { return s.unacked() == 0; }));
+
+    // Acknowledged ones are not resent: a third connection gets the hello and then only 8.
+    ::close(c2);  // the listener stays: the sender is back at once
+    int c3 = accept_within(lfd, 5000);
+    CHECK(c3 >= 0);
+    CHECK(read_frame(c3) == "{\"type\":\"hello\",\"run\":\"0123456789abcdef\"}");
+    s.offer_frame(8, frame_json(8));
+    CHECK(read_frame(c3) == frame_json(8));
+    CHECK(read_frame(c3, 300).empty());
+    CHECK(s.connections() == 3);
+    CHECK(s.dropped() == 0 && s.evicted() == 0);
+    s.stop();
+    ::close(c3);
+    ::close(lfd);
+}
+
+TEST(sender, full_window_drops_the_oldest_and_counts_it) {
+    int lfd = listen_on(0);
+    CHECK(lfd >= 0);
+    int port = port_of(lfd);
+    Sender s("127.0.0.1", port, 64, 4);  // a window of 4
+    s.reconnect_ms = 100;
+    s.set_hello("{\"type\":\"hello\"}");
+    s.start();
+
+    int c1 = accept_within(lfd, 3000);
+    CHECK(c1 >= 0);
+    CHECK(read_frame(c1) == "{\"type\":\"hello\"}");
+    for (int seq = 1; seq <= 10; ++seq) s.offer_frame(seq, frame_json(seq));
+    for (int seq = 1; seq <= 10; ++seq) CHECK(read_frame(c1) == frame_json(seq));
+    CHECK(wait_until([&] { return s.evicted() == 6; }));
+    CHECK(s.unacked() == 4 && s.dropped() == 6);
+    send_to(c1, "{\"type\":\"ack\",\"seq\":3}");  // pushed out already: nothing to release
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(s.unacked() == 4);
+
+    ::close(c1);  // the listener stays: the sender is back at once
+    int c2 = accept_within(lfd, 5000);
+    CHECK(c2 >= 0);
+    CHECK(read_frame(c2) == "{\"type\":\"hello\"}");
+    for (int seq = 7; seq <= 10; ++seq) CHECK(read_frame(c2) == frame_json(seq));
+    CHECK(read_frame(c2, 300).empty());
+    s.stop();
+    ::close(c2);
+    ::close(lfd);
+}

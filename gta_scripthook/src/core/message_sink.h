@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wfgta {
@@ -14,7 +15,15 @@ public:
     // Status replies pass `control`: they may use a small reserve beyond the frame capacity, so
     // a queue kept full by frames still carries the answer to start/stop.
     virtual bool offer(std::string json, bool control = false) = 0;
-    // Messages dropped so far.
+    // Queues one frame message carrying `seq` (>= 1, increasing). The TCP Sender keeps it after
+    // sending until the collector acknowledges it (docs/gta.md, `ack`) and resends it after a
+    // reconnect; other sinks treat it as any message.
+    virtual bool offer_frame(uint64_t seq, std::string json) {
+        (void)seq;
+        return offer(std::move(json));
+    }
+    // Messages dropped so far (queue overflow, and for the Sender unacknowledged frames pushed out
+    // of its window).
     virtual uint64_t dropped() const = 0;
     // Control messages (JSON text) received since the last call.
     virtual std::vector<std::string> take_control() = 0;

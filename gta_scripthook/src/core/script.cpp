@@ -3,6 +3,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <random>
 
 #include "json.h"
 #include "marker.h"
@@ -20,6 +23,31 @@ Script::Script(Natives& n, MessageSink& sink, const Config& cfg, int game_versio
 double Script::wall_clock_ms() {
     using namespace std::chrono;
     return duration_cast<duration<double, std::milli>>(system_clock::now().time_since_epoch()).count();
+}
+
+// splitmix64's finaliser: spreads the entropy sources below over all 64 bits.
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+const std::string& Script::run_id() {
+    static const std::string id = [] {
+        // std::random_device may be deterministic on some MinGW runtimes: the clocks and an
+        // address (ASLR) make two runs differ regardless.
+        std::random_device rd;
+        uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+        uint64_t t = static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+        uint64_t c = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        int local = 0;
+        uint64_t a = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&local));
+        uint64_t v = mix64(r ^ mix64(t ^ mix64(c ^ mix64(a))));
+        char buf[17];
+        std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+        return std::string(buf);
+    }();
+    return id;
 }
 
 static void write_config(JsonWriter& w, const Config& c) {
@@ -48,6 +76,7 @@ std::string Script::hello_message() const {
     w.key("plugin").string(kPluginName);
     w.key("version").string(kPluginVersion);
     w.key("game_version").integer(game_version_);
+    w.key("run").string(run_id());
     w.key("config");
     write_config(w, cfg_);
     w.end_object();
@@ -217,7 +246,7 @@ void Script::emit_frame(const Observation& o, const KeyState& k, double wall_ms,
         send_status(std::string("frame ") + std::to_string(o.frame) + " not sent: " + e.what());
         return;
     }
-    sink_.offer(w.str());
+    sink_.offer_frame(seq, w.str());
 }
 
 void Script::tick(double wall_ms) {

@@ -62,6 +62,10 @@ public:
     const Observation& last_observation() const { return obs_; }
     std::string hello_message() const;
     static double wall_clock_ms();
+    // This plugin process's run id (16 lowercase hex digits), chosen at random once per process
+    // (DLL load, sim host run): the hello carries it so the collector tells a reconnect (same
+    // run, seq goes on) from a restarted game (new run, seq from 1 again).
+    static const std::string& run_id();
 
 private:
     Observation observe();

@@ -1,7 +1,10 @@
 // Sender thread, framing and the control inbox.
 #include "sender.h"
 
+#include <algorithm>
 #include <chrono>
+
+#include "json.h"
 
 namespace wfgta {
 
@@ -37,8 +40,8 @@ bool FrameReader::feed(const char* data, size_t n, std::vector<std::string>& out
     }
 }
 
-Sender::Sender(std::string host, int port, size_t capacity)
-    : host_(std::move(host)), port_(port), queue_(capacity) {
+Sender::Sender(std::string host, int port, size_t capacity, size_t window)
+    : host_(std::move(host)), port_(port), queue_(capacity), window_(std::max<size_t>(window, 1)) {
     net::init();
 }
 
@@ -109,7 +112,10 @@ bool Sender::connect_once() {
     sock_ = net::connect_tcp(host, port, 500);
     if (sock_ == net::kInvalid) return false;
     reader_ = FrameReader();
-    if (!send_payload(hello) || (!pending_.empty() && !send_payload(pending_))) {
+    // hello, then every unacknowledged frame message in seq order, then what failed last time.
+    bool ok = send_payload(hello);
+    for (auto it = unacked_.begin(); ok && it != unacked_.end(); ++it) ok = send_payload(it->json);
+    if (!ok || (!pending_.empty() && !send_payload(pending_))) {
         disconnect();
         return false;
     }
@@ -132,12 +138,45 @@ bool Sender::pump_incoming() {
         if (n <= 0) return false;
         std::vector<std::string> msgs;
         if (!reader_.feed(buf, static_cast<size_t>(n), msgs)) return false;
+        msgs.erase(std::remove_if(msgs.begin(), msgs.end(), [this](const std::string& m) { return take_ack(m); }),
+                   msgs.end());
         if (!msgs.empty()) {
             std::lock_guard<std::mutex> lk(m_);
             for (auto& m : msgs) inbox_.push_back(std::move(m));
         }
     }
     return true;
+}
+
+bool Sender::take_ack(const std::string& text) {
+    if (text.find("\"ack\"") == std::string::npos) return false;  // cheap pre-check
+    JsonValue msg;
+    try {
+        msg = json_parse(text);
+    } catch (const std::exception&) {
+        return false;  // the script reports it as a bad control message
+    }
+    if (msg.get_string("type") != "ack") return false;
+    const JsonValue* s = msg.get("seq");
+    if (!s || s->type != JsonValue::Type::Number || !(s->num >= 1) || s->num > 9007199254740992.0) return true;
+    auto n = static_cast<uint64_t>(s->num);
+    if (static_cast<double>(n) != s->num) return true;
+    // Only an ack naming a message still in the window counts: anything else (an old or foreign
+    // seq, another run's) must not release messages the collector may not have.
+    auto hit = std::find_if(unacked_.begin(), unacked_.end(), [n](const Outgoing& o) { return o.seq == n; });
+    if (hit == unacked_.end()) return true;
+    unacked_.erase(unacked_.begin(), hit + 1);
+    unacked_count_ = unacked_.size();
+    return true;
+}
+
+void Sender::keep_unacked(Outgoing msg) {
+    unacked_.push_back(std::move(msg));
+    while (unacked_.size() > window_) {
+        unacked_.pop_front();
+        ++evicted_;
+    }
+    unacked_count_ = unacked_.size();
 }
 
 void Sender::run() {
@@ -152,17 +191,20 @@ void Sender::run() {
             continue;
         }
         auto msg = queue_.pop_for(std::chrono::milliseconds(20));
-        if (msg && !send_payload(*msg)) {
-            pending_ = std::move(*msg);
-            disconnect();
-        }
+        if (!msg) continue;
+        bool ok = send_payload(msg->json);
+        // A frame message is kept whether or not its send went through: either way only an ack
+        // says the collector has it.
+        if (msg->seq != 0) keep_unacked(std::move(*msg));
+        else if (!ok) pending_ = std::move(msg->json);
+        if (!ok) disconnect();
     }
     // Flush what is queued while the collector is still there.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(flush_ms_.load());
     while (sock_ != net::kInvalid && std::chrono::steady_clock::now() < deadline) {
         auto msg = queue_.try_pop();
         if (!msg) break;
-        if (!send_payload(*msg)) break;
+        if (!send_payload(msg->json)) break;
     }
     if (sock_ != net::kInvalid) disconnect();
 }

@@ -2,9 +2,17 @@
 // blocks; overflow is dropped and counted), sends hello first on every (re)connect, reconnects
 // every second while the collector is gone, frames every message with a 4-byte little-endian
 // length, and reads start/stop control messages into a thread-safe inbox.
+//
+// Acknowledged delivery: a frame message (offer_frame) stays in a bounded window of unacked
+// messages after it is written to the socket, until the collector's {"type": "ack", "seq": N}
+// covers it (seq <= N). On every (re)connect the window is resent, in seq order, right after the
+// hello and before anything new. A full window drops its oldest message and counts it in
+// dropped(). Acks are consumed here (they never reach the inbox); an ack whose seq is not in the
+// window is ignored.
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -37,7 +45,8 @@ private:
 
 class Sender : public MessageSink {
 public:
-    Sender(std::string host, int port, size_t capacity = 2048);
+    static constexpr size_t kDefaultWindow = 4096;
+    Sender(std::string host, int port, size_t capacity = 2048, size_t window = kDefaultWindow);
     ~Sender() override;
     void start();
     // Stops the thread; first keeps sending queued messages for up to flush_ms while connected.
@@ -46,20 +55,34 @@ public:
     void request_stop();
 
     bool offer(std::string json, bool control = false) override {
-        return queue_.try_push(std::move(json), control ? kControlReserve : 0);
+        return queue_.try_push(Outgoing{std::move(json), 0}, control ? kControlReserve : 0);
+    }
+    bool offer_frame(uint64_t seq, std::string json) override {
+        return queue_.try_push(Outgoing{std::move(json), seq});
     }
     static constexpr size_t kControlReserve = 64;
-    uint64_t dropped() const override { return queue_.dropped(); }
+    uint64_t dropped() const override { return queue_.dropped() + evicted_.load(); }
     std::vector<std::string> take_control() override;
     void set_hello(std::string json) override;
     void set_endpoint(const std::string& host, int port) override;
 
     bool connected() const { return connected_.load(); }
     uint64_t connections() const { return connections_.load(); }
+    // Frame messages sent and not yet acknowledged (the window's size).
+    size_t unacked() const { return unacked_count_.load(); }
+    // Frame messages pushed out of the full window unacknowledged (part of dropped()).
+    uint64_t evicted() const { return evicted_.load(); }
     int reconnect_ms = 1000;
 
 private:
+    struct Outgoing {
+        std::string json;
+        uint64_t seq = 0;  // a frame message's seq; 0: not a frame message (hello, status)
+    };
     void run();
+    void keep_unacked(Outgoing msg);
+    // True when `text` is an ack (applied to the window, or ignored); false for anything else.
+    bool take_ack(const std::string& text);
     bool connect_once();
     void disconnect();
     bool send_payload(const std::string& s);
@@ -68,7 +91,7 @@ private:
 
     std::string host_;
     int port_;
-    BoundedQueue<std::string> queue_;
+    BoundedQueue<Outgoing> queue_;
     std::thread thread_;
     std::atomic<bool> stop_{false}, endpoint_changed_{false}, connected_{false};
     std::atomic<int> flush_ms_{0};
@@ -79,7 +102,12 @@ private:
     std::vector<std::string> inbox_;
     net::Socket sock_ = net::kInvalid;
     FrameReader reader_;
-    std::string pending_;  // a message whose send failed, resent after the next hello
+    std::string pending_;  // a non-frame message whose send failed, resent after the window
+    // Sent frame messages awaiting an ack, in seq order (sender thread only).
+    std::deque<Outgoing> unacked_;
+    const size_t window_;
+    std::atomic<size_t> unacked_count_{0};
+    std::atomic<uint64_t> evicted_{0};
 };
 
 }  // namespace wfgta
