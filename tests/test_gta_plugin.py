@@ -49,13 +49,17 @@ def marker_code(rects: list[tuple]) -> int:
 
 
 class Collector:
-    """A minimal collector: one plugin connection, 4-byte little-endian length + JSON."""
+    """A minimal collector: one plugin connection, 4-byte little-endian length + JSON. It acks
+    the frames it received (``{"type": "ack", "seq": N}``) every ``ack_every`` seconds
+    (``None``: never), as the real collector does once they are on disk."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, port: int = 0, ack_every: float | None = 0.2) -> None:
+        self.server = socket.create_server(("127.0.0.1", port))
         self.port = self.server.getsockname()[1]
         self.conn: socket.socket | None = None
         self.buf = b""
+        self.ack_every = ack_every
+        self.acked_at = 0.0
 
     def accept(self, timeout: float = 15.0) -> None:
         self.server.settimeout(timeout)
@@ -78,6 +82,10 @@ class Collector:
         assert n <= 65536, n
         msg = json.loads(self._read(n, deadline).decode("utf-8"))
         CHECKS[msg["type"]](msg)
+        if (msg["type"] == "frame" and self.ack_every is not None
+                and time.monotonic() - self.acked_at >= self.ack_every):
+            self.acked_at = time.monotonic()
+            self.send({"type": "ack", "seq": msg["seq"]})
         return msg
 
     def send(self, msg: dict) -> None:
@@ -134,6 +142,7 @@ def test_sim_host_streams_frames_that_match_its_truth(tmp_path):
         hello = collector.recv()
         assert hello["type"] == "hello" and hello["plugin"] == "worldforge-gta"
         assert hello["version"] == "0.1.0" and isinstance(hello["game_version"], int)
+        assert len(hello["run"]) == 16 and int(hello["run"], 16) >= 0
         cfg = hello["config"]
         assert cfg["weather"] == "CLOUDS" and cfg["time_of_day"] == 9.5
         assert cfg["vehicle_density"] == 0.7 and cfg["npc_density"] == 1.0
@@ -335,6 +344,58 @@ def test_asi_cross_compiles_without_importing_script_hook():
     assert not any(d.startswith(("libstdc++", "libgcc", "libwinpthread")) for d in imports)
     blob = asi.read_bytes()
     assert b"ScriptHookV.dll" in blob and b"?nativeCall@@YAPEA_KXZ" in blob
+
+
+def test_sim_host_resends_what_a_dead_collector_did_not_ack(tmp_path):
+    """A collector acks up to some seq and dies; the next one on the same port gets the same
+    run's hello, then every frame after the acked one again, in order, then new ones: no seq is
+    missing across the two connections. A restarted sim host is a new run."""
+    binaries = build_portable()
+    first = Collector(ack_every=None)  # acks only what this test says
+    port = first.port
+    world, ini = write_inputs(tmp_path, port)
+    cmd = [binaries.sim_host, "--world", world, "--config", ini, "--fps", "60", "--truth",
+           tmp_path / "t.csv", "--realtime"]
+    host = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        first.accept()
+        hello1 = first.recv()
+        first.send({"type": "start", "session": "acks"})
+        seen1 = [m["seq"] for m in (first.recv() for _ in range(40)) if m["type"] == "frame"]
+        first.send({"type": "ack", "seq": seen1[9]})
+        acked = seen1[9]
+        seen1 += [m["seq"] for m in (first.recv() for _ in range(20)) if m["type"] == "frame"]
+        first.close()  # dies without acking the rest
+        time.sleep(0.3)
+
+        second = Collector(port=port)
+        second.accept()
+        hello2 = second.recv()
+        assert hello2["run"] == hello1["run"]
+        seen2 = [m["seq"] for m in (second.recv() for _ in range(len(seen1) + 30))
+                 if m["type"] == "frame"]
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=10)
+        if second:
+            second.close()
+    assert seen1 == list(range(seen1[0], seen1[0] + len(seen1)))
+    assert seen2[0] == acked + 1  # nothing acked again, everything unacked again
+    assert seen2 == list(range(seen2[0], seen2[0] + len(seen2)))
+    assert seen2[-1] > seen1[-1]
+
+    third = Collector()
+    _, ini3 = write_inputs(tmp_path, third.port)
+    host = subprocess.Popen([*cmd[:4], ini3, *cmd[5:]], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        third.accept()
+        assert third.recv()["run"] != hello1["run"]  # another process, another run
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(timeout=10)
+        third.close()
 
 
 def test_collector_restart_mid_session_loses_only_what_was_in_flight(tmp_path):
