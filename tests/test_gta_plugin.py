@@ -18,7 +18,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from gta_build import build_portable, build_windows, mingw_available
 
@@ -398,11 +397,10 @@ def test_sim_host_resends_what_a_dead_collector_did_not_ack(tmp_path):
         third.close()
 
 
-def test_collector_restart_mid_session_loses_only_what_was_in_flight(tmp_path):
+def test_collector_restart_mid_session_loses_nothing(tmp_path):
     """The real collector dies and comes back while the plugin streams: the plugin keeps
-    recording, queues, reconnects with hello, and everything it queued meanwhile arrives. Only
-    messages already handed to the dead connection's socket can be lost (TCP cannot tell the
-    plugin), and they show as one gap with its exact size, where synchronisation cuts."""
+    recording, queues, reconnects with the same run, resends what was not acknowledged, and the
+    samples file ends up gap-free and without repeats."""
     from datagen.gta.collector import Collector as RealCollector
     from datagen.gta.sync import load_samples
 
@@ -433,12 +431,8 @@ def test_collector_restart_mid_session_loses_only_what_was_in_flight(tmp_path):
         host.wait(timeout=10)
     samples, skipped = load_samples(folder / "samples.jsonl")
     assert not skipped
-    breaks = np.flatnonzero(~samples.follows()[1:]) + 1
-    assert len(breaks) <= 1
-    if len(breaks):  # the gap sits where the collector died, and is small
-        k = breaks[0]
-        assert samples.wall_ms[k - 1] <= died + 50
-        assert 1 < samples.seq[k] - samples.seq[k - 1] <= 4
+    assert samples.follows()[1:].all()  # every game frame from the first to the last
+    assert len(set(samples.seq.tolist())) == len(samples)  # and each once
     # what the plugin produced while no collector listened was queued and delivered
     while_down = (samples.wall_ms > died + 100) & (samples.wall_ms < died + 700)
     assert while_down.sum() >= 30

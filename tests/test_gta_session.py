@@ -112,7 +112,7 @@ class GameDouble:
                 return
             if msg["type"] == "mark":
                 self.mark_left, self.marked = msg["frames"], 0
-            else:
+            elif msg["type"] in ("start", "stop"):  # acks need nothing from a double
                 self.recording = msg["type"] == "start"
 
     def screen(self) -> np.ndarray:

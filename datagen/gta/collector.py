@@ -7,6 +7,12 @@ twice a second, so a crash loses at most the last half second and a restarted co
 to the same file. Everything else that happens (connections, hellos, status, bad messages,
 gaps in ``seq``) goes to ``collector.jsonl``. The collector sends ``start``/``stop`` back to the
 plugin, and again to a plugin that reconnects while a session is running.
+
+Delivery is acknowledged: a few times a second the collector tells the plugin the last ``seq``
+it has written (``ack``), and the plugin resends what was not acknowledged when it reconnects,
+so a collector that dies loses nothing the plugin still holds. Repeats of a frame already
+written (same plugin ``run``, ``seq`` not after the last one) are skipped; a restarted collector
+learns the last ``run`` and ``seq`` from the end of ``samples.jsonl``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from datagen.gta.messages import (
 DEFAULT_PORT = 52420
 SAMPLES_FILE, LOG_FILE = "samples.jsonl", "collector.jsonl"
 FSYNC_EVERY_S = 0.5
+ACK_EVERY_S = 0.2
 
 
 class CollectorError(RuntimeError):
@@ -61,6 +68,25 @@ class _Journal:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+def _last_written(path: Path) -> tuple[str | None, int | None]:
+    """The plugin ``run`` and ``seq`` of the last frame in a samples file (a collector that
+    restarts goes on from there), or ``(None, None)``."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            lines = f.read().splitlines()
+    except OSError:
+        return None, None
+    for line in reversed(lines):
+        try:
+            last = json.loads(line)
+            return last.get("run"), int(last["seq"])
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a crash
+    return None, None
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
@@ -94,7 +120,8 @@ class Collector:
         self._current: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._send_lock = threading.Lock()
-        self._last_seq: int | None = None
+        self._run, self._last_seq = _last_written(self.folder / SAMPLES_FILE)
+        self._acked = 0.0  # time.monotonic() of the last ack
         self._recent: deque[float] = deque(maxlen=61)  # wall_ms of the latest frames
         self._closed = False
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -271,8 +298,13 @@ class Collector:
             with self._cond:
                 self.hello = message
                 session = self._session
-                self._last_seq = None  # a restarted plugin counts from 0 again
+                run = message.get("run")
+                if run is None or run != self._run:  # a new plugin counts from 0 again
+                    self._run, self._last_seq = run, None
+                last = self._last_seq
                 self._cond.notify_all()
+            if last is not None:  # what is on disk already: the plugin need not resend it
+                self._send({"type": "ack", "seq": last})
             if session is not None:
                 self._send({"type": "start", "session": session})
         else:
@@ -284,22 +316,26 @@ class Collector:
     def _frame(self, message: dict[str, Any], where: str) -> None:
         seq = message["seq"]
         with self._cond:
-            last = self._last_seq
-            if last is not None and seq <= last:
-                out_of_order = True
-            else:
-                out_of_order = False
+            last, run = self._last_seq, self._run
+            repeat = last is not None and seq <= last
+            if not repeat:
                 self._last_seq = seq
-        if out_of_order:
-            self.counts["out_of_order"] += 1
-            self._event("out_of_order", peer=where, seq=seq, after=last)
-        elif last is not None and seq > last + 1:
+        if repeat:  # resent after a reconnect, or sent twice: written already
+            self.counts["repeated"] += 1
+            return
+        if last is not None and seq > last + 1:
             self.counts["gaps"] += 1
             self.counts["missing"] += seq - last - 1
             self._event("gap", peer=where, after=last, seq=seq, missing=seq - last - 1,
                         plugin_dropped=message["dropped"])
-        self.samples.write({**message, "recv_ms": time.time() * 1000.0})
+        record = {**message, "recv_ms": time.time() * 1000.0}
+        if run is not None:
+            record["run"] = run
+        self.samples.write(record)
         with self._cond:
             self.counts["frames"] += 1
             self._recent.append(message["wall_ms"])
             self._cond.notify_all()
+        if time.monotonic() - self._acked >= ACK_EVERY_S:
+            self._acked = time.monotonic()
+            self._send({"type": "ack", "seq": seq})

@@ -112,6 +112,9 @@ def _check_frame(msg: dict) -> None:
 def _check_hello(msg: dict) -> None:
     if not isinstance(msg.get("plugin"), str) or not isinstance(msg.get("version"), str):
         raise MessageError("hello needs plugin and version strings")
+    run = msg.get("run", "")
+    if not isinstance(run, str) or len(run) > 64:
+        raise MessageError(f"hello run must be a short string, got {run!r}")
     if not isinstance(msg.get("config", {}), dict):
         raise MessageError(f"hello config must be an object, got {msg.get('config')!r}")
 
