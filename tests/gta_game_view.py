@@ -101,11 +101,12 @@ def main() -> int:
     parser.add_argument("--world", type=Path, required=True)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--on-foot", action="store_true", help="the player starts on foot")
     parser.add_argument("sim", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     world = build_world(args.scene, args.seed)
-    args.world.write_text(json.dumps(street_grid(world)))
+    args.world.write_text(json.dumps(street_grid(world, in_vehicle=not args.on_foot)))
     sim_cmd = args.sim[1:] if args.sim[:1] == ["--"] else args.sim
     sim = subprocess.Popen(sim_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                            bufsize=1)

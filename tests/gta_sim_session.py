@@ -44,8 +44,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def plugin_ini(path: Path, port: int) -> Path:
-    """The plugin's settings: drive the city's streets, the vehicle camera behind the car."""
+def plugin_ini(path: Path, port: int, mode: str = "drive", camera: str = "vehicle") -> Path:
+    """The plugin's settings: by default drive the city's streets, the vehicle camera behind
+    the car."""
     path.write_text(f"""[collector]
 host = 127.0.0.1
 port = {port}
@@ -57,12 +58,12 @@ weather = CLEAR
 time_of_day = 14.5
 
 [agent]
-mode = drive
+mode = {mode}
 drive_speed = 9
 seed = {SEED}
 
 [camera]
-camera = vehicle
+camera = {camera}
 offset_x = 0
 offset_y = -7
 offset_z = 3
@@ -73,8 +74,10 @@ fov = {VERTICAL_FOV:g}
 
 
 def run_session(workdir: Path, game_fps: float, duration_s: float, size=(640, 360),
-                obs_fps: int = 30, keep_obs_file: bool = False) -> SimSession:
-    """Record one simulated session of ``duration_s`` seconds into ``workdir/out``."""
+                obs_fps: int = 30, keep_obs_file: bool = False, mode: str = "drive",
+                camera: str = "vehicle") -> SimSession:
+    """Record one simulated session of ``duration_s`` seconds into ``workdir/out`` (the agent
+    in ``mode``, filmed by ``camera``; on foot unless driving)."""
     binaries = build_portable()
     port = free_port()
     width, height = size
@@ -85,9 +88,11 @@ def run_session(workdir: Path, game_fps: float, duration_s: float, size=(640, 36
         env["DISPLAY"] = display
         game = subprocess.Popen(
             [sys.executable, str(REPO / "tests" / "gta_game_view.py"), "--scene", SCENE,
-             "--seed", str(SEED), "--world", str(world), "--fps", str(game_fps), "--size",
+             "--seed", str(SEED), "--world", str(world), "--fps", str(game_fps),
+             *([] if mode == "drive" else ["--on-foot"]), "--size",
              f"{width}x{height}", "--", str(binaries.sim_host), "--world", str(world),
-             "--config", str(plugin_ini(workdir / "plugin.ini", port)), "--fps", str(game_fps),
+             "--config", str(plugin_ini(workdir / "plugin.ini", port, mode, camera)), "--fps",
+             str(game_fps),
              "--truth", str(truth), "--lockstep"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:

@@ -34,11 +34,15 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("game_fps", [30, 60, 20])
-def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps):
+@pytest.mark.parametrize(("game_fps", "mode", "camera"), [
+    (30, "drive", "vehicle"), (60, "drive", "vehicle"), (20, "drive", "vehicle"),
+    (30, "walk", "first")])
+def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps, mode, camera):
     """OBS captures at 30 fps; the game runs at the same rate, twice as fast (every video frame
-    accumulates two game frames) or slower (some video frames repeat a game frame)."""
-    session = run_session(tmp_path, game_fps, duration_s=4.0, size=(W, H), obs_fps=FPS)
+    accumulates two game frames) or slower (some video frames repeat a game frame); the agent
+    drives, filmed from behind the car, or walks, filmed in first person."""
+    session = run_session(tmp_path, game_fps, duration_s=4.0, size=(W, H), obs_fps=FPS,
+                          mode=mode, camera=camera)
     assert session.returncode == 0, session.log
     out = session.out
     finished, partial = find_episodes(out)
@@ -70,16 +74,20 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps):
         assert ep.data["yaw"][k] == pytest.approx(float(yaw), abs=1e-9)
         assert ep.data["pitch"][k] == pytest.approx(float(pitch), abs=1e-9)
         assert [ep.data[f"vel_{a}"][k] for a in "xyz"] == [t["vel_x"], t["vel_y"], t["vel_z"]]
-    # keys inferred from the car's dynamics agree with the simulator's controls
-    throttle = np.array([truth[int(f)]["throttle"] for f in ep.data["game_frame"]])
-    steering = np.array([truth[int(f)]["steering"] for f in ep.data["game_frame"]])
-    assert np.mean(ep.data["key_w"][throttle > 0.3] == 1) > 0.9
-    assert np.mean(ep.data["key_w"][throttle < 0.05] == 0) > 0.8 or (throttle < 0.05).sum() < 5
-    turning = np.abs(steering) > 0.3
-    if turning.sum() >= 5:
-        side = np.where(steering[turning] > 0, ep.data["key_a"][turning],
-                        ep.data["key_d"][turning])
-        assert np.mean(side == 1) > 0.7
+    if mode == "walk":  # on foot the whole time, walking: keys from the ped's motion
+        assert (ep.data["in_vehicle"] == 0).all() and ep.data["key_w"].mean() > 0.5
+        speed = np.hypot(ep.data["vel_x"], ep.data["vel_y"])
+        assert 0.5 < np.median(speed) < 3.0  # walking pace
+    else:  # keys inferred from the car's dynamics agree with the simulator's controls
+        throttle = np.array([truth[int(f)]["throttle"] for f in ep.data["game_frame"]])
+        steering = np.array([truth[int(f)]["steering"] for f in ep.data["game_frame"]])
+        assert np.mean(ep.data["key_w"][throttle > 0.3] == 1) > 0.9
+        assert np.mean(ep.data["key_w"][throttle < 0.05] == 0) > 0.8 or (throttle < 0.05).sum() < 5
+        turning = np.abs(steering) > 0.3
+        if turning.sum() >= 5:
+            side = np.where(steering[turning] > 0, ep.data["key_a"][turning],
+                            ep.data["key_d"][turning])
+            assert np.mean(side == 1) > 0.7
 
     # each video frame shows the game frame its row names, not a neighbour
     assert ep.data["fov"][0] == pytest.approx(float(horizontal_fov(VERTICAL_FOV, W, H)))
