@@ -49,6 +49,7 @@ from datagen.gta.sync import (
     load_samples,
     marker_frames,
     marker_offset,
+    repeats,
     segment_rows,
     video_times,
 )
@@ -345,7 +346,7 @@ def _meta(state: dict, episode_id: str, scene: str, info, segment: tuple[int, in
     plugin = state.get("plugin", {})
     config = plugin.get("config", {})
     a, b = segment
-    ticks = np.diff(alignment.sample[a:b])
+    duplicated, accumulated = repeats(alignment.sample[a:b])
     return EpisodeMeta(
         episode_id=episode_id, backend="gta", scene=scene,
         seed=int(config.get("seed", 0)), fps=float(_obs_fps(state, info)), width=info.width,
@@ -355,6 +356,5 @@ def _meta(state: dict, episode_id: str, scene: str, info, segment: tuple[int, in
                 "plugin": plugin.get("version", ""), "renderer": "OBS Studio "
                 + str(state.get("obs", {}).get("version", {}).get("obsVersion", ""))},
         settings={k: config[k] for k in sorted(config)},
-        extra={"sync": {**sync, "video_frames": [a, b],
-                        "duplicated": int(np.count_nonzero(ticks == 0)),
-                        "accumulated": int(np.sum(np.maximum(ticks - 1, 0)))}})
+        extra={"sync": {**sync, "video_frames": [a, b], "duplicated": duplicated,
+                        "accumulated": accumulated}})

@@ -275,13 +275,17 @@ def align(samples: Samples, times_s: np.ndarray, start_wall_s: float, offset_s: 
         if end - k >= min_frames:
             segments.append((k, end))
         k = end
-    dup = skipped = 0
-    for a, b in segments:
-        steps = np.diff(sample[a:b])
-        dup += int(np.count_nonzero(steps == 0))
-        skipped += int(np.sum(np.maximum(steps - 1, 0)))
-    return Alignment(sample=sample, linked=linked, segments=segments, duplicated=dup,
-                     skipped=skipped)
+    counts = [repeats(sample[a:b]) for a, b in segments]
+    return Alignment(sample=sample, linked=linked, segments=segments,
+                     duplicated=sum(d for d, _ in counts), skipped=sum(s for _, s in counts))
+
+
+def repeats(sample: np.ndarray) -> tuple[int, int]:
+    """``(duplicated, accumulated)`` of consecutive video frames showing game frames
+    ``sample``: video frames repeating the game frame before, and game frames skipped between
+    video frames."""
+    steps = np.diff(sample)
+    return int(np.count_nonzero(steps == 0)), int(np.sum(np.maximum(steps - 1, 0)))
 
 
 def segment_rows(samples: Samples, alignment: Alignment, segment: tuple[int, int],
