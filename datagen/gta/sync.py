@@ -234,7 +234,6 @@ class Alignment:
     """Which sample each video frame shows (-1: none) and the segments that have rows."""
 
     sample: np.ndarray  # int64 [F]
-    linked: np.ndarray  # bool [F]: frame k's game frames since frame k-1 are all known
     segments: list[tuple[int, int]]  # [start, end) video frame ranges, each linked throughout
     duplicated: int  # video frames in segments showing the same game frame as the one before
     skipped: int  # game frames the capture missed inside segments (accumulated into rows)
@@ -276,7 +275,7 @@ def align(samples: Samples, times_s: np.ndarray, start_wall_s: float, offset_s: 
             segments.append((k, end))
         k = end
     counts = [repeats(sample[a:b]) for a, b in segments]
-    return Alignment(sample=sample, linked=linked, segments=segments,
+    return Alignment(sample=sample, segments=segments,
                      duplicated=sum(d for d, _ in counts), skipped=sum(s for _, s in counts))
 
 
