@@ -5,10 +5,11 @@
 train tars), and encodes them with a freshly initialised tiny Wan VAE (``training encode``).
 It is built once per test session, whichever test module asks first.
 
-``python tests/fit_support.py CONFIG.toml [RECORD_DIR]`` runs ``training.fit`` on a config file
-(under ``torchrun`` too). With ``RECORD_DIR`` every rank also writes ``[epoch, key]`` of every clip
-it trained on, in order (``keys-<rank>.json``), and its final weights
-(``weights-<rank>.safetensors``), observed by wrapping two trainer functions.
+``python tests/fit_support.py [dmd] CONFIG.toml [RECORD_DIR]`` runs ``training.fit`` (or, after
+``dmd``, ``training.dmd``) on a config file (under ``torchrun`` too). With ``RECORD_DIR`` every rank
+also writes ``[epoch, key]`` of every clip it trained on, in order (``keys-<rank>.json``), and its
+final weights (``weights-<rank>.safetensors``; for DMD also the critic's,
+``critic-<rank>.safetensors``), observed by wrapping trainer functions.
 """
 
 from __future__ import annotations
@@ -68,16 +69,17 @@ def subprocess_env() -> dict[str, str]:
 
 
 def _record(folder: Path):
-    """Wrap the trainer so each rank logs its batches' keys and keeps its model; returns the
+    """Wrap the trainers so each rank logs its batches' keys and keeps its models; returns the
     function that writes them."""
+    import training.checkpoint as checkpoint_module
     import training.fit as fit_module
     from training import distributed
 
     rank = int(os.environ.get("RANK", 0))
     keys: list[tuple[int, str]] = []
-    models = []
+    models: dict = {}
     next_sample = fit_module.ClipStream._next_sample
-    wrap = distributed.wrap
+    wrap, save = distributed.wrap, checkpoint_module.save
 
     def recording_next_sample(self):
         sample = next_sample(self)
@@ -85,11 +87,18 @@ def _record(folder: Path):
         return sample
 
     def keeping_wrap(model, d, parallel):
-        models.append(model)
+        models.setdefault("weights", model)
         return wrap(model, d, parallel)
+
+    def keeping_save(*args, **kwargs):  # DMD wraps nothing: its models are what it saves
+        models["weights"] = kwargs["model"]
+        for name, (model, _) in (kwargs.get("companions") or {}).items():
+            models[name] = model
+        return save(*args, **kwargs)
 
     fit_module.ClipStream._next_sample = recording_next_sample
     distributed.wrap = keeping_wrap
+    checkpoint_module.save = keeping_save
 
     def dump() -> None:
         import safetensors.torch
@@ -97,9 +106,10 @@ def _record(folder: Path):
 
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"keys-{rank}.json").write_text(json.dumps(keys))
-        state = {k: (v.to_local() if isinstance(v, DTensor) else v).detach().contiguous()
-                 for k, v in models[0].state_dict().items()}
-        safetensors.torch.save_file(state, str(folder / f"weights-{rank}.safetensors"))
+        for name, model in models.items():
+            state = {k: (v.to_local() if isinstance(v, DTensor) else v).detach().contiguous()
+                     for k, v in model.state_dict().items()}
+            safetensors.torch.save_file(state, str(folder / f"{name}-{rank}.safetensors"))
 
     return dump
 
@@ -107,14 +117,23 @@ def _record(folder: Path):
 def main(argv: list[str]) -> int:
     from training.fit import fit, load_config
 
-    dump = _record(Path(argv[1])) if len(argv) > 1 else None
-    summary = fit(load_config(argv[0]))
+    if argv[0] == "dmd":
+        from training.dmd import DmdConfig, train_dmd
+        from training.fit import read_toml
+
+        dump = _record(Path(argv[2])) if len(argv) > 2 else None
+        summary = train_dmd(DmdConfig(**read_toml(argv[1], DmdConfig)))
+        result = {"step": summary.step, "dmd_loss": summary.dmd_loss,
+                  "critic_loss": summary.critic_loss}
+    else:
+        dump = _record(Path(argv[1])) if len(argv) > 1 else None
+        summary = fit(load_config(argv[0]))
+        result = {"step": summary.step, "loss": summary.loss, "val_loss": summary.val_loss,
+                  "samples_per_s": summary.samples_per_s, "data_wait": summary.data_wait}
     if dump is not None:
         dump()
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"step": summary.step, "loss": summary.loss,
-                          "val_loss": summary.val_loss, "samples_per_s": summary.samples_per_s,
-                          "data_wait": summary.data_wait}))
+        print(json.dumps(result))
     return 0
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from fit_support import shard_set
+from fit_support import REPO, shard_set, subprocess_env, write_config
+from safetensors.torch import load_file
 
 from curation.report import tar_samples
 from datagen.episode import KEYS
@@ -237,15 +241,30 @@ def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree
     assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
 
 
-@pytest.mark.slow
-def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, tmp_path):
-    pairs = tmp_path / "pairs"
-    make_pairs(PairsConfig(teacher=teacher["teacher"], shards=teacher["shards"], out=pairs,
-                           count=4, val_count=0, substeps=2, batch_size=4, progress=False))
-    student = tmp_path / "student"
-    fit(distill_config(teacher["teacher"], pairs, student, flags={
+@pytest.fixture(scope="module")
+def student(teacher, tmp_path_factory) -> Path:
+    """A stage-1 student of the tiny teacher: the DMD tests' generator."""
+    root = tmp_path_factory.mktemp("stage-one")
+    make_pairs(PairsConfig(teacher=teacher["teacher"], shards=teacher["shards"],
+                           out=root / "pairs", count=4, val_count=0, substeps=2, batch_size=4,
+                           progress=False))
+    fit(distill_config(teacher["teacher"], root / "pairs", root / "student", flags={
         "batch_size": 2, "steps": 4, "val_every": 0, "num_workers": 0, "progress": False,
         "checkpoint_every": 0}))
+    return root / "student"
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def trace(rows: list[dict]) -> list[tuple]:
+    return [(r["step"], r["dmd_loss"], r["critic_loss"], r["exit_step"]) for r in rows]
+
+
+@pytest.mark.slow
+def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, student,
+                                                                         tmp_path):
     common = dict(student=str(student), teacher=str(teacher["teacher"]),
                   shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
                   critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
@@ -254,8 +273,7 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
                                 eval_every=4, eval_clips=1, eval_scripts="turn-right",
                                 tensorboard=True, **common))
     assert whole.step == 4 and np.isfinite(whole.dmd_loss) and np.isfinite(whole.critic_loss)
-    rows = [json.loads(x) for x in (tmp_path / "whole" / "metrics.jsonl").read_text()
-            .splitlines()]
+    rows = metrics(tmp_path / "whole")
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert all(0 <= r["exit_step"] < 3 and r["grad_norm"] > 0 for r in rows)
     assert (tmp_path / "whole" / "samples" / "step-000002" / "designed.mp4").is_file()
@@ -274,13 +292,57 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
 
     train_dmd(DmdConfig(out=str(tmp_path / "part"), steps=2, **common))
     train_dmd(DmdConfig(out=str(tmp_path / "part"), steps=4, resume=True, **common))
-    again = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text()
-             .splitlines()]
-
-    def trace(rs):
-        return [(r["step"], r["dmd_loss"], r["critic_loss"], r["exit_step"]) for r in rs]
-
-    assert trace(again) == trace(rows)
+    assert trace(metrics(tmp_path / "part")) == trace(rows)
     a, b = checkpoint.load_weights(final), checkpoint.load_weights(checkpoint.latest(
         tmp_path / "part"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def torchrun_dmd(config: Path, record: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", "2", str(REPO / "tests" / "fit_support.py"),
+                           "dmd", str(config), str(record)],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+
+
+@pytest.mark.slow
+def test_dmd_under_torchrun_keeps_ranks_identical_on_disjoint_data_and_resumes_exactly(
+        teacher, student, tmp_path):
+    common = dict(student=str(student), teacher=str(teacher["teacher"]),
+                  shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
+                  critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
+                  checkpoint_every=2, device="cpu")
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    torchrun_dmd(write_config(tmp_path / "whole.toml", out=str(whole), steps=4, **common),
+                 tmp_path / "whole-record")
+    rows = metrics(whole)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]  # logged once, by rank 0
+    assert all(np.isfinite(r["dmd_loss"]) and r["grad_norm"] > 0 for r in rows)
+    # both ranks end with the same generator and critic: the gradients were averaged, though
+    # each rank rolled out its own clips with its own noise
+    for name in ("weights", "critic"):
+        a, b = (load_file(str(tmp_path / "whole-record" / f"{name}-{r}.safetensors"))
+                for r in range(2))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    saved = checkpoint.load_weights(checkpoint.latest(whole))
+    mine = load_file(str(tmp_path / "whole-record" / "weights-0.safetensors"))
+    assert all(torch.equal(saved[k], mine[k]) for k in saved)
+    start = checkpoint.load_weights(checkpoint.step_folder(student))
+    assert any(not torch.equal(start[k], saved[k]) for k in start)
+    taken = [json.loads((tmp_path / "whole-record" / f"keys-{r}.json").read_text())
+             for r in range(2)]
+    per_update = 2 + 1  # two critic rollouts and one generator rollout, one clip each
+    assert [len(t) for t in taken] == [4 * per_update] * 2
+    assert {e for e, _ in taken[0]} & {e for e, _ in taken[1]} >= {0}
+    for epoch in {e for e, _ in taken[0]} & {e for e, _ in taken[1]}:
+        mine, theirs = ({k for e, k in t if e == epoch} for t in taken)
+        assert not mine & theirs, epoch
+
+    torchrun_dmd(write_config(tmp_path / "part.toml", out=str(part), steps=2, **common),
+                 tmp_path / "part-record")
+    torchrun_dmd(write_config(tmp_path / "resume.toml", out=str(part), steps=4, resume=True,
+                              **common), tmp_path / "resume-record")
+    assert trace(metrics(part)) == trace(rows)
+    resumed = checkpoint.load_weights(checkpoint.latest(part))
+    assert all(torch.equal(saved[k], resumed[k]) for k in saved)
