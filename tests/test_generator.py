@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -13,10 +15,12 @@ import numpy as np
 import pytest
 import torch
 from fit_support import REPO, shard_set, subprocess_env
+from real_obs import running_xvfb
 from test_dit import trained
+from x11_client import XClient
 
 from datagen.episode import KEYS
-from datagen.video import probe
+from datagen.video import probe, read_frames
 from shards.action_space import get_space
 from training.causal import CausalConfig, block_causal_mask
 from training.cli import main as training
@@ -26,7 +30,8 @@ from training.dit import WorldDiT
 from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
-from training.terminal_input import Typed, block_actions, parse
+from training.play_window import zoom_for
+from training.terminal_input import Typed, block_actions, key_bytes, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
 
 TINY = get_preset("tiny")
@@ -177,6 +182,63 @@ def test_typed_keys_become_the_next_blocks_held_inputs():
     assert typed.describe() == "W+D+space+shift+ctrl down x1 left x3".replace(" x", "x")
     assert Typed().describe() == "idle"
     assert not block_actions(Typed(), 9, 15.0)[0].any()
+    # a key pressed in the play window is what the terminal sends for it
+    window = parse(key_bytes("Left", "") + key_bytes("w", "\x17") + key_bytes("a", "A"))
+    assert window.turns == {"left": 1} and window.keys == {"w", "ctrl", "a", "shift"}
+    assert parse(key_bytes("q", "q")).quit and not parse(key_bytes("Shift_L", "")).keys
+
+
+class PlaySession:
+    """``training play --interactive`` in a subprocess on a pseudo-terminal: ``type`` writes to
+    its terminal, ``seen`` is everything it printed."""
+
+    def __init__(self, run: Path, episode: Path, out: Path, *flags: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.master, slave = os.openpty()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "training.cli", "play", "--interactive", "--ckpt", str(run),
+             "--image", str(episode / "video.mp4"), "--out", str(out), "--max-blocks", "40",
+             *flags], stdin=slave, stdout=slave, stderr=slave,
+            env=subprocess_env() | (env or {}), cwd=REPO)
+        os.close(slave)
+        self.seen = b""
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait_for(self, pattern: bytes, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while pattern not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0 and self.proc.poll() is None, self._tail(pattern)
+            if select.select([self.master], [], [], min(left, 1.0))[0]:
+                try:
+                    self.seen += os.read(self.master, 4096)
+                except OSError:  # the session ended and its terminal closed
+                    break
+        assert pattern in self.seen, self._tail(pattern)
+
+    def _tail(self, pattern: bytes) -> str:
+        return f"no {pattern!r} in: {self.seen.decode(errors='replace')[-2000:]}"
+
+    def finish(self, timeout: float = 60.0) -> int:
+        """The exit code, once what it printed before it quit is read."""
+        code = self.proc.wait(timeout=timeout)
+        while select.select([self.master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.seen += chunk
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
 
 
 @pytest.mark.slow
@@ -184,47 +246,67 @@ def test_a_person_plays_from_a_terminal(tiny_run, tmp_path):
     """``training play --interactive`` driven through a pseudo-terminal."""
     run, episode = tiny_run
     out = tmp_path / "session.mp4"
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "play", "--interactive", "--ckpt", str(run),
-         "--image", str(episode / "video.mp4"), "--out", str(out), "--max-blocks", "40"],
-        stdin=slave, stdout=slave, stderr=slave, env=subprocess_env(), cwd=REPO)
-    os.close(slave)
-    seen = b""
-
-    def wait_for(pattern: bytes, timeout: float = 120.0) -> bytes:
-        nonlocal seen
-        deadline = time.monotonic() + timeout
-        while pattern not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0 and proc.poll() is None, seen.decode(errors="replace")[-2000:]
-            if select.select([master], [], [], min(left, 1.0))[0]:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:
-                    break
-        return seen
-
+    play = PlaySession(run, episode, out, "--no-window")
     try:
-        wait_for(b"block 1: idle")
-        os.write(master, b"w")
-        wait_for(b": W -> 12 frames")
-        os.write(master, b"jj")
-        wait_for(b": leftx2 -> 12 frames")
-        os.write(master, b"q")
-        assert proc.wait(timeout=60) == 0
-        while select.select([master], [], [], 0.5)[0]:  # what it printed before it quit
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
+        play.wait_for(b"block 1: idle")
+        assert f"frames go to {out} and {tmp_path / 'session.preview.png'} (--no-window)".encode() \
+            in play.seen
+        play.type(b"w")
+        play.wait_for(b": W -> 12 frames")
+        play.type(b"jj")
+        play.wait_for(b": leftx2 -> 12 frames")
+        play.type(b"q")
+        assert play.finish() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(master)
-    blocks = seen.count(b" frames in ")
+        play.close()
+    blocks = play.seen.count(b" frames in ")
     assert probe(out).frames == 9 + 12 * (blocks - 1)
     assert (tmp_path / "session.preview.png").is_file()
+
+
+def blurred(frames: np.ndarray) -> np.ndarray:
+    """4x4 means of ``[..., H, W, 3]`` frames: what H.264's 4:2:0 chroma keeps of them."""
+    *lead, h, w, c = frames.shape
+    return frames.reshape(*lead, h // 4, 4, w // 4, 4, c).mean(axis=(-4, -2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("Xvfb") is None,
+                    reason="Xvfb is not installed: no X server to open the play window on")
+def test_a_person_plays_in_a_window_when_a_display_exists(tiny_run, tmp_path):
+    """Under a real X server the session opens a window that shows the frames it writes to the
+    MP4, and keys pressed in it (real X key events, through XTEST) drive the next block, as
+    keys typed in the terminal still do."""
+    run, episode = tiny_run
+    out = tmp_path / "session.mp4"
+    zoom, grabs = zoom_for(32), []  # (the block just printed, the window's frame then)
+    with running_xvfb(1024, 768) as display, XClient(display) as x:
+        play = PlaySession(run, episode, out, env={"DISPLAY": display})
+        try:
+            play.wait_for(b"block 1: idle")
+            assert f"frames go to a window and to {out}".encode() in play.seen
+            window = x.window(f"training play: {out.name}")
+            x.focus(window)
+            for act, record in ((lambda: x.press("w"), b": W -> "),
+                                (lambda: x.press("Control_L", "d"), b": D+ctrl -> "),
+                                (lambda: x.press("Left"), b": leftx1 -> "),
+                                (lambda: play.type(b"i"), b": upx1 -> ")):  # the terminal too
+                act()
+                play.wait_for(record + b"12 frames")
+                block = int(re.findall(rb"block (\d+)" + re.escape(record), play.seen)[-1])
+                shown = x.grab(window, 64 * zoom, 32 * zoom)[zoom // 2::zoom, zoom // 2::zoom]
+                grabs.append((block, shown))
+            x.press("q")
+            assert play.finish() == 0
+        finally:
+            play.close()
+    assert not (tmp_path / "session.preview.png").exists()
+    written = np.stack(list(read_frames(out))).astype(np.float32)
+    assert len(written) == 9 + 12 * (play.seen.count(b" frames in ") - 1)
+    for block, shown in grabs:
+        errors = np.abs(blurred(written) - blurred(shown.astype(np.float32))).mean(axis=(1, 2, 3))
+        closest, second = np.sort(errors)[:2]
+        # the window showed one of the frames written (up to H.264's loss), not any frame ...
+        assert closest < 6 and second > 3 * closest, (closest, second)
+        # ... and a new one: at least the last of the block before the one just printed
+        assert errors.argmin() >= 9 + 12 * (block - 2) - 1, (errors.argmin(), block)

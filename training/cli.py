@@ -176,7 +176,7 @@ def _play(args: argparse.Namespace) -> int:
                 raise ValueError("--interactive takes the actions from the keyboard, not from "
                                  "--actions")
             play_interactive(run_, args.image, args.out, cfg, fps=args.fps,
-                             max_blocks=args.max_blocks)
+                             max_blocks=args.max_blocks, window=not args.no_window)
             return 0
         if args.actions is None:
             raise ValueError("give --actions (an action file), or --interactive to play")
@@ -271,9 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     ply.add_argument("--actions", type=Path,
                      help="an episode's actions.csv (or its folder), or a shard tar")
     ply.add_argument("--interactive", action="store_true",
-                     help="play from the keyboard in this terminal (q quits)")
+                     help="play from the keyboard in this terminal, or in the window that "
+                          "opens when a display exists (q quits)")
     ply.add_argument("--max-blocks", type=int, default=0,
                      help="with --interactive: stop after this many blocks (0: at q)")
+    ply.add_argument("--no-window", action="store_true",
+                     help="with --interactive: no window even when a display exists (the "
+                          "newest frame goes to <out>.preview.png instead)")
     ply.add_argument("--key", help="the clip of a shard tar (default: its first)")
     ply.add_argument("--out", type=Path, required=True, help="output MP4")
     ply.add_argument("--frames", type=int, help="frames to play (default: every action)")

@@ -11,8 +11,11 @@ frames per second are printed.
   (:mod:`training.terminal_input`); what is typed while a block plays drives the next one.
   Blocks are paced to real time (a block of ``n`` frames lasts ``n / fps`` seconds, or as long
   as it takes to generate). Frames go to ``out`` as they are made (a fragmented MP4 that can be
-  watched while it grows) and the newest frame, enlarged with the inputs drawn over it, to
-  ``<out>.preview.png`` (replaced atomically), which any image viewer can keep open.
+  watched while it grows) and, when a display exists, to a window
+  (:mod:`training.play_window`) that shows each block's frames over what is left of its
+  ``n / fps`` seconds and takes keys too; without one (or with ``window=False``), the newest
+  frame, enlarged with the inputs drawn over it, goes to ``<out>.preview.png`` (replaced
+  atomically), which any image viewer can keep open.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 from curation.preview import MIN_HEIGHT, draw_overlay, layout
 from datagen.video import H264Writer
 from training.generator import Generator, StreamConfig
+from training.play_window import open_window
 from training.sample import LoadedRun, load_image, read_action_file
 from training.terminal_input import TerminalInput, Typed, block_actions, parse
 
@@ -116,10 +120,19 @@ def _preview(path: Path, frame: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
     os.replace(tmp, path)
 
 
+def _typed_until(terminal: TerminalInput, deadline: float) -> bytes:
+    """What is typed in ``terminal`` until ``deadline`` (a ``time.perf_counter()``)."""
+    data = terminal.read(timeout=max(0.0, deadline - time.perf_counter()))
+    while time.perf_counter() < deadline:
+        data += terminal.read(timeout=deadline - time.perf_counter())
+    return data
+
+
 def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                      fps: float | None = None, max_blocks: int = 0,
-                     terminal: TerminalInput | None = None) -> PlayStats:
-    """A person plays from the terminal on stdin until ``q`` (or ``max_blocks`` blocks)."""
+                     terminal: TerminalInput | None = None, window: bool = True) -> PlayStats:
+    """A person plays from the terminal on stdin (and the window, when ``window`` and a display
+    allow one) until ``q`` (or ``max_blocks`` blocks)."""
     terminal = terminal or TerminalInput()
     generator = Generator(run.model, run.vae, run.images, run.space, cfg)
     generator.reset(load_image(image, run.size).to(run.vae.device))
@@ -128,6 +141,9 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
     out.parent.mkdir(parents=True, exist_ok=True)
     done, seconds, first_block = 0, [], generator.frames_needed
     typed, writer = Typed(), None
+    shown, why = open_window(f"training play: {out.name}") if window else (None, "--no-window")
+    print(f"frames go to a window and to {out}" if shown else
+          f"frames go to {out} and {preview} ({why})", flush=True)
     print(HELP, flush=True)
     with terminal:
         try:
@@ -142,19 +158,20 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                 for frame in block:
                     writer.write(frame)
                 done += n
-                _preview(preview, block[-1], keys[-1], mouse[-1],
-                         f"block {len(seconds)}: {typed.describe()}")
-                print(f"block {len(seconds)}: {typed.describe()} -> {n} frames in "
-                      f"{seconds[-1] * 1000:.0f} ms ({n / seconds[-1]:.1f} frames/s)",
-                      flush=True)
+                status = (f"block {len(seconds)}: {typed.describe()} -> {n} frames in "
+                          f"{seconds[-1] * 1000:.0f} ms ({n / seconds[-1]:.1f} frames/s)")
+                if shown is None:
+                    _preview(preview, block[-1], keys[-1], mouse[-1],
+                             f"block {len(seconds)}: {typed.describe()}")
+                print(status, flush=True)
                 # the block plays for n / fps seconds: what is typed meanwhile drives the next
                 deadline = began + n / fps
-                data = terminal.read(timeout=max(0.0, deadline - time.perf_counter()))
-                while time.perf_counter() < deadline:
-                    data += terminal.read(timeout=deadline - time.perf_counter())
-                typed = parse(data)
+                typed = parse(shown.play(block, deadline, status, terminal.read) if shown
+                              else _typed_until(terminal, deadline))
         finally:
             if writer is not None:
                 writer.close()
-    print(f"{out}: {done} frames; preview {preview}", flush=True)
+            if shown is not None:
+                shown.close()
+    print(f"{out}: {done} frames" + ("" if shown else f"; preview {preview}"), flush=True)
     return PlayStats(done, first_block, seconds)

@@ -14,7 +14,8 @@ generated is held for the whole of the next block:
 :class:`TerminalInput` puts the terminal in cbreak mode (no echo, no line buffering, Ctrl-S/Q
 flow control off) and restores it on exit; :func:`parse` turns typed bytes into a
 :class:`Typed` press set, and :func:`block_actions` makes the contract's keys and mouse rows for
-a block from it.
+a block from it. A key pressed in the play window (:mod:`training.play_window`) becomes the
+bytes a terminal would send for it (:func:`key_bytes`), so :func:`parse` is the one key map.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from datagen.episode import KEYS
 
 ARROWS = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left"}
+ARROW_KEYSYMS = {name.capitalize(): seq for seq, name in ARROWS.items()}  # Tk's Up, Down, ...
 LETTERS = {"j": "left", "l": "right", "i": "up", "k": "down"}
 CTRL = {0x17: "w", 0x01: "a", 0x13: "s", 0x04: "d"}  # ^W ^A ^S ^D
 
@@ -74,6 +76,12 @@ def parse(data: bytes) -> Typed:
             typed.turns[LETTERS[char]] = typed.turns.get(LETTERS[char], 0) + 1
         i += 1
     return typed
+
+
+def key_bytes(keysym: str, char: str) -> bytes:
+    """What a terminal sends for the key a window reports as ``keysym`` typing ``char`` (Tk's
+    ``%K`` and ``%A``: ``"w", "\\x17"`` for Ctrl-W, ``"Left", ""`` for the left arrow)."""
+    return ARROW_KEYSYMS.get(keysym) or char.encode()
 
 
 def block_actions(typed: Typed, frames: int, fps: float, turn_deg_s: float = 45.0,
