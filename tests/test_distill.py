@@ -298,40 +298,50 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def torchrun_dmd(config: Path, record: Path) -> None:
+def torchrun_dmd(folder: Path, name: str, **values) -> tuple[Path, Path]:
+    """Run ``training dmd`` on 2 gloo ranks with ``values``: its run folder and the ranks'
+    records (tests/fit_support.py)."""
+    run, record = folder / name, folder / f"{name}-record"
+    config = write_config(folder / f"{name}.toml", out=str(run), **values)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc-per-node", "2", str(REPO / "tests" / "fit_support.py"),
                            "dmd", str(config), str(record)],
                           env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return run, record
+
+
+@pytest.fixture(scope="module")
+def dmd_settings(teacher, student) -> dict:
+    return dict(student=str(student), teacher=str(teacher["teacher"]),
+                shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
+                critic_lr=1e-3, num_workers=0, shuffle=4, progress=False, checkpoint_every=2,
+                device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dmd_ddp(dmd_settings, tmp_path_factory) -> tuple[Path, Path]:
+    return torchrun_dmd(tmp_path_factory.mktemp("dmd-ddp"), "whole", steps=4, **dmd_settings)
 
 
 @pytest.mark.slow
 def test_dmd_under_torchrun_keeps_ranks_identical_on_disjoint_data_and_resumes_exactly(
-        teacher, student, tmp_path):
-    common = dict(student=str(student), teacher=str(teacher["teacher"]),
-                  shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
-                  critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
-                  checkpoint_every=2, device="cpu")
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    torchrun_dmd(write_config(tmp_path / "whole.toml", out=str(whole), steps=4, **common),
-                 tmp_path / "whole-record")
+        student, dmd_settings, dmd_ddp, tmp_path):
+    whole, record = dmd_ddp
     rows = metrics(whole)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]  # logged once, by rank 0
     assert all(np.isfinite(r["dmd_loss"]) and r["grad_norm"] > 0 for r in rows)
     # both ranks end with the same generator and critic: the gradients were averaged, though
     # each rank rolled out its own clips with its own noise
     for name in ("weights", "critic"):
-        a, b = (load_file(str(tmp_path / "whole-record" / f"{name}-{r}.safetensors"))
-                for r in range(2))
+        a, b = (load_file(str(record / f"{name}-{r}.safetensors")) for r in range(2))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     saved = checkpoint.load_weights(checkpoint.latest(whole))
-    mine = load_file(str(tmp_path / "whole-record" / "weights-0.safetensors"))
+    mine = load_file(str(record / "weights-0.safetensors"))
     assert all(torch.equal(saved[k], mine[k]) for k in saved)
     start = checkpoint.load_weights(checkpoint.step_folder(student))
     assert any(not torch.equal(start[k], saved[k]) for k in start)
-    taken = [json.loads((tmp_path / "whole-record" / f"keys-{r}.json").read_text())
-             for r in range(2)]
+    taken = [json.loads((record / f"keys-{r}.json").read_text()) for r in range(2)]
     per_update = 2 + 1  # two critic rollouts and one generator rollout, one clip each
     assert [len(t) for t in taken] == [4 * per_update] * 2
     assert {e for e, _ in taken[0]} & {e for e, _ in taken[1]} >= {0}
@@ -339,10 +349,31 @@ def test_dmd_under_torchrun_keeps_ranks_identical_on_disjoint_data_and_resumes_e
         mine, theirs = ({k for e, k in t if e == epoch} for t in taken)
         assert not mine & theirs, epoch
 
-    torchrun_dmd(write_config(tmp_path / "part.toml", out=str(part), steps=2, **common),
-                 tmp_path / "part-record")
-    torchrun_dmd(write_config(tmp_path / "resume.toml", out=str(part), steps=4, resume=True,
-                              **common), tmp_path / "resume-record")
+    part, _ = torchrun_dmd(tmp_path, "part", steps=2, **dmd_settings)
+    torchrun_dmd(tmp_path, "part", steps=4, resume=True, **dmd_settings)
     assert trace(metrics(part)) == trace(rows)
     resumed = checkpoint.load_weights(checkpoint.latest(part))
     assert all(torch.equal(saved[k], resumed[k]) for k in saved)
+
+
+@pytest.mark.slow
+def test_dmd_with_fsdp_trains_like_whole_models_and_saves_full_weights(dmd_settings, dmd_ddp,
+                                                                         tmp_path):
+    fsdp, record = torchrun_dmd(tmp_path, "fsdp", steps=4, parallel="fsdp", **dmd_settings)
+    a, b = metrics(dmd_ddp[0]), metrics(fsdp)
+    assert [r["exit_step"] for r in a] == [r["exit_step"] for r in b]
+    for x, y in zip(a, b, strict=True):
+        for key in ("dmd_loss", "critic_loss", "grad_norm"):
+            assert y[key] == pytest.approx(x[key], rel=1e-3, abs=1e-6), (x["step"], key)
+    final = {run: checkpoint.latest(run) for run in (dmd_ddp[0], fsdp)}
+    for companion in ("", "critic"):
+        whole, sharded = (checkpoint.load_weights(final[run]) if not companion else
+                          load_file(str(final[run] / f"{companion}.safetensors"))
+                          for run in (dmd_ddp[0], fsdp))
+        assert whole.keys() == sharded.keys()
+        for name, value in whole.items():
+            assert torch.allclose(sharded[name], value, rtol=1e-3, atol=1e-5), (companion, name)
+    shards = [load_file(str(record / f"weights-{r}.safetensors")) for r in range(2)]
+    name = "blocks.0.ffn.0.weight"  # sharded along dim 0 between the ranks
+    full = checkpoint.load_weights(final[fsdp])[name]
+    assert shards[0][name].shape[0] + shards[1][name].shape[0] == full.shape[0]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 PARALLEL = ("ddp", "fsdp")
@@ -115,6 +116,11 @@ def gradient_sync(model: nn.Module, sync: bool) -> AbstractContextManager:
     if hasattr(model, "set_requires_gradient_sync"):  # an FSDP2 module
         model.set_requires_gradient_sync(sync)
     return nullcontext()
+
+
+def full(value: torch.Tensor) -> torch.Tensor:
+    """``value`` whole: an FSDP2 DTensor gathered (a collective), any other tensor as it is."""
+    return value.full_tensor() if isinstance(value, DTensor) else value
 
 
 def mean(value: float, d: Dist) -> float:

@@ -26,7 +26,10 @@ checkpoints with the generator, its EMA and optimizer, the critic and its optimi
 and the data position; ``--resume`` continues exactly; gradient accumulation; gradient
 clipping; a progress bar; ``metrics.jsonl`` and TensorBoard; sample videos played by the
 EMA student every ``sample_every`` updates. Under ``torchrun`` each rank rolls out its own
-batch and gradients are averaged across ranks after each backward (no FSDP).
+batch. With ``parallel = "ddp"`` every rank holds the three models whole and the gradients are
+averaged after the accumulation (the rollout's repeated forwards rule out DDP's hooks); with
+``"fsdp"`` the generator, critic and teacher are each sharded with FSDP2, which reduces the
+gradients itself (sample videos and evaluation are then left to ``training eval``).
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class DmdConfig:
     critic_updates: int = 5  # critic updates per generator update
     # --- optimisation (Matrix-Game 2.0 / Self-Forcing: lr 6e-6, betas (0, 0.999))
     batch_size: int = 1  # rollouts per rank per micro-step
+    parallel: str = "ddp"  # under torchrun: "ddp" (whole models) or "fsdp" (FSDP2, all three)
     grad_accum: int = 1
     steps: int = 100  # generator updates
     lr: float = 6e-6  # generator learning rate
@@ -136,6 +140,9 @@ class DmdConfig:
             problems.append("lr and critic_lr must be positive")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.parallel not in distributed.PARALLEL:
+            problems.append(f"parallel must be one of {distributed.PARALLEL}, got "
+                            f"{self.parallel!r}")
         if self.guidance < 0 or self.grad_clip < 0:
             problems.append("guidance and grad_clip must not be negative")
         for name in ("student", "teacher", "shards", "out"):
@@ -264,9 +271,9 @@ def _designed(batch: Batch, frames: int, fps: float, space, seed_base: int) -> B
         mouse=None if mouse[0] is None else torch.stack(mouse).to(dev))
 
 
-def _sync_grads(model: nn.Module, d: distributed.Dist) -> None:
-    """Average gradients over ranks (the rollout's repeated forwards rule out DDP hooks)."""
-    if not d.enabled:
+def _sync_grads(model: nn.Module, d: distributed.Dist, parallel: str) -> None:
+    """Average gradients over ranks (under FSDP2 they already are)."""
+    if not d.enabled or parallel == "fsdp":
         return
     for p in model.parameters():
         if p.grad is not None:
@@ -307,6 +314,10 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
         (out / CONFIG_FILE).write_text(to_toml(cfg))
     distributed.barrier(d)
 
+    sharded = d.enabled and cfg.parallel == "fsdp"
+    if sharded:  # before the optimizers, which must hold the sharded parameters
+        for model in (student, critic, teacher):
+            distributed.wrap(model, d, "fsdp")
     optimizer = make_optimizer(student, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     critic_opt = make_optimizer(critic, cfg.critic_lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
     ema = EMA(student, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -328,6 +339,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
               f"blocks of {causal.block}, window "
               f"{causal.local}, steps {[round(1000 * s, 1) for s in sigmas]}; "
               + (f"resumed at step {step}" if resume_from else "from the stage-1 weights"))
+        if sharded and (cfg.sample_every or cfg.eval_every):
+            print("--parallel fsdp: no sample videos or evaluation during the run; run "
+                  "training eval on its checkpoints")
 
     vae = WanVAE.load(run_cfg["vae"], device=d.device) if run_cfg.get("vae") else None
     images = make_image_encoder(model_cfg, run_cfg.get("image_encoder") or None, d.device)
@@ -385,7 +399,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                     loss = F.mse_loss(v[:, :, 1:], (noise - x)[:, :, 1:])
                     (loss / cfg.grad_accum).backward()
                     critic_sum += loss.item() / cfg.grad_accum
-                _sync_grads(critic, d)
+                _sync_grads(critic, d, cfg.parallel)
                 torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip or math.inf)
                 critic_opt.step()
                 critic_opt.zero_grad(set_to_none=True)
@@ -403,7 +417,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                 loss = dmd_loss(x, fake, real)
                 (loss / cfg.grad_accum).backward()
                 dmd_sum += loss.item() / cfg.grad_accum
-            _sync_grads(student, d)
+            _sync_grads(student, d, cfg.parallel)
             norm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip or math.inf)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -416,11 +430,11 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                 raise FloatingPointError(f"DMD loss {dmd_value}, critic loss {critic_value} at "
                                          f"step {step}; lower the learning rates")
             record = {"step": step, "dmd_loss": dmd_value, "critic_loss": critic_value,
-                      "grad_norm": float(norm), "lr": lr, "exit_step": exit_step,
+                      "grad_norm": float(distributed.full(norm)), "lr": lr, "exit_step": exit_step,
                       "step_seconds": time.perf_counter() - t0,
                       "seconds": time.perf_counter() - began}
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) \
-                    and d.master and vae is not None:
+                    and d.master and vae is not None and not sharded:
                 results = evaluate(
                     LoadedRun(_averaged(student, ema), vae, images, space, frames, None, fps,
                               step, s_trainer.get("stream", {})),
@@ -433,7 +447,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
             summary.dmd_loss, summary.critic_loss = dmd_value, critic_value
             run_log.advance(dmd=f"{dmd_value:.4f}", critic=f"{critic_value:.4f}")
             if cfg.sample_every and step % cfg.sample_every == 0 and d.master \
-                    and vae is not None:
+                    and vae is not None and not sharded:
                 _samples(student, ema, vae, images, space, stream, cfg.shards, fps,
                          out / SAMPLES_DIR / f"step-{step:06d}")
             if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):

@@ -74,7 +74,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributed.tensor import DTensor
 
 from shards.action_space import get_space
 from shards.reader import coverage_note, open_shards
@@ -586,10 +585,6 @@ def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float],
                               {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
 
 
-def _full(value: Tensor) -> Tensor:
-    return value.full_tensor() if isinstance(value, DTensor) else value
-
-
 def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop log lines of steps after ``last_step`` (written after the checkpoint resumed)."""
     if not path.is_file():
@@ -763,7 +758,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
             ran, busy, waited = ran + 1, busy + seconds, waited + wait
             speed = cfg.batch_size * cfg.grad_accum * d.world / seconds
             record = {"step": step, "loss": loss_value, "lr": lr,
-                      "grad_norm": float(_full(norm)), "samples_per_s": speed,
+                      "grad_norm": float(distributed.full(norm)), "samples_per_s": speed,
                       "data_wait": wait / seconds, "epoch": stream.epoch,
                       "seconds": time.perf_counter() - began}
             last = step == cfg.steps
