@@ -1,22 +1,33 @@
-"""The Wan VAE wrapper, PSNR/SSIM, and `training vae` on real built-in recordings."""
+"""The Wan VAE wrapper, PSNR/SSIM, and `training vae` on real built-in recordings: learning,
+determinism, the schedule, and exact resume (also after kill -9)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import record_builtin
+from fit_support import REPO, subprocess_env
 from scipy.ndimage import gaussian_filter
 
 from curation.cli import main as curation
+from training import checkpoint
 from training.metrics import psnr, ssim
+from training.run_log import RunLog
+from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
-from training.vae_train import VaeConfig, train_vae
+from training.vae_train import VaeConfig, load_config, train_vae
 
 
 def save_tiny(folder: Path, seed: int = 0) -> Path:
@@ -177,7 +188,7 @@ def test_training_vae_lowers_the_reconstruction_error(shards, tmp_path):
     assert vae.identity["name"] == "run" and not (run / "vae.partial").exists()
     std = vae.identity["latents_std"]
     assert std != list(build_vae("tiny").config.latents_std) and min(std) > 0  # measured
-    with pytest.raises(FileExistsError, match="already exists and is not empty"):
+    with pytest.raises(FileExistsError, match="already exists and is not empty; pass --resume"):
         train_vae(cfg)
 
 
@@ -188,6 +199,7 @@ def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
         return WanVAE.load(train_vae(cfg)).identity["sha256"]
 
     assert weights("a") == weights("b")
+    assert {r["lr"] for r in step_log(tmp_path / "a")} == {1e-3}  # constant by default
 
 
 def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
@@ -198,3 +210,103 @@ def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
     with pytest.raises(FileNotFoundError, match="no test-\\*.tar shards.*eval_split"):
         train_vae(VaeConfig(shards=shards, out=tmp_path / "r", eval_split="test"))
     assert not (tmp_path / "r").exists()
+
+
+# 12 steps of 2 windows over the 10 train clips: 2.4 epochs, checkpoints at steps 3, 6, 9, 12;
+# posterior samples, so the noise generator has to be restored too.
+RESUME_RUN = dict(steps=12, batch_size=2, warmup=2, min_lr=1e-4, checkpoint_every=3,
+                  sample_posterior=True, eval_clips=1, stats_clips=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def whole_run(shards, tmp_path_factory) -> Path:
+    """The uninterrupted run the resumed ones must equal."""
+    return train_vae(VaeConfig(shards=shards, out=tmp_path_factory.mktemp("whole") / "run",
+                               **RESUME_RUN))
+
+
+def step_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def trace(run: Path) -> list[tuple]:
+    return [(r["step"], r["loss"], r["l1"], r["kl"], r["lr"], r["grad_norm"])
+            for r in step_log(run)]
+
+
+def assert_same_run(run: Path, whole: Path) -> None:
+    assert trace(run) == trace(whole)
+    name = "vae/diffusion_pytorch_model.safetensors"
+    assert (run / name).read_bytes() == (whole / name).read_bytes()
+    assert (run / "vae/config.json").read_text() == (whole / "vae/config.json").read_text()
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in (run, whole))
+    assert (a["start"], a["end"], a["final_l1"]) == (b["start"], b["end"], b["final_l1"])
+
+
+def test_training_vae_logs_every_step_on_the_warmup_cosine_schedule(whole_run):
+    rows = step_log(whole_run)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert [r["lr"] for r in rows] == [learning_rate(s, lr=1e-3, warmup=2, total=12,
+                                                     min_lr=1e-4) for s in range(12)]
+    assert rows[0]["lr"] < rows[2]["lr"] == 1e-3 > rows[-1]["lr"] > 1e-4
+    assert sorted(p.name for p in (whole_run / "checkpoints").iterdir()) == \
+        ["last", "step-000012"]  # keep_checkpoints=1: only the newest is needed to resume
+    assert WanVAE.load(whole_run).identity["name"] == "run"
+
+
+def test_an_existing_vae_run_needs_resume_and_its_own_settings(shards, whole_run, tmp_path):
+    with pytest.raises(FileExistsError, match="already exists and is not empty; pass --resume"):
+        train_vae(VaeConfig(shards=shards, out=whole_run, **RESUME_RUN))
+    other = VaeConfig(shards=shards, out=whole_run, resume=True, **{**RESUME_RUN, "lr": 2e-3})
+    with pytest.raises(ValueError, match="other settings \\(lr: 0.001 -> 0.002\\); only"):
+        train_vae(other)
+    with pytest.raises(FileNotFoundError, match="is not a training vae run"):
+        train_vae(VaeConfig(shards=shards, out=tmp_path, resume=True))
+    saved = load_config({"shards": shards, "out": whole_run, "resume": True})
+    assert saved == VaeConfig(shards=shards, out=whole_run, resume=True, **RESUME_RUN)
+
+
+def test_training_vae_stopped_after_a_checkpoint_resumes_exactly(shards, whole_run, tmp_path,
+                                                                 monkeypatch):
+    cfg = VaeConfig(shards=shards, out=tmp_path / "run", **RESUME_RUN)
+    emit = RunLog.emit
+
+    def stop_after_step_7(log: RunLog, record: dict) -> None:  # past the checkpoint of step 6
+        emit(log, record)
+        if record["step"] == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunLog, "emit", stop_after_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(cfg)
+    monkeypatch.undo()
+    assert [r["step"] for r in step_log(cfg.out)] == list(range(1, 8))
+    assert checkpoint.latest(cfg.out).name == "step-000006" and not (cfg.out / "vae").exists()
+    train_vae(dataclasses.replace(cfg, resume=True))  # drops step 7's line, goes on from 6
+    assert_same_run(cfg.out, whole_run)
+    train_vae(dataclasses.replace(cfg, resume=True))  # a finished run: the same VAE again
+    assert_same_run(cfg.out, whole_run)
+
+
+@pytest.mark.slow
+def test_training_vae_resumes_after_sigkill_like_an_uninterrupted_run(shards, whole_run,
+                                                                      tmp_path):
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "training.cli", "vae", str(shards), "--out", str(run)]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in RESUME_RUN.items()]
+    proc = subprocess.Popen(command + flags, env=subprocess_env(), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log, deadline = run / "metrics.jsonl", time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and checkpoint.latest(run) is not None \
+                and '"step": 4,' in log.read_text():
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert 4 <= step_log(run)[-1]["step"] < 12 and not (run / "vae").exists()
+    resumed = subprocess.run(command + ["--resume", "true"], env=subprocess_env(), cwd=REPO,
+                             capture_output=True, text=True, timeout=600)  # the rest: saved
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(run, whole_run)

@@ -29,6 +29,7 @@ from training.params import param_shapes
 from training.play import play, play_interactive
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
+from training.vae_train import load_config as vae_config
 
 USER_ERRORS = (FileExistsError, FileNotFoundError, KeyError, ValueError)
 
@@ -68,7 +69,11 @@ def _run_on_shards(cls: type, job: Callable[[object], Path], args: argparse.Name
 
 
 def _vae(args: argparse.Namespace) -> int:
-    run_dir = _run_on_shards(VaeConfig, train_vae, args)
+    given = {**given_fields(args, VaeConfig), "shards": args.shards, "out": args.out}
+    try:
+        run_dir = train_vae(vae_config(given))
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
     print(f"VAE written to {run_dir}; use it with --vae {run_dir}")
     return 0
 
@@ -201,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     vae = sub.add_parser("vae", help="train a Wan VAE from scratch on shards")
     vae.add_argument("shards", type=Path, help="shard folder (curation filter output)")
-    vae.add_argument("--out", type=Path, required=True, help="run folder (must not exist)")
+    vae.add_argument("--out", type=Path, required=True,
+                     help="run folder (must not exist, unless --resume true)")
     config_flags(vae, VaeConfig, "VAE training (VaeConfig; see docs/training.md)",
                  skip=("shards", "out"))
 

@@ -3,6 +3,9 @@
 One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run folder::
 
     <run>/vae_train.json   the VaeConfig and the shard set's size and clip length
+    <run>/metrics.jsonl    one line per step: step, loss, l1, kl, lr, grad_norm (training.run_log)
+    <run>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint): weights,
+                           optimizer, RNG, the window stream's position; what --resume reads
     <run>/vae/             the VAE (diffusers save_pretrained: config.json + safetensors), with
                            the latents_mean/latents_std measured on train clips in its config;
                            written as <run>/vae.partial and renamed when complete
@@ -12,8 +15,11 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
 offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded);
 evaluation uses the first window of the first ``eval_clips`` clips of ``eval_split``. The loss
 is the L1 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a
-unit Gaussian, both as means per element; AdamW at a constant learning rate. The same config
-on the same machine gives the same weights.
+unit Gaussian, both as means per element; AdamW with linear warm-up and a cosine decay to
+``min_lr`` (training.schedule; by default neither: a constant rate). The same config on the
+same machine gives the same weights, also when the run was killed and continued with
+``resume`` (from ``checkpoints/last``: the saved config takes the place of the defaults, and
+only :data:`RESUMABLE` fields may change).
 """
 
 from __future__ import annotations
@@ -23,33 +29,45 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Iterator
+import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
 from torch import Tensor
-from tqdm import tqdm
 
 from shards.reader import clip_dataset, open_shards
+from training import checkpoint
+from training.distributed import Dist
+from training.fit import truncate_metrics
 from training.metrics import psnr, ssim
+from training.run_log import METRICS_FILE as STEP_LOG
+from training.run_log import RunLog
+from training.schedule import learning_rate
 from training.vae import ARCHS, VaeError, build_vae
 
 CONFIG_FILE = "vae_train.json"
 METRICS_FILE = "metrics.json"
 VAE_DIR = "vae"
+SOLO = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))  # one CPU process
 
 
 @dataclass(frozen=True)
 class VaeConfig:
     shards: Path  # shard folder (curation filter output); frame size a multiple of 8
-    out: Path  # run folder: must not exist or be empty
+    out: Path  # run folder: must not exist or be empty, unless resume
+    resume: bool = False  # continue the run in `out` from checkpoints/last; its vae_train.json
+    #                       takes the place of the defaults (only RESUMABLE fields may change)
     arch: str = "tiny"  # architecture, a key of training.vae.ARCHS ("tiny", "wan2.1")
     frames: int = 9  # frames per training window, 4k+1, at most the shards' clip length
     steps: int = 400  # optimiser steps
     batch_size: int = 4  # windows per step
-    lr: float = 1e-3  # AdamW learning rate (constant)
+    lr: float = 1e-3  # AdamW peak learning rate
+    warmup: int = 0  # linear warm-up steps, then a cosine decay from lr to min_lr at `steps`
+    min_lr: float | None = None  # learning rate at the end of the cosine; None: lr (no decay).
+    #                              The defaults keep the constant rate the results were made
+    #                              with; e.g. warmup 20, min_lr 0 for warm-up and cosine
     weight_decay: float = 0.0  # AdamW weight decay
     kl_weight: float = 1e-6  # weight of the mean KL per latent element against the mean L1
     sample_posterior: bool = False  # decode a posterior sample (True) or its mean while training
@@ -59,6 +77,8 @@ class VaeConfig:
     eval_split: str = "val"  # split of the held-out clips
     eval_clips: int = 8  # held-out clips evaluated (the first ones of eval_split)
     stats_clips: int = 32  # train clips whose latents give latents_mean/latents_std
+    checkpoint_every: int = 100  # checkpoint every N steps, and always at the end (0: end only)
+    keep_checkpoints: int = 1  # keep only the newest N step folders (0: all); resume needs one
     progress: bool = True  # tqdm bar with the loss
 
     def __post_init__(self) -> None:
@@ -72,10 +92,41 @@ class VaeConfig:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0 or not self.grad_clip > 0:
             problems.append(f"lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
-        if self.weight_decay < 0 or self.kl_weight < 0 or self.shuffle < 0:
-            problems.append("weight_decay, kl_weight and shuffle must not be negative")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            problems.append(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
+        for name in ("weight_decay", "kl_weight", "shuffle", "warmup", "checkpoint_every",
+                     "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+# Fields a resumed run may change; any other difference from its vae_train.json is an error.
+RESUMABLE = frozenset({"resume", "checkpoint_every", "keep_checkpoints", "progress"})
+
+
+def _config_json(cfg: VaeConfig) -> dict:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+
+
+def saved_config(run: Path) -> dict:
+    """The VaeConfig fields a run folder's vae_train.json holds (paths as Paths)."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {run} is not a training vae run (no {CONFIG_FILE})")
+    hints = typing.get_type_hints(VaeConfig)
+    return {k: Path(v) if hints.get(k) is Path else v
+            for k, v in json.loads(path.read_text())["config"].items()}
+
+
+def load_config(values: dict) -> VaeConfig:
+    """A config from ``values`` (the flags given, ``out`` among them) over the defaults, or
+    with ``resume`` over the config saved in ``out`` when there is one."""
+    base = {}
+    if values.get("resume") and (Path(values["out"]) / CONFIG_FILE).is_file():
+        base = saved_config(Path(values["out"]))
+    return VaeConfig(**{**base, **values})
 
 
 def shard_geometry(shards: Path, frames: int) -> dict:
@@ -104,18 +155,40 @@ def to_video(frames: Tensor) -> Tensor:
     return frames.permute(3, 0, 1, 2).contiguous()
 
 
-def train_windows(urls: list[str], cfg: VaeConfig) -> Iterator[Tensor]:
-    """Endless ``[3, frames, H, W]`` windows at seeded random offsets, epoch after epoch."""
-    rng = random.Random(f"vae-windows:{cfg.seed}")
-    epoch = 0
-    while True:
-        for sample in clip_dataset(urls, seed=cfg.seed, shuffle=cfg.shuffle, epoch=epoch,
-                                   float_video=True, split_by_node=False,
-                                   split_by_worker=False):
-            video = to_video(sample["video"])
-            start = rng.randint(0, video.shape[1] - cfg.frames)
-            yield video[:, start:start + cfg.frames]
-        epoch += 1
+class TrainWindows:
+    """Endless ``[3, frames, H, W]`` windows at seeded random offsets, epoch after epoch;
+    :meth:`state` (epoch, clips taken from it, the offsets' RNG) continues it exactly."""
+
+    def __init__(self, urls: list[str], cfg: VaeConfig) -> None:
+        self.urls, self.cfg = urls, cfg
+        self.rng = random.Random(f"vae-windows:{cfg.seed}")
+        self.epoch, self.start = 0, 0
+        self._clips = None
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "start": self.start, "rng": self.rng.getstate()}
+
+    def restore(self, state: dict) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.epoch, self.start, self._clips = state["epoch"], state["start"], None
+
+    def __next__(self) -> Tensor:
+        cfg = self.cfg
+        while True:
+            if self._clips is None:
+                self._clips = iter(clip_dataset(
+                    self.urls, seed=cfg.seed, shuffle=cfg.shuffle, epoch=self.epoch,
+                    start=self.start, float_video=True, split_by_node=False,
+                    split_by_worker=False))
+            sample = next(self._clips, None)
+            if sample is not None:
+                break
+            self.epoch, self.start, self._clips = self.epoch + 1, 0, None
+        self.start += 1
+        video = to_video(sample["video"])
+        offset = self.rng.randint(0, video.shape[1] - cfg.frames)
+        return video[:, offset:offset + cfg.frames]
 
 
 def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
@@ -163,6 +236,8 @@ def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
     partial, final = run / f"{VAE_DIR}.partial", run / VAE_DIR
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
+    if final.exists():  # a finished run that was resumed writes its VAE again
+        shutil.rmtree(final)
     os.replace(partial, final)
     return final
 
@@ -173,11 +248,22 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _new_run(out: Path) -> Path:
-    run = Path(out)
+def _open_run(cfg: VaeConfig) -> Path:
+    """A new (or empty) run folder, or with ``resume`` the run's own, trained with ``cfg``'s
+    settings but for the :data:`RESUMABLE` ones."""
+    run = Path(cfg.out)
+    if cfg.resume:
+        saved, given = _config_json(VaeConfig(**saved_config(run))), _config_json(cfg)
+        changed = [f"{k}: {saved[k]!r} -> {given[k]!r}" for k in given
+                   if k not in RESUMABLE and saved[k] != given[k]]
+        if changed:
+            raise ValueError(f"--resume: {run} was trained with other settings "
+                             f"({'; '.join(changed)}); only {sorted(RESUMABLE)} may change")
+        return run
     if run.exists() and (not run.is_dir() or any(run.iterdir())):
-        raise FileExistsError(f"run folder {run} already exists and is not empty; choose a new "
-                              f"one (runs are never overwritten)")
+        raise FileExistsError(f"run folder {run} already exists and is not empty; pass --resume "
+                              f"true to continue it, or choose a new one (runs are never "
+                              f"overwritten)")
     run.mkdir(parents=True, exist_ok=True)
     return run
 
@@ -192,35 +278,63 @@ def train_vae(cfg: VaeConfig) -> Path:
         raise FileNotFoundError(f"{exc}: no held-out clips to evaluate on; give more episodes "
                                 f"a chance at the split (curation filter --val-fraction) or "
                                 f"pass another eval_split") from None
-    run = _new_run(cfg.out)
-    _write_json(run / CONFIG_FILE, {"config": {k: str(v) if isinstance(v, Path) else v
-                                               for k, v in asdict(cfg).items()},
-                                    "shards": geometry})
+    run = _open_run(cfg)
+    resume_from = checkpoint.latest(run) if cfg.resume else None
+    _write_json(run / CONFIG_FILE, {"config": _config_json(cfg), "shards": geometry})
 
     torch.manual_seed(cfg.seed)
     model = build_vae(cfg.arch)
     noise = torch.Generator().manual_seed(cfg.seed)
-    held_out = first_windows(eval_urls, cfg.frames, cfg.eval_clips)
-    start = evaluate(model, held_out, cfg.batch_size)
-
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    windows = train_windows(train_urls, cfg)
-    began = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="training vae", disable=not cfg.progress, unit="step")
-    for _ in bar:
-        model.train()
-        x = torch.stack([next(windows) for _ in range(cfg.batch_size)])
-        posterior = model.encode(x).latent_dist
-        z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
-        recon = (model.decode(z).sample - x).abs().mean()
-        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
-        loss = recon + cfg.kl_weight * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        bar.set_postfix(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}")
-    seconds = time.perf_counter() - began
+    windows = TrainWindows(train_urls, cfg)
+    held_out = first_windows(eval_urls, cfg.frames, cfg.eval_clips)
+    step = 0
+    if resume_from is not None:  # restores the weights, optimizer and process RNG
+        trainer, own, meta = checkpoint.load(resume_from, SOLO, model=model,
+                                             optimizer=optimizer, ema=None)
+        step, state = trainer["step"], trainer["state"]
+        noise.set_state(own["noise_generator"])
+        windows.restore(meta["windows"])
+    else:
+        state = {"start": evaluate(model, held_out, cfg.batch_size), "seconds": 0.0,
+                 "final_l1": None}
+    if cfg.resume:
+        truncate_metrics(run / STEP_LOG, step)
+
+    log = RunLog(run, master=True, steps=cfg.steps, step=step, tensorboard=False,
+                 progress=cfg.progress, group=lambda key: "vae")
+    try:
+        while step < cfg.steps:
+            began = time.perf_counter()
+            lr = learning_rate(step, lr=cfg.lr, warmup=cfg.warmup, total=cfg.steps,
+                               min_lr=cfg.lr if cfg.min_lr is None else cfg.min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            x = torch.stack([next(windows) for _ in range(cfg.batch_size)])
+            posterior = model.encode(x).latent_dist
+            z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
+            recon = (model.decode(z).sample - x).abs().mean()
+            kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
+            loss = recon + cfg.kl_weight * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            state["seconds"] += time.perf_counter() - began
+            state["final_l1"] = recon.item()
+            log.emit({"step": step, "loss": loss.item(), "l1": recon.item(), "kl": kl.item(),
+                      "lr": lr, "grad_norm": float(norm)})
+            log.advance(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}")
+            if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                checkpoint.save(run, step, SOLO, model=model, optimizer=optimizer, ema=None,
+                                trainer={"config": _config_json(cfg), "state": state},
+                                rank_tensors={"noise_generator": noise.get_state()},
+                                rank_meta={"windows": windows.state()},
+                                keep=cfg.keep_checkpoints)
+    finally:
+        log.close()
 
     end = evaluate(model, held_out, cfg.batch_size)
     mean, std = latent_stats(model, first_windows(train_urls, cfg.frames, cfg.stats_clips),
@@ -229,7 +343,7 @@ def train_vae(cfg: VaeConfig) -> Path:
     save_vae(model, run)
     _write_json(run / METRICS_FILE, {
         "eval_split": cfg.eval_split, "eval_clips": len(held_out), "frames": cfg.frames,
-        "size": geometry["size"], "steps": cfg.steps, "train_seconds": round(seconds, 2),
+        "size": geometry["size"], "steps": cfg.steps, "train_seconds": round(state["seconds"], 2),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "start": start, "end": end, "final_l1": recon.item()})
+        "start": state["start"], "end": end, "final_l1": state["final_l1"]})
     return run
