@@ -3,7 +3,9 @@
 Records built-in episodes (city and park, 160x90), curates them into clips (``--size``,
 ``--frames`` frames at 15 fps), trains a tiny VAE briefly (its quality does not matter for
 speed) and pre-encodes latents, then runs ``training fit`` for ``--steps`` updates for each
-preset, once on the pre-encoded latents and once encoding every clip with the VAE on the fly.
+preset: on the pre-encoded latents with ``first.png`` (what ``training encode`` writes), on the
+same latents without it (shards encoded before it existed: the image condition's first frame
+is decoded from the MP4), and encoding every clip with the VAE on the fly.
 Reported: the median samples/s and the mean ``data_wait`` (share of a step spent waiting on
 the loader) over the steps after the first ``--warmup``, from the run's ``metrics.jsonl``.
 
@@ -16,7 +18,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ import torch
 
 from curation.cli import main as curation
 from datagen.cli import main as datagen
+from shards.reader import FIRST
 from training.encode import EncodeConfig, encode_shards
 from training.fit import FitConfig, fit
 from training.vae_train import VaeConfig, train_vae
@@ -47,6 +52,21 @@ def make_data(root: Path, episodes: int, size: str, frames: int) -> tuple[Path, 
     return shards, latents, vae
 
 
+DATA = {"latents": "latents.npy + first.png", "latents-mp4": "latents.npy, first from mp4",
+        "shards": "VAE on the fly"}
+
+
+def without_member(src: Path, dst: Path, member: str) -> Path:
+    """A copy of the shard folder ``src`` whose tars lack every ``*.<member>``."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.tar"))
+    for tar in sorted(src.glob("*.tar")):
+        with tarfile.open(tar) as old, tarfile.open(dst / tar.name, "w") as new:
+            for info in old:
+                if not info.name.endswith("." + member):
+                    new.addfile(info, old.extractfile(info))
+    return dst
+
+
 def measure(preset: str, shards: Path, vae: Path, out: Path, args: argparse.Namespace) -> dict:
     cfg = FitConfig(out=str(out), shards=str(shards), vae=str(vae), preset=preset,
                     frames=args.frames, steps=args.steps, batch_size=args.batch_size,
@@ -57,8 +77,7 @@ def measure(preset: str, shards: Path, vae: Path, out: Path, args: argparse.Name
     wall = time.perf_counter() - began
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steady = [r for r in rows if r.get("step", 0) > args.warmup and "samples_per_s" in r]
-    data = "latents.npy" if shards.name == "latents" else "VAE on the fly"
-    return {"preset": preset, "data": data,
+    return {"preset": preset, "data": DATA[shards.name],
             "samples_per_s": statistics.median(r["samples_per_s"] for r in steady),
             "data_wait": statistics.fmean(r["data_wait"] for r in steady),
             "wall_s": wall, "steps": args.steps}
@@ -80,12 +99,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
         shards, latents, vae = make_data(root, args.episodes, args.size, args.frames)
+        older = without_member(latents, root / "latents-mp4", FIRST)
         results = []
         for preset in args.presets.split(","):
-            for data in (latents, shards):
+            for data in (latents, older, shards):
                 r = measure(preset, data, vae, root / f"run-{preset}-{data.name}", args)
                 results.append(r)
-                print(f"{r['preset']:6s} {r['data']:15s} {r['samples_per_s']:7.1f} samples/s  "
+                print(f"{r['preset']:6s} {r['data']:28s} {r['samples_per_s']:7.1f} samples/s  "
                       f"data wait {100 * r['data_wait']:5.1f} %  ({r['wall_s']:.0f} s)",
                       flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

@@ -23,7 +23,9 @@ float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False
 units; absent when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
 json, plus ``shard``: the tar it came from); ``latents`` (torch float16 ``[2, 16, F, h, w]``,
 only in samples that have ``latents.npy``, written by ``training encode``: the clip's and the
-condition video's VAE latents, with the VAE's identity in ``meta["latents"]``); ``ode`` (torch
+condition video's VAE latents, with the VAE's identity in ``meta["latents"]``); ``first``
+(torch uint8 ``[H, W, 3]``, RGB: the clip's first frame as decoded, only in samples that have
+``first.png``, written beside ``latents.npy`` so a trainer need not open the MP4); ``ode`` (torch
 float16 ``[K, 16, F, h, w]``, only in ODE-pair samples written by ``training odepairs``: the
 teacher's latents at the ``K`` sigmas in ``meta["ode"]``, ``latents[0]`` being the clean end).
 """
@@ -39,6 +41,7 @@ from itertools import islice
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import torch
 import webdataset as wds
@@ -50,6 +53,7 @@ from shards.action_space import ActionSpace, get_space, to_space
 MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
 LATENTS = "latents.npy"  # optional: float16 [2, 16, F, h, w] from training encode
 ODE = "ode.npy"  # optional: float16 [K, 16, F, h, w] from training odepairs
+FIRST = "first.png"  # optional: the first frame, lossless (training encode, training odepairs)
 SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -99,6 +103,14 @@ def decode_mp4(data: bytes) -> np.ndarray:
     return np.stack(frames)
 
 
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG bytes to a uint8 RGB image ``[H, W, 3]``."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a PNG image OpenCV can read")
+    return np.ascontiguousarray(image[..., ::-1])
+
+
 def decode_sample(
     sample: dict, space: ActionSpace, decode_video: bool = True, float_video: bool = False
 ) -> dict:
@@ -117,6 +129,7 @@ def decode_sample(
         latents = (np.load(io.BytesIO(sample[LATENTS]), allow_pickle=False)
                    if LATENTS in sample else None)
         ode = np.load(io.BytesIO(sample[ODE]), allow_pickle=False) if ODE in sample else None
+        first = decode_png(sample[FIRST]) if FIRST in sample else None
     except (ValueError, OSError, av.FFmpegError) as exc:
         raise ShardError(f"{where}: cannot decode: {exc}") from exc
     if latents is not None and (latents.ndim != 5 or latents.shape[0] != 2
@@ -127,12 +140,15 @@ def decode_sample(
                             or ode.shape[1:] != latents.shape[1:]):
         raise ShardError(f"{where}: {ODE} is {ode.dtype} {list(ode.shape)}; it must be float16 "
                          f"[K, C, F, h, w] beside a {LATENTS} of the same C, F, h, w")
+    size = (meta.get("height"), meta.get("width"))
+    if first is not None and first.shape != (*size, 3):
+        raise ShardError(f"{where}: {FIRST} is {list(first.shape)}, not the json's "
+                         f"{size[1]}x{size[0]} RGB")
     t = len(keys)
     if pose.shape != (t, 8) or mouse.shape != (t, 2):
         raise ShardError(f"{where}: keys {keys.shape}, mouse {mouse.shape}, pose {pose.shape} "
                          f"do not describe the same {t} frames ([T, 7], [T, 2], [T, 8])")
     if decode_video:
-        size = (meta.get("height"), meta.get("width"))
         if video.shape[0] != t or video.shape[1:3] != size:
             raise ShardError(f"{where}: video has {video.shape[0]} frames of "
                              f"{video.shape[2]}x{video.shape[1]}, the labels {t} frames and the "
@@ -157,6 +173,8 @@ def decode_sample(
         sample["latents"] = torch.from_numpy(latents)
     if ode is not None:
         sample["ode"] = torch.from_numpy(ode)
+    if first is not None:
+        sample["first"] = torch.from_numpy(first)
     return sample
 
 

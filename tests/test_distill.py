@@ -164,6 +164,8 @@ def test_odepairs_are_the_teachers_trajectories_as_shards_byte_for_byte(teacher,
                  SamplerConfig(steps=6, shift=5.0, guidance=3.0), torch.Generator().manual_seed(0),
                  sigmas=grid, visit=lambda i, x: kept.update({i: x.clone()}))
     for j in range(2):
+        # the image condition is the source frame the teacher saw, not the re-encoded video's
+        assert torch.equal(samples[j]["first"], torch.from_numpy(clips[j].frames[0]))
         assert torch.allclose(samples[j]["latents"][0].float(), x0[j], atol=2e-2)
         for point, mark in enumerate(marks):
             assert torch.allclose(samples[j]["ode"][point].float(), kept[mark][j], atol=2e-2)

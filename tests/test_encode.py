@@ -16,9 +16,10 @@ from conftest import record_builtin
 
 from curation.cli import main as curation
 from shards.action_space import get_space
-from shards.reader import ShardError, clip_dataset, decode_sample, open_shards
+from shards.reader import ShardError, clip_dataset, decode_mp4, decode_sample, open_shards
 from training.conditioning import condition_video
-from training.encode import EncodeConfig, encode_shards
+from training.data import prepare_sample
+from training.encode import EncodeConfig, encode_png, encode_shards
 from training.vae import VaeError, WanVAE, build_vae
 
 
@@ -85,8 +86,9 @@ def test_encoded_latents_decode_via_the_reader_and_match_the_vae(shards, encoded
 def test_encoding_keeps_every_other_member_byte_for_byte(shards, encoded):
     for tar in sorted(shards.glob("*.tar")):
         before, after = members(tar), members(encoded / tar.name)
-        assert sorted(after) == sorted([*before, *(f"{n.split('.')[0]}.latents.npy"
-                                                   for n in before if n.endswith(".mp4"))])
+        keys = [n.split(".")[0] for n in before if n.endswith(".mp4")]
+        assert sorted(after) == sorted([*before, *(f"{k}.latents.npy" for k in keys),
+                                        *(f"{k}.first.png" for k in keys)])
         for name, data in before.items():
             if not name.endswith(".json"):
                 assert after[name] == data, name
@@ -141,3 +143,18 @@ def test_the_reader_leaves_samples_without_latents_alone_and_checks_bad_ones(sha
     with pytest.raises(ShardError, match="latents.npy is float32 \\[2, 16, 2, 4, 8\\]"):
         decode_sample({**raw, "__key__": sample["__key__"], "latents.npy": buf.getvalue()},
                       get_space("worldforge"))
+    raw["__key__"] = sample["__key__"]
+    with pytest.raises(ShardError, match="cannot decode: not a PNG"):
+        decode_sample({**raw, "first.png": b"\x89PNG broken"}, get_space("worldforge"))
+    with pytest.raises(ShardError, match="first.png is \\[16, 64, 3\\], not the json's 64x32"):
+        decode_sample({**raw, "first.png": encode_png(np.zeros((16, 64, 3), np.uint8))},
+                      get_space("worldforge"))
+
+
+def test_the_first_png_is_the_decoded_first_frame_and_trains_alike(shards, encoded):
+    """first.png spares the trainer the MP4: the same pixels, so the same batches."""
+    for sample in clip_dataset(open_shards(encoded, "train"), decode_video=False):
+        assert torch.equal(sample["first"], torch.from_numpy(decode_mp4(sample["video"])[0]))
+        with_png = prepare_sample(sample, 5)
+        without = prepare_sample({k: v for k, v in sample.items() if k != "first"}, 5)
+        assert np.array_equal(with_png["first"], without["first"])

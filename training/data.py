@@ -3,12 +3,18 @@
 Two stages, one per process kind::
 
     DataLoader worker (per sample)                 main process (per batch, on the device)
-    shards.clip_dataset (this rank's stream)       stack B samples
+    shards.clip_dataset (this rank's stream)       stack B samples, pixels to [-1, 1]
     -> first `frames` (4k+1) frames of the clip    -> latents: from latents.npy, or WanVAE.encode
        keyboard/mouse rows 0..frames-1                of the clip and of its condition video
        (N = 4 (F - 1) + 1 = frames)                -> cond  = cat(first_frame_mask, cond latents)
-       latents.npy sliced to F latent frames,      -> image = conditioning.image_tokens(frame 0)
-       or the decoded clip in [-1, 1]            (or a CLIP tower: training.image_encoder)
+       latents.npy sliced to F latent frames       -> image = conditioning.image_tokens(frame 0)
+       and the first frame (first.png, or the MP4's)  (or a CLIP tower: training.image_encoder)
+       or the decoded clip (uint8)
+
+A prepared sample holds numpy arrays, not tensors: they cross from the worker pickled through its
+pipe, where torch tensors would each be handed over through shared memory (on the test machine
+about 4 ms for a tiny sample's four tensors, against 0.5 ms for the same arrays pickled); pixels
+stay uint8 until the batch, a quarter of the bytes.
 
 A sample uses its ``latents.npy`` (written by ``training encode``) when it has one, after checking
 its VAE identity against the run's (a mismatch is an error naming both VAEs); a sample without
@@ -72,10 +78,11 @@ def first_frame(mp4: bytes) -> np.ndarray:
     raise ShardError("the mp4 has no frames")
 
 
-def _to_float(frames: np.ndarray) -> Tensor:
-    """uint8 ``[..., H, W, 3]`` -> float32 in [-1, 1], channels first (``[3, ..., H, W]``)."""
-    video = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1.0)
-    return video.movedim(-1, 0)
+def _pixels(images: list[np.ndarray], device: torch.device) -> Tensor:
+    """uint8 ``[..., H, W, 3]`` arrays -> float32 ``[B, 3, ..., H, W]`` in [-1, 1] on
+    ``device``."""
+    batch = torch.from_numpy(np.stack(images)).to(device)
+    return batch.float().div_(127.5).sub_(1.0).movedim(-1, 1).contiguous()
 
 
 def prepare_sample(sample: dict, frames: int) -> dict:
@@ -84,9 +91,9 @@ def prepare_sample(sample: dict, frames: int) -> dict:
     where = f"clip {key!r} of {sample['meta'].get('shard')}"
     if len(sample["keys"]) < frames:
         raise ShardError(f"{where} has {len(sample['keys'])} frames, fewer than frames={frames}")
-    out = {"key": key, "where": where, "keyboard": sample["keys"][:frames]}
+    out = {"key": key, "where": where, "keyboard": sample["keys"][:frames].numpy()}
     if "mouse" in sample:
-        out["mouse"] = sample["mouse"][:frames]
+        out["mouse"] = sample["mouse"][:frames].numpy()
     if "latents" in sample:
         f = latent_frames(frames)
         info = sample["meta"].get("latents") or {}
@@ -94,18 +101,20 @@ def prepare_sample(sample: dict, frames: int) -> dict:
             raise ShardError(f"{where}: latents.npy covers {info.get('frames')} frames, fewer "
                              f"than frames={frames}; re-encode (training encode --frames "
                              f"{frames}) or train on fewer frames")
-        out["latents"] = sample["latents"][:, :, :f].float()
+        out["latents"] = sample["latents"][:, :, :f].numpy()
         if "ode" in sample:
-            out["ode"] = sample["ode"][:, :, :f].float()
+            out["ode"] = sample["ode"][:, :, :f].numpy()
         out["vae"] = info.get("vae")
-        out["first"] = _to_float(first_frame(sample["video"]))
+        # first.png (training encode) spares opening the MP4, the costliest part of a sample
+        out["first"] = (sample["first"].numpy() if "first" in sample
+                        else first_frame(sample["video"]))
     else:
         video = decode_mp4(sample["video"])
         if len(video) < frames:
             raise ShardError(f"{where}: the video has {len(video)} frames, fewer than "
                              f"frames={frames}")
-        out["video"] = _to_float(video[:frames])
-        out["first"] = out["video"][:, 0]
+        out["video"] = video[:frames]
+        out["first"] = video[0]
     return out
 
 
@@ -120,14 +129,20 @@ class _Prepared(torch.utils.data.IterableDataset):
             yield prepare_sample(sample, self.frames)
 
 
+def _as_is(sample: dict) -> dict:
+    """The loader's collate: none (its default would turn the arrays into tensors in the
+    worker)."""
+    return sample
+
+
 def sample_loader(urls: list[str], *, frames: int, space: ActionSpace, seed: int, shuffle: int,
-                  epoch: int, start: int, num_workers: int, split_by_node: bool = True,
-                  pin_memory: bool = False) -> torch.utils.data.DataLoader:
+                  epoch: int, start: int, num_workers: int,
+                  split_by_node: bool = True) -> torch.utils.data.DataLoader:
     """One pass over this rank's samples from its ``start``-th on, prepared, one at a time."""
     clips = clip_dataset(urls, seed=seed, shuffle=shuffle, split_by_node=split_by_node,
                          decode_video=False, space=space, start=start, epoch=epoch)
     return torch.utils.data.DataLoader(_Prepared(clips, frames), batch_size=None,
-                                       num_workers=num_workers, pin_memory=pin_memory)
+                                       num_workers=num_workers, collate_fn=_as_is)
 
 
 @dataclass
@@ -158,20 +173,21 @@ class BatchBuilder:
 
     def __call__(self, samples: list[dict]) -> Batch:
         dev = self.device
-        first = torch.stack([s["first"] for s in samples]).to(dev)
+        first = _pixels([s["first"] for s in samples], dev)
         latents, cond_latents = [None] * len(samples), [None] * len(samples)
         todo = []
         for i, s in enumerate(samples):
             if "latents" in s:
                 self._check_latents(s)
-                latents[i], cond_latents[i] = s["latents"][0].to(dev), s["latents"][1].to(dev)
+                pair = torch.from_numpy(s["latents"]).to(dev, torch.float32)
+                latents[i], cond_latents[i] = pair[0], pair[1]
             else:
                 todo.append(i)
         if todo:
             if self.vae is None:
                 raise ShardError(f"{samples[todo[0]]['where']} has no latents.npy: give a VAE "
                                  f"(--vae) to encode on the fly, or run training encode")
-            video = torch.stack([samples[i]["video"] for i in todo]).to(dev)
+            video = _pixels([samples[i]["video"] for i in todo], dev)  # [B, 3, T, H, W]
             frames = video.shape[2]
             both = self.vae.encode(torch.cat([video, condition_video(video[:, :, 0], frames)]))
             for j, i in enumerate(todo):
@@ -180,15 +196,15 @@ class BatchBuilder:
         x = torch.stack(latents)
         b, _, f, h, w = x.shape
         mask = first_frame_mask(f, h, w).to(dev).expand(b, -1, -1, -1, -1)
-        keyboard = torch.stack([s["keyboard"] for s in samples]).to(dev)
-        mouse = (torch.stack([s["mouse"] for s in samples]).to(dev)
+        keyboard = torch.from_numpy(np.stack([s["keyboard"] for s in samples])).to(dev)
+        mouse = (torch.from_numpy(np.stack([s["mouse"] for s in samples])).to(dev)
                  if "mouse" in samples[0] else None)
         ode = None
         if any("ode" in s for s in samples):
             if not all("ode" in s for s in samples):
                 raise ShardError("a batch mixes ODE pairs and plain clips: keep them in separate "
                                  "shard folders")
-            ode = torch.stack([s["ode"] for s in samples]).to(dev)
+            ode = torch.from_numpy(np.stack([s["ode"] for s in samples])).to(dev, torch.float32)
         return Batch(keys=[s["key"] for s in samples], latents=x, ode=ode,
                      cond=torch.cat([mask, torch.stack(cond_latents)], dim=1),
                      image=(self.images(first) if self.images is not None
@@ -204,8 +220,7 @@ class ClipStream:
                  epoch: int = 0, start: int = 0) -> None:
         self.urls, self.build, self.batch_size = urls, build, batch_size
         self.options = {"frames": frames, "space": space, "seed": seed, "shuffle": shuffle,
-                        "num_workers": num_workers,
-                        "pin_memory": build.device.type == "cuda"}
+                        "num_workers": num_workers}
         self.epoch, self.start = epoch, start
         self.waited = 0.0  # seconds spent waiting for samples (see take_wait)
         self._samples: Iterator[dict] | None = None

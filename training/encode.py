@@ -3,10 +3,12 @@
 Each sample of every tar listed in ``dataset.json`` (all splits) gains ``latents.npy``, float16
 ``[2, 16, F, h, w]`` with ``F = (frames - 1) / 4 + 1``: index 0 the normalised latents of the
 clip's first ``frames`` frames, index 1 those of the condition video (the first frame, then
-zeros; ``training.conditioning.condition_video``). Its json gains
+zeros; ``training.conditioning.condition_video``), and ``first.png``: the first frame as
+decoded, lossless, for the image condition (decoding it from the MP4 costs a trainer more than a
+tiny model's step). Its json gains
 ``"latents": {"vae": <WanVAE.identity>, "frames": frames}``, and so does ``dataset.json``;
 ``manifest.parquet`` and ``rejects.parquet`` are copied as they are. Every other member is
-copied byte for byte (a ``latents.npy`` from an earlier pass is replaced).
+copied byte for byte (a ``latents.npy`` or ``first.png`` from an earlier pass is replaced).
 
 Tars are written like ``curation filter`` writes them (``webdataset.TarWriter``: members sorted,
 mtime 0, mode 0644, empty owner; samples in their original order), so the same shards and VAE
@@ -25,13 +27,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 from webdataset import TarWriter
 
 from curation.shardwriter import DATASET_FILE, FORMAT, MANIFEST_FILE, REJECTS_FILE, SPLITS
-from shards.reader import decode_mp4
+from shards.reader import FIRST, decode_mp4
 from training.conditioning import condition_video
 from training.vae import VaeError, WanVAE
 
@@ -83,6 +86,14 @@ def tar_samples(path: Path) -> Iterator[dict[str, bytes]]:
         yield sample
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """A uint8 RGB image ``[H, W, 3]`` as PNG bytes (lossless; the same bytes every time)."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise VaeError(f"cannot encode a {list(image.shape)} image as PNG")
+    return data.tobytes()
+
+
 def encode_sample(sample: dict[str, bytes], vae: WanVAE, frames: int, where: str) -> dict:
     """``sample`` with ``latents.npy`` added and the json's ``latents`` set."""
     try:
@@ -102,7 +113,8 @@ def encode_sample(sample: dict[str, bytes], vae: WanVAE, frames: int, where: str
     np.save(buf, latents, allow_pickle=False)
     meta["latents"] = {"vae": vae.identity, "frames": frames}
     text = json.dumps(meta, sort_keys=True, allow_nan=False)
-    return {**sample, LATENTS_MEMBER: buf.getvalue(), "json": text.encode("utf-8")}
+    return {**sample, LATENTS_MEMBER: buf.getvalue(), FIRST: encode_png(video[0]),
+            "json": text.encode("utf-8")}
 
 
 def encode_shards(cfg: EncodeConfig) -> Path:

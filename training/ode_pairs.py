@@ -17,6 +17,8 @@ Pairs are written as a shard set that the trainer's reader streams like clips
   clip;
 - ``latents.npy`` (float16 ``[2, 16, F, h, w]``): the clean end and the condition latents,
   exactly as ``training encode`` lays them out, with the teacher's VAE identity in the json;
+- ``first.png``: the source's first frame the teacher was given (the MP4's frame 0 has been
+  through H.264 again), which the student's image condition is made from;
 - ``ode.npy`` (float16 ``[K, 16, F, h, w]``): the latents at the ``K`` student timesteps, their
   sigmas in ``json["ode"]["sigmas"]`` and ``dataset.json``;
 - ``json``: what a clip's json holds, plus ``ode`` (teacher run and step, timesteps, sigmas,
@@ -47,11 +49,11 @@ from curation.shardwriter import DATASET_FILE, FORMAT
 from datagen.episode import KEYS
 from datagen.video import H264Writer
 from shards.action_space import to_space
-from shards.reader import ODE, decode_mp4, open_shards
+from shards.reader import FIRST, ODE, decode_mp4, open_shards
 from training.action_design import sample_actions
 from training.conditioning import condition_video
 from training.data import latent_frames
-from training.encode import LATENTS_MEMBER
+from training.encode import LATENTS_MEMBER, encode_png
 from training.flow import ode_grid
 from training.sample import SamplerConfig, denoise, load_run, to_uint8
 
@@ -212,7 +214,8 @@ def _sample(run, batch: list, frames: int, latents_f: int, sigmas: torch.Tensor,
     out = []
     for i, (keys, mouse) in enumerate(actions):
         out.append({"keys": keys, "mouse": mouse, "x0": x0[i], "cond": cond[i],
-                    "ode": torch.stack([p[i] for p in points]), "video": to_uint8(video[i].cpu())})
+                    "first": batch[i][1], "ode": torch.stack([p[i] for p in points]),
+                    "video": to_uint8(video[i].cpu())})
     return out
 
 
@@ -240,4 +243,5 @@ def _members(key: str, pair: dict, meta: dict, source: str, run, cfg: PairsConfi
     return {"__key__": key, "mp4": _mp4(pair["video"], float(meta["fps"]), scratch),
             "keys.npy": _npy(pair["keys"]), "mouse.npy": _npy(pair["mouse"].astype(np.float32)),
             "pose.npy": _npy(pose), LATENTS_MEMBER: _npy(latents), ODE: _npy(ode),
+            FIRST: encode_png(pair["first"]),
             "json": json.dumps(info, sort_keys=True, allow_nan=False).encode()}
