@@ -101,6 +101,30 @@ def test_blocks_stream_for_as_long_as_actions_come_with_flat_state(vae):
         again.step(*actions(9, 1))
 
 
+def test_a_block_under_bf16_autocast_gives_the_fp32_frames_within_rounding(vae):
+    """On a GPU blocks run under bf16 autocast; CPU autocast runs the same code path here."""
+    torch.manual_seed(0)
+    model = trained(WorldDiT(TINY)).eval()
+    image = torch.rand(1, 3, 32, 48) * 2 - 1
+    made = {}
+    for precision in ("fp32", "bf16"):
+        gen = Generator(model, vae, StandinImageEncoder(TINY), get_space("mg2_universal"),
+                        StreamConfig(seed=3))
+        assert gen.precision == "fp32"  # what "auto" means on a CPU
+        gen.precision = precision
+        gen.reset(image)
+        made[precision] = np.concatenate([gen.step(*actions(gen.frames_needed, b))
+                                          for b in range(3)]).astype(int)
+    diff = np.abs(made["bf16"] - made["fp32"])
+    assert diff.mean() < 2 and diff.max() < 24, (diff.mean(), diff.max())
+    assert np.any(diff > 0)  # bf16 did run
+    with pytest.raises(ValueError, match="bf16 is for GPUs"):
+        Generator(model, vae, StandinImageEncoder(TINY), get_space("mg2_universal"),
+                  StreamConfig(precision="bf16"))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        StreamConfig(precision="fp16")
+
+
 def test_one_step_generation_is_the_models_x0_under_the_block_causal_mask(vae):
     """The generator's first block, one denoising step from t = 1000, equals the x0 the model
     predicts for the same noise on the whole masked sequence (wiring of condition, actions and

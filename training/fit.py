@@ -67,7 +67,6 @@ import os
 import time
 import tomllib
 import typing
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +85,7 @@ from training.ema import EMA
 from training.evaluate import EvalConfig, evaluate, headline
 from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
+from training.precision import PRECISIONS, autocast, resolve_precision
 from training.run_log import METRICS_FILE, RunLog
 from training.sample import LoadedRun, validation_videos
 from training.schedule import learning_rate
@@ -196,8 +196,8 @@ class FitConfig:
         for name in ("history_noise", "error_gamma", "weight_decay", "grad_clip"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.parallel not in distributed.PARALLEL:
             problems.append(f"parallel must be one of {distributed.PARALLEL}, got "
                             f"{self.parallel!r}")
@@ -425,20 +425,6 @@ class ErrorBuffer:
         self.filled, self.next = meta["filled"], meta["next"]
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision == "bf16" and device.type != "cuda":
-        raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
-    return precision
-
-
 def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
               precision: str = "fp32", train: bool = True,
               errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None
@@ -473,7 +459,7 @@ def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.G
         if cfg.image_dropout > 0:
             keep = (torch.rand(b, generator=generator) >= cfg.image_dropout).to(dev)
             image = image * keep[:, None, None]
-    with _autocast(dev, precision):
+    with autocast(dev, precision):
         v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse,
                   frame_mask=frame_mask)
     v = v.float()
@@ -518,7 +504,7 @@ def ode_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Ge
     sigma = sigmas.to(x0.device)[point]
     sigma[:, 0] = 0.0
     x_t[:, :, 0] = x0[:, :, 0]
-    with _autocast(x0.device, precision):
+    with autocast(x0.device, precision):
         v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image, batch.keyboard,
                   batch.mouse, frame_mask=frame_mask)
     x0_hat = to_x0(x_t, v.float(), sigma)

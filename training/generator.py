@@ -19,7 +19,8 @@ encode of an endless condition video would give them, until two consecutive late
 encoder has forgotten the image); from then on the last one is reused. Actions are the
 contract's (keys ``[n, 7]``, mouse ``[n, 2]`` degrees) for the frames the block produces, mapped
 by the model's action space; row 0 of the first block is the action before the image, as in a
-recorded clip. Per-block time and memory do not grow with the session's length.
+recorded clip. Per-block time and memory do not grow with the session's length. On a GPU a
+block runs under bf16 autocast (``precision``), as the released model plays.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from training.conditioning import first_frame_mask
 from training.dit import WorldDiT
 from training.flow import NUM_TIMESTEPS
 from training.image_encoder import ClipImageEncoder, StandinImageEncoder
+from training.precision import PRECISIONS, autocast, resolve_precision
 from training.sample import to_uint8
 from training.vae import StreamingDecoder, StreamingEncoder, WanVAE
 
@@ -52,6 +54,7 @@ class StreamConfig:
     timesteps: tuple[float, ...] = (1000.0, 666.0, 333.0)  # denoising steps, before the shift
     shift: float = 5.0  # timestep warp: s' = shift s / (1 + (shift - 1) s), s = t / 1000
     seed: int = 0  # noise: same seed, image and actions -> same frames
+    precision: str = "auto"  # "auto" (bf16 autocast on a GPU, fp32 on the CPU), "bf16", "fp32"
 
     def __post_init__(self) -> None:
         CausalConfig(self.block, self.local, self.sink)  # checks the window
@@ -61,6 +64,8 @@ class StreamConfig:
                              f"{list(self.timesteps)}")
         if not self.shift > 0:
             raise ValueError(f"shift must be positive, got {self.shift}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @classmethod
     def recorded(cls, stream: dict, **override: object) -> StreamConfig:
@@ -86,6 +91,7 @@ class Generator:
                  cfg: StreamConfig = StreamConfig()) -> None:
         self.model, self.vae, self.images, self.space, self.cfg = model, vae, images, space, cfg
         self.device = vae.device
+        self.precision = resolve_precision(cfg.precision, self.device)
         self._encoder, self._decoder = StreamingEncoder(vae), StreamingDecoder(vae)
         self._session = False
 
@@ -161,6 +167,10 @@ class Generator:
     def step(self, keys: np.ndarray, mouse: np.ndarray) -> np.ndarray:
         """Generate the next block under contract actions ``keys [n, 7]``, ``mouse [n, 2]``
         (``n = frames_needed``); returns its frames, uint8 ``[n, H, W, 3]``."""
+        with autocast(self.device, self.precision):
+            return self._step(keys, mouse)
+
+    def _step(self, keys: np.ndarray, mouse: np.ndarray) -> np.ndarray:
         if not self._session:
             raise RuntimeError("call reset(image) before step()")
         n = self.frames_needed
