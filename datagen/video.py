@@ -22,7 +22,6 @@ from pathlib import Path
 from types import TracebackType
 
 import av
-import imageio_ffmpeg
 import numpy as np
 
 STDERR_TAIL = 2000  # characters of ffmpeg's stderr quoted in a VideoError
@@ -49,6 +48,9 @@ def ffmpeg_command(
 ) -> list[str]:
     """The ffmpeg command line :class:`H264Writer` runs (raw ``pix_fmt`` frames on stdin, MP4 at
     ``path``)."""
+    # imported here: a machine that only trains (a lent GPU) need not carry the bundled ffmpeg
+    import imageio_ffmpeg
+
     rate = str(Fraction(fps).limit_denominator(1001))
     return [
         imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
