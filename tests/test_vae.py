@@ -205,6 +205,8 @@ def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
 def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
     with pytest.raises(ValueError, match="frames must be 4k\\+1"):
         VaeConfig(shards=shards, out=tmp_path / "r", frames=8)
+    with pytest.raises(ValueError, match="device must be auto, cpu or cuda, got 'gpu'"):
+        VaeConfig(shards=shards, out=tmp_path / "r", device="gpu")
     with pytest.raises(ValueError, match="9-frame clips, shorter than the 13 frames"):
         train_vae(VaeConfig(shards=shards, out=tmp_path / "r", frames=13))
     with pytest.raises(FileNotFoundError, match="no test-\\*.tar shards.*eval_split"):

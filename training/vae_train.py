@@ -39,7 +39,7 @@ from torch import Tensor
 
 from shards.reader import clip_dataset, open_shards
 from training import checkpoint
-from training.distributed import Dist
+from training.distributed import Dist, resolve_device
 from training.fit import truncate_metrics
 from training.metrics import psnr, ssim
 from training.run_log import METRICS_FILE as STEP_LOG
@@ -50,7 +50,6 @@ from training.vae import ARCHS, VaeError, build_vae
 CONFIG_FILE = "vae_train.json"
 METRICS_FILE = "metrics.json"
 VAE_DIR = "vae"
-SOLO = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))  # one CPU process
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ class VaeConfig:
     checkpoint_every: int = 100  # checkpoint every N steps, and always at the end (0: end only)
     keep_checkpoints: int = 1  # keep only the newest N step folders (0: all); resume needs one
     progress: bool = True  # tqdm bar with the loss
+    device: str = "auto"  # "auto" (a GPU when there is one, else the CPU), "cpu" or "cuda";
+    #                       float32 either way
 
     def __post_init__(self) -> None:
         problems = []
@@ -98,12 +99,14 @@ class VaeConfig:
                      "keep_checkpoints"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
 
 # Fields a resumed run may change; any other difference from its vae_train.json is an error.
-RESUMABLE = frozenset({"resume", "checkpoint_every", "keep_checkpoints", "progress"})
+RESUMABLE = frozenset({"resume", "checkpoint_every", "keep_checkpoints", "progress", "device"})
 
 
 def _config_json(cfg: VaeConfig) -> dict:
@@ -207,9 +210,10 @@ def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> d
     """Mean reconstruction PSNR (dB), SSIM and L1 over ``clips`` (posterior means decoded),
     PSNR and SSIM on frames mapped to [0, 1]."""
     model.eval()
+    device = next(model.parameters()).device
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "l1": []}
     for i in range(0, len(clips), batch_size):
-        x = torch.stack(clips[i:i + batch_size])
+        x = torch.stack(clips[i:i + batch_size]).to(device)
         y = model.decode(model.encode(x).latent_dist.mode()).sample
         a, b = (x + 1) / 2, (y + 1) / 2
         scores["psnr"] += psnr(a, b).tolist()
@@ -223,8 +227,9 @@ def latent_stats(model: AutoencoderKLWan, clips: list[Tensor],
                  batch_size: int) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of the posterior means of ``clips``."""
     model.eval()
-    z = torch.cat([model.encode(torch.stack(clips[i:i + batch_size])).latent_dist.mode()
-                   for i in range(0, len(clips), batch_size)])
+    device = next(model.parameters()).device
+    z = torch.cat([model.encode(torch.stack(clips[i:i + batch_size]).to(device))
+                   .latent_dist.mode() for i in range(0, len(clips), batch_size)])
     per_channel = z.double().transpose(0, 1).flatten(1)  # [C, B*F*h*w]
     mean = per_channel.mean(dim=1)
     std = per_channel.std(dim=1, unbiased=False).clamp_min(1e-6)
@@ -282,15 +287,17 @@ def train_vae(cfg: VaeConfig) -> Path:
     resume_from = checkpoint.latest(run) if cfg.resume else None
     _write_json(run / CONFIG_FILE, {"config": _config_json(cfg), "shards": geometry})
 
+    device = resolve_device(cfg.device)
+    solo = Dist(rank=0, world=1, local_rank=0, device=device)  # one process
     torch.manual_seed(cfg.seed)
-    model = build_vae(cfg.arch)
+    model = build_vae(cfg.arch).to(device)
     noise = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     windows = TrainWindows(train_urls, cfg)
     held_out = first_windows(eval_urls, cfg.frames, cfg.eval_clips)
     step = 0
     if resume_from is not None:  # restores the weights, optimizer and process RNG
-        trainer, own, meta = checkpoint.load(resume_from, SOLO, model=model,
+        trainer, own, meta = checkpoint.load(resume_from, solo, model=model,
                                              optimizer=optimizer, ema=None)
         step, state = trainer["step"], trainer["state"]
         noise.set_state(own["noise_generator"])
@@ -311,7 +318,7 @@ def train_vae(cfg: VaeConfig) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
-            x = torch.stack([next(windows) for _ in range(cfg.batch_size)])
+            x = torch.stack([next(windows) for _ in range(cfg.batch_size)]).to(device)
             posterior = model.encode(x).latent_dist
             z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
             recon = (model.decode(z).sample - x).abs().mean()
@@ -328,7 +335,7 @@ def train_vae(cfg: VaeConfig) -> Path:
                       "lr": lr, "grad_norm": float(norm)})
             log.advance(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}")
             if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
-                checkpoint.save(run, step, SOLO, model=model, optimizer=optimizer, ema=None,
+                checkpoint.save(run, step, solo, model=model, optimizer=optimizer, ema=None,
                                 trainer={"config": _config_json(cfg), "state": state},
                                 rank_tensors={"noise_generator": noise.get_state()},
                                 rank_meta={"windows": windows.state()},
