@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from datagen.command import UsageError, config_flags, given_fields, run
@@ -58,16 +57,6 @@ def _build(cls: type, args: argparse.Namespace, **fixed: object) -> object:
         raise UsageError(str(exc)) from None
 
 
-def _run_on_shards(cls: type, job: Callable[[object], Path], args: argparse.Namespace) -> Path:
-    """Build ``cls`` from the flags and the positional shards/--out, run ``job`` on it, and turn
-    what the user can fix into a usage error."""
-    cfg = _build(cls, args, shards=args.shards, out=args.out)
-    try:
-        return job(cfg)
-    except USER_ERRORS as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _vae(args: argparse.Namespace) -> int:
     given = {**given_fields(args, VaeConfig), "shards": args.shards, "out": args.out}
     try:
@@ -79,7 +68,11 @@ def _vae(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
-    out = _run_on_shards(EncodeConfig, encode_shards, args)
+    cfg = _build(EncodeConfig, args, shards=args.shards, out=args.out)
+    try:
+        out = encode_shards(cfg)
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
     print(f"shards with latents written to {out}")
     return 0
 
