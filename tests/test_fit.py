@@ -377,9 +377,9 @@ def test_a_tiny_model_learns_held_out_episodes_and_uses_its_actions(tmp_path):
         clips = sum(len(b) for b in val)
         assert clips >= 16
         use = action_use(model, val, cfg)
-        # a narrow margin (0.7 %): the 60-step VAE's latents barely follow the picture, so the
-        # actions have little to explain on held-out episodes (benchmarks/RESULTS.md, "Do the
-        # latents carry the motion?"); a longer-trained VAE is what widens it
+        # a narrow margin (0.7 %): at this size the model reads its actions but hardly
+        # generalises them to held-out episodes, and the 60-step VAE's latents barely follow
+        # the picture (benchmarks/RESULTS.md, "Do the latents carry the motion?")
         assert use["true"] < use["shuffled"], use
 
 
