@@ -73,31 +73,25 @@ def _record(folder: Path):
     function that writes them."""
     import training.checkpoint as checkpoint_module
     import training.fit as fit_module
-    from training import distributed
 
     rank = int(os.environ.get("RANK", 0))
     keys: list[tuple[int, str]] = []
     models: dict = {}
     next_sample = fit_module.ClipStream._next_sample
-    wrap, save = distributed.wrap, checkpoint_module.save
+    save = checkpoint_module.save
 
     def recording_next_sample(self):
         sample = next_sample(self)
         keys.append((self.epoch, sample["key"]))
         return sample
 
-    def keeping_wrap(model, d, parallel):
-        models.setdefault("weights", model)
-        return wrap(model, d, parallel)
-
-    def keeping_save(*args, **kwargs):  # DMD wraps nothing: its models are what it saves
+    def keeping_save(*args, **kwargs):  # both trainers save their models at the end
         models["weights"] = kwargs["model"]
         for name, (model, _) in (kwargs.get("companions") or {}).items():
             models[name] = model
         return save(*args, **kwargs)
 
     fit_module.ClipStream._next_sample = recording_next_sample
-    distributed.wrap = keeping_wrap
     checkpoint_module.save = keeping_save
 
     def dump() -> None:
