@@ -23,7 +23,9 @@ from real_obs import running_obs, running_xvfb
 from datagen.builtin.render.panda import Renderer
 from datagen.builtin.scenes import build_world
 from datagen.episode import Episode
+from datagen.gta.collector import SAMPLES_FILE
 from datagen.gta.pose import horizontal_fov
+from datagen.gta.sync import load_samples
 from datagen.video import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,19 +118,35 @@ def truth_rows(path: Path) -> dict[int, dict[str, float | str]]:
                 for r in csv.DictReader(f)}
 
 
-def shown_offsets(ep: Episode, step: int = 7, reach: int = 2) -> np.ndarray:
+def determined(ep: Episode, out: Path) -> np.ndarray:
+    """bool [F]: the video frames of ``ep`` whose game frame the marker decides: the capture
+    time falls between the same two presented game frames for every capture latency the marker
+    allows (its ``latency_ms`` interval). The others were captured so near a switch of game
+    frames that the marker's precision cannot tell which one the screen showed."""
+    sync = ep.meta.extra["sync"]
+    samples, _ = load_samples(out / "gta_sessions" / sync["session"] / SAMPLES_FILE)
+    wall = samples.wall_ms / 1000.0
+    first = sync["video_frames"][0]
+    times = (first + np.arange(ep.meta.frames)) / ep.meta.fps + sync["start_wall_s"]
+    low, high = (v / 1000.0 for v in sync["marker"]["latency_ms"])
+    return (np.searchsorted(wall, times + low, side="right")
+            == np.searchsorted(wall, times + high, side="right"))
+
+
+def shown_offsets(ep: Episode, step: int = 2, reach: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """For every ``step``-th video frame of ``ep``: which game frame it shows, found by
     rendering the poses of the rows around it (``reach`` each side) and taking the closest
-    image, minus the game frame its row names (0: the row is right). Rows around a frame may
+    image, minus the game frame its row names (0: the row is right). Returns the checked video
+    frames and their offsets. Rows around a frame may
     name the same game frame (a duplicate), so game frames are compared, not rows."""
     world = build_world(SCENE, SEED)
     video = list(read_frames(ep.path / "video.mp4"))
     height, width = video[0].shape[:2]
     game_frame = ep.data["game_frame"].astype(np.int64)
-    offsets = []
+    checked, offsets = range(reach, len(video) - reach, step), []
     with Renderer(world, width, height, float(horizontal_fov(VERTICAL_FOV, width,
                                                                  height))) as renderer:
-        for k in range(reach, len(video) - reach, step):
+        for k in checked:
             errors = {}
             for j in range(k - reach, k + reach + 1):
                 q = np.array([ep.data[c][j] for c in ("qw", "qx", "qy", "qz")])
@@ -136,4 +154,4 @@ def shown_offsets(ep: Episode, step: int = 7, reach: int = 2) -> np.ndarray:
                 img = renderer.render(pos, q, world.mover_poses(ep.data["game_ms"][j] / 1000.0))
                 errors[game_frame[j]] = np.mean((img.astype(np.float64) - video[k]) ** 2)
             offsets.append(min(errors, key=errors.get) - game_frame[k])
-    return np.array(offsets)
+    return np.array(checked), np.array(offsets)

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 import pytest
-from gta_sim_session import REPO, VERTICAL_FOV, run_session, shown_offsets, truth_rows
+from gta_sim_session import REPO, VERTICAL_FOV, determined, run_session, shown_offsets, truth_rows
 from real_obs import obs_available
 
 from datagen.episode import find_episodes, read_episode
@@ -89,10 +89,13 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps, mode, ca
                             ep.data["key_d"][turning])
             assert np.mean(side == 1) > 0.7
 
-    # each video frame shows the game frame its row names, not a neighbour
     assert ep.data["fov"][0] == pytest.approx(float(horizontal_fov(VERTICAL_FOV, W, H)))
-    off = shown_offsets(ep)
-    assert np.mean(off == 0) >= 0.9, off
+    # each video frame shows the game frame its row names, not a neighbour, wherever the
+    # marker's latency interval decides it; a capture nearer a switch of game frames than
+    # the marker's precision (its interval spans the switch) may show either
+    checked, off = shown_offsets(ep)
+    sure = determined(ep, out)[checked]
+    assert sure.mean() >= 0.4 and (off[sure] == 0).all(), (off[sure], off[~sure])
     assert np.abs(off).max() <= max(1, round(game_fps / FPS)), off  # a video frame at most
 
     # curation accepts it
