@@ -106,7 +106,7 @@ def test_a_block_under_bf16_autocast_gives_the_fp32_frames_within_rounding(vae):
     torch.manual_seed(0)
     model = trained(WorldDiT(TINY)).eval()
     image = torch.rand(1, 3, 32, 48) * 2 - 1
-    made = {}
+    made, cache_bytes = {}, {}
     for precision in ("fp32", "bf16"):
         gen = Generator(model, vae, StandinImageEncoder(TINY), get_space("mg2_universal"),
                         StreamConfig(seed=3))
@@ -115,6 +115,8 @@ def test_a_block_under_bf16_autocast_gives_the_fp32_frames_within_rounding(vae):
         gen.reset(image)
         made[precision] = np.concatenate([gen.step(*actions(gen.frames_needed, b))
                                           for b in range(3)]).astype(int)
+        cache_bytes[precision] = gen.cache.nbytes()
+    assert cache_bytes["bf16"] * 2 == cache_bytes["fp32"]  # keys and values kept in bf16
     diff = np.abs(made["bf16"] - made["fp32"])
     assert diff.mean() < 2 and diff.max() < 24, (diff.mean(), diff.max())
     assert np.any(diff > 0)  # bf16 did run
