@@ -2,14 +2,17 @@
 
 A command raises :class:`UsageError` for anything the user can fix; :func:`run` prints it as
 one ``<prog>: error: ...`` line with exit code 2, and turns Ctrl-C into a message and 130.
-:func:`config_flags` gives a command one ``--flag`` per field of its config dataclass, and
-:func:`given_fields` collects the ones the user set, so a config and its flags never drift.
+:func:`config_flags` gives a command one ``--flag`` per field of its config dataclass, its help
+the comment beside the field, and :func:`given_fields` collects the ones the user set, so a
+config, its flags and their help never drift.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import sys
 import types
 import typing
@@ -64,18 +67,46 @@ def _parser_for(kind: object) -> tuple[Callable[[str], object], str]:
     return (_boolean if kind is bool else kind), kind.__name__.upper()
 
 
+_FIELD = re.compile(r"^\s+(\w+):[^#]*#\s?(.*)$")
+_MORE = re.compile(r"^\s+#\s*(.*)$")
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """``{field: comment}`` of a dataclass written ``name: type = default  # comment``, with
+    the comment lines right below it (``#`` only) joined on; base classes included."""
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            lines = inspect.getsource(klass).splitlines()
+        except (OSError, TypeError):
+            continue
+        name = None
+        for line in lines:
+            if m := _FIELD.match(line):
+                name = m.group(1)
+                comments[name] = m.group(2).strip()
+            elif name and (m := _MORE.match(line)):
+                comments[name] += " " + m.group(1).strip()
+            else:
+                name = None
+    return comments
+
+
 def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
                  skip: tuple[str, ...] = ()) -> None:
     """One ``--flag`` per field of the config dataclass ``cls`` (but ``skip``), default None
-    (= the field's default)."""
+    (= the field's default), its help the field's comment."""
     group = parser.add_argument_group(title)
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         kind, metavar = _parser_for(_field_type(cls, f))
         default = f.default if f.default is not dataclasses.MISSING else "required"
+        said = comments.get(f.name, "").replace("%", "%%")
         group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
-                           metavar=metavar, help=f"default: {default}")
+                           metavar=metavar,
+                           help=f"{said} (default: {default})" if said else f"default: {default}")
 
 
 def given_fields(args: argparse.Namespace, cls: type) -> dict:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +223,26 @@ def test_streams_stop_when_the_recorder_is_killed(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    size: int = 4  # frames per clip
+    rate: float | None = None  # 100% of lr when None;
+    #                            continued below
+    plain: str = "x"
+
+
+def test_config_flags_take_their_help_from_the_fields_comments():
+    import argparse
+
+    from datagen.command import config_flags, given_fields
+
+    parser = argparse.ArgumentParser()
+    config_flags(parser, _Settings, "settings")
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["size"] == "frames per clip (default: 4)"
+    assert helps["rate"] == "100%% of lr when None; continued below (default: None)"
+    assert helps["plain"] == "default: x"
+    assert "100% of lr" in parser.format_help()  # argparse's % escape
+    assert given_fields(parser.parse_args(["--rate", "0.5"]), _Settings) == {"rate": 0.5}
