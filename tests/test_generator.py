@@ -31,6 +31,7 @@ from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
 from training.play_window import zoom_for
+from training.sample import read_action_file, write_inputs
 from training.terminal_input import Typed, block_actions, key_bytes, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
 
@@ -288,6 +289,33 @@ def test_a_person_plays_from_a_terminal(tiny_run, tmp_path):
     blocks = play.seen.count(b" frames in ")
     assert probe(out).frames == 9 + 12 * (blocks - 1)
     assert (tmp_path / "session.preview.png").is_file()
+    # what was played is written beside the video, a row per frame, and replays the session
+    inputs = tmp_path / "session.actions.csv"
+    keys, mouse = read_action_file(inputs)
+    assert len(keys) == probe(out).frames
+    assert keys[9:21, KEYS.index("w")].all() and not keys[:9].any()  # idle, then W
+    assert (mouse[21:33, 0] < 0).all()  # then turning left
+    replay = tmp_path / "replay.mp4"
+    assert training(["play", "--ckpt", str(run), "--image", str(episode / "video.mp4"),
+                     "--actions", str(inputs), "--out", str(replay)]) == 0
+    assert np.array_equal(np.stack(list(read_frames(replay))), np.stack(list(read_frames(out))))
+
+
+def test_an_inputs_only_action_file_reads_back_exactly_and_bad_ones_are_named(tmp_path):
+    keys = np.random.default_rng(0).integers(0, 2, (5, len(KEYS)), dtype=np.uint8)
+    mouse = np.random.default_rng(1).normal(size=(5, 2)) * 3
+    path = tmp_path / "a.actions.csv"
+    write_inputs(path, keys[:2], mouse[:2], 15.0)
+    write_inputs(path, keys[2:], mouse[2:], 15.0, first=2)
+    got_keys, got_mouse = read_action_file(path)
+    assert np.array_equal(got_keys, keys) and np.array_equal(got_mouse, mouse)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")
+    with pytest.raises(ValueError, match="frames 0, 1, 2"):
+        read_action_file(path)
+    path.write_text(lines[0] + "\n" + lines[1].replace(",0,", ",2,", 1) + "\n")
+    with pytest.raises(ValueError, match="0 or 1"):
+        read_action_file(path)
 
 
 def blurred(frames: np.ndarray) -> np.ndarray:

@@ -15,7 +15,9 @@ frames per second are printed.
   (:mod:`training.play_window`) that shows each block's frames over what is left of its
   ``n / fps`` seconds and takes keys too; without one (or with ``window=False``), the newest
   frame, enlarged with the inputs drawn over it, goes to ``<out>.preview.png`` (replaced
-  atomically), which any image viewer can keep open.
+  atomically), which any image viewer can keep open. What was played goes to
+  ``<out>.actions.csv``, a row per frame (:data:`training.sample.INPUT_COLUMNS`), so
+  :func:`play` can replay the session from the same image and seed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from curation.preview import MIN_HEIGHT, draw_overlay, layout
 from datagen.video import H264Writer
 from training.generator import Generator, StreamConfig
 from training.play_window import open_window
-from training.sample import LoadedRun, load_image, read_action_file
+from training.sample import LoadedRun, load_image, read_action_file, write_inputs
 from training.terminal_input import TerminalInput, Typed, block_actions, parse
 
 HELP = ("keys: w a s d move (W A S D sprint, ^W ^A ^S ^D crouch), space jumps, arrows or "
@@ -138,6 +140,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
     generator.reset(load_image(image, run.size).to(run.vae.device))
     fps = fps or run.fps or 15.0
     preview = out.with_name(out.stem + ".preview.png")
+    inputs = out.with_name(out.stem + ".actions.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
     done, seconds, first_block = 0, [], generator.frames_needed
     typed, writer = Typed(), None
@@ -157,6 +160,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                     writer = H264Writer(out, block.shape[2], block.shape[1], fps, crf=18)
                 for frame in block:
                     writer.write(frame)
+                write_inputs(inputs, keys, mouse, fps, first=done)
                 done += n
                 status = (f"block {len(seconds)}: {typed.describe()} -> {n} frames in "
                           f"{seconds[-1] * 1000:.0f} ms ({n / seconds[-1]:.1f} frames/s)")
@@ -173,5 +177,6 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                 writer.close()
             if shown is not None:
                 shown.close()
-    print(f"{out}: {done} frames" + ("" if shown else f"; preview {preview}"), flush=True)
+    print(f"{out}: {done} frames, inputs in {inputs}" + ("" if shown else f"; preview {preview}"),
+          flush=True)
     return PlayStats(done, first_block, seconds)

@@ -241,12 +241,25 @@ def load_run(ckpt: Path, vae_path: Path | None = None, ema: bool = True,
                      fps, int(trainer["step"]), trainer.get("stream", {}))
 
 
+# The inputs of an actions.csv, the contract's first columns: a file of just these is what
+# ``training play --interactive`` records (a generated video has no camera to log)
+INPUT_COLUMNS = ("frame", "t", *KEY_COLUMNS, "mouse_dx", "mouse_dy")
+
+
 def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Recorded keys (uint8 ``[T, 7]``) and mouse (``[T, 2]`` degrees) of an episode's
-    ``actions.csv`` (or its folder), or of clip ``key`` (default: the first) of a shard tar."""
+    ``actions.csv`` (or its folder), of a CSV of :data:`INPUT_COLUMNS` only, or of clip ``key``
+    (default: the first) of a shard tar."""
     path = Path(path)
     if path.is_dir():
         path = path / "actions.csv"
+    if path.suffix == ".csv" and path.is_file():
+        with path.open(encoding="utf-8") as f:
+            header = tuple(f.readline().rstrip("\r\n").split(","))
+        if header == INPUT_COLUMNS:
+            if key is not None:
+                raise ValueError("--key selects a clip of a shard tar, not of a CSV")
+            return _read_inputs(path)
     if path.suffix == ".tar":
         for name, members in tar_samples(path):
             if key is None or name == key:
@@ -260,6 +273,31 @@ def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np
     keys = np.stack([columns[c] for c in KEY_COLUMNS], axis=1).astype(np.uint8)
     mouse = np.stack([columns["mouse_dx"], columns["mouse_dy"]], axis=1).astype(np.float64)
     return keys, mouse
+
+
+def _read_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if len(table) == 0 or not np.array_equal(table[:, 0], np.arange(len(table))):
+        raise ValueError(f"{path}: needs rows for frames 0, 1, 2, ... in order")
+    keys = table[:, 2:2 + len(KEY_COLUMNS)]
+    if not np.isin(keys, (0, 1)).all():
+        raise ValueError(f"{path}: key columns must be 0 or 1")
+    return keys.astype(np.uint8), table[:, -2:].copy()
+
+
+def write_inputs(path: Path, keys: np.ndarray, mouse: np.ndarray, fps: float,
+                 first: int = 0) -> None:
+    """Append rows of :data:`INPUT_COLUMNS` for frames ``first ..`` (the header with frame 0);
+    floats written so they read back exactly."""
+    with path.open("w" if first == 0 else "a", encoding="utf-8", newline="") as f:
+        if first == 0:
+            f.write(",".join(INPUT_COLUMNS) + "\n")
+        for i, (k, m) in enumerate(zip(keys, mouse, strict=True), start=first):
+            f.write(f"{i},{i / fps!r}," + ",".join(str(int(v)) for v in k)
+                    + f",{float(m[0])!r},{float(m[1])!r}\n")
 
 
 def load_image(path: Path, size: tuple[int, int] | None) -> Tensor:
