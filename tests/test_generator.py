@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from training.dit import WorldDiT
 from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
-from training.play_window import zoom_for
+from training.play_window import open_window, zoom_for
 from training.sample import read_action_file, write_inputs
 from training.terminal_input import Typed, block_actions, key_bytes, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
@@ -316,6 +317,39 @@ def test_an_inputs_only_action_file_reads_back_exactly_and_bad_ones_are_named(tm
     path.write_text(lines[0] + "\n" + lines[1].replace(",0,", ",2,", 1) + "\n")
     with pytest.raises(ValueError, match="0 or 1"):
         read_action_file(path)
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None,
+                    reason="Xvfb is not installed: no X server to open the play window on")
+def test_the_play_window_stays_live_while_a_block_is_generated(monkeypatch):
+    """A block is generated on another thread while the window's event loop runs: it is
+    redrawn, and a key pressed in it then is taken with the keys of the block's play."""
+    with running_xvfb(640, 480) as display, XClient(display) as x:
+        monkeypatch.setenv("DISPLAY", display)
+        window, why = open_window("live while generating")
+        assert window is not None, why
+        try:
+            window.show(np.zeros((32, 64, 3), np.uint8), "ready")
+            x.focus(x.window("live while generating"))
+            handled = []
+            window.root.after(100, lambda: handled.append(time.perf_counter()))
+
+            def generate() -> float:  # a slow block, with a key pressed half way
+                time.sleep(0.3)
+                x.press("w")
+                time.sleep(0.3)
+                return time.perf_counter()
+
+            with ThreadPoolExecutor(1) as pool:
+                job = pool.submit(generate)
+                assert window.wait(job, "generating", lambda t: time.sleep(t) or b"") == b""
+                done = job.result()
+            assert handled and handled[0] < done - 0.3  # Tk's event loop ran meanwhile
+            typed = window.play([np.zeros((32, 64, 3), np.uint8)], time.perf_counter(), "shown",
+                                lambda t: b"")
+            assert parse(typed).keys == {"w"}
+        finally:
+            window.close()
 
 
 def blurred(frames: np.ndarray) -> np.ndarray:

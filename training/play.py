@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,13 +149,19 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
     print(f"frames go to a window and to {out}" if shown else
           f"frames go to {out} and {preview} ({why})", flush=True)
     print(HELP, flush=True)
-    with terminal:
+    with terminal, ThreadPoolExecutor(1) as worker:
         try:
             while not typed.quit and not (max_blocks and len(seconds) >= max_blocks):
                 n = generator.frames_needed
                 keys, mouse = block_actions(typed, n, fps)
-                began = time.perf_counter()
-                block = generator.step(keys, mouse)
+                began, early = time.perf_counter(), b""
+                if shown is None:
+                    block = generator.step(keys, mouse)
+                else:  # generated beside the window's event loop, which stays live
+                    job = worker.submit(generator.step, keys, mouse)
+                    early = shown.wait(job, f"block {len(seconds) + 1}: generating "
+                                            f"({typed.describe()})", terminal.read)
+                    block = job.result()
                 seconds.append(time.perf_counter() - began)
                 if writer is None:
                     writer = H264Writer(out, block.shape[2], block.shape[1], fps, crf=18)
@@ -170,8 +177,8 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                 print(status, flush=True)
                 # the block plays for n / fps seconds: what is typed meanwhile drives the next
                 deadline = began + n / fps
-                typed = parse(shown.play(block, deadline, status, terminal.read) if shown
-                              else _typed_until(terminal, deadline))
+                typed = parse(early + (shown.play(block, deadline, status, terminal.read)
+                                       if shown else _typed_until(terminal, deadline)))
         finally:
             if writer is not None:
                 writer.close()

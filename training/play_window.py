@@ -4,7 +4,9 @@ library).
 Frames are shown enlarged by a whole factor (:func:`zoom_for`) above a status line: the block,
 its latency and frames/s, the held keys. A key pressed in the window becomes the bytes a
 terminal would send for it (:func:`training.terminal_input.key_bytes`), so the window and the
-terminal share one key map; closing the window types ``q``.
+terminal share one key map; closing the window types ``q``. While a block is generated (on
+another thread) the window stays live: it is redrawn and takes keys, which count, with those
+typed while the block then plays, for the block after it.
 
 :func:`open_window` gives the window, or ``None`` and why there is none: no ``$DISPLAY``, a
 Python built without Tk, or a display Tk cannot open.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -67,6 +70,16 @@ class PlayWindow:
         self._photo.configure(data=_ppm(frame), format="ppm")
         self._status.configure(text=status)
         self.root.update()
+
+    def wait(self, job: Future, status: str, read: Callable[[float], bytes]) -> bytes:
+        """Keep the window live (redrawn, taking keys) while ``job`` (a block being generated
+        on another thread) runs, ``status`` shown; return what the terminal gave meanwhile."""
+        self._status.configure(text=status)
+        data = b""
+        while not job.done():
+            data += read(POLL)
+            self.root.update()
+        return data
 
     def play(self, frames: Sequence[np.ndarray], until: float, status: str,
              read: Callable[[float], bytes]) -> bytes:
