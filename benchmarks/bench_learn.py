@@ -5,7 +5,8 @@ curates them to ``--size`` clips of ``--frames`` frames at 15 fps (a fifth of th
 out as the val split), trains a VAE (``--vae-steps``), pre-encodes latents, then trains the
 preset for ``--steps`` updates with a validation loss every ``--val-every`` (and ``training
 eval`` every ``--eval-every``). At the end: the validation loss with true, shuffled and zero
-actions (``training.ablation.action_use``, same noise), a loss-curve PNG, validation videos
+actions (``training.ablation.action_use``, same noise; over training's noise levels and at
+each of ``NOISE_LEVELS``), a loss-curve PNG, validation videos
 (generated beside ground truth) and a full ``training eval`` report (``--eval-clips`` held-out
 clips, every designed script) in ``--out``. Stages whose output is already in ``--out``
 (recordings, shards, VAE, latents) are reused, so a second run changes only the training.
@@ -43,6 +44,8 @@ from training.fit import FitConfig, fit  # noqa: E402
 from training.sample import SamplerConfig, load_run, validation_videos  # noqa: E402
 from training.vae import WanVAE  # noqa: E402
 from training.vae_train import VaeConfig, train_vae  # noqa: E402
+
+NOISE_LEVELS = (0.2, 0.4, 0.6, 0.8, 0.9, 1.0)  # sigmas at which action use is also scored
 
 
 def main() -> None:
@@ -119,6 +122,8 @@ def main() -> None:
     batches = fixed_batches(open_shards(latents, "val"), builder, batch_size=8, count=8,
                             frames=args.frames, space=get_space(model_cfg.space))
     use = action_use(model, batches, cfg)
+    use_by_noise = {level: action_use(model, batches, cfg, seeds=(1, 2), noise_level=level)
+                    for level in NOISE_LEVELS}
     ema = WorldDiT(model_cfg)
     ema.load_state_dict(checkpoint.load_weights(step_dir, ema=True))
     videos = validation_videos(ema.eval(), batches[0], WanVAE.load(vae), out / "videos",
@@ -136,6 +141,7 @@ def main() -> None:
         "data_minutes": data_s / 60, "train_minutes": train_s / 60,
         "val_loss": val, "first_val_loss": summary.first_val_loss,
         "final_val_loss": summary.val_loss, "action_use": use,
+        "action_use_by_noise_level": use_by_noise,
         "vae_psnr": {k: vae_metrics[k]["psnr"] for k in ("start", "end")},
         "videos": [str(v) for v in videos],
         "eval": {"report": str(out / "eval" / "index.html"), **headline(final_eval)},

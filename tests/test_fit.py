@@ -189,6 +189,14 @@ def test_frame_zero_is_given_clean_at_t0_and_left_out_of_the_loss():
     flow_loss(model, batch, dataclasses.replace(cfg, per_frame_timesteps=False),
               torch.Generator().manual_seed(1))
     assert torch.all(seen[0][1][:, 1:] == seen[0][1][:, 1:2])  # one timestep per clip
+    # at one noise level (action_use's noise_level): pure noise after the clean first frame
+    seen.clear()
+    flow_loss(model, batch, cfg, torch.Generator().manual_seed(1), train=False, noise_level=1.0)
+    (x_t, t, *_), _ = seen
+    noise = torch.randn(batch.latents.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.all(t[:, 0] == 0) and torch.all(t[:, 1:] == 1000)
+    assert torch.equal(x_t[:, :, 0], batch.latents[:, :, 0])
+    assert torch.allclose(x_t[:, :, 1:], noise[:, :, 1:])
 
 
 def test_history_augmentation_and_cfg_dropout():

@@ -427,17 +427,19 @@ class ErrorBuffer:
 
 def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
               precision: str = "fp32", train: bool = True,
-              errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None
-              ) -> tuple[Tensor, Tensor]:
+              errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
+              noise_level: float | None = None) -> tuple[Tensor, Tensor]:
     """The flow-matching loss of ``batch`` (see the module docstring) and the residuals
     ``x0_hat - x0`` of frames 1..F-1 as ``[B * (F - 1), C, h, w]`` (detached).
 
-    ``train=False`` (validation) turns off history augmentation and CFG dropout.
+    ``train=False`` (validation) turns off history augmentation and CFG dropout;
+    ``noise_level`` puts every frame after the first at that sigma instead of drawing them.
     """
     x0 = batch.latents
     b, _, frames, _, _ = x0.shape
     dev = x0.device
-    sigma = sample_sigmas(b, frames, cfg.shift, cfg.per_frame_timesteps, generator)
+    sigma = (sample_sigmas(b, frames, cfg.shift, cfg.per_frame_timesteps, generator)
+             if noise_level is None else torch.full((b, frames), float(noise_level)))
     sigma[:, 0] = 0.0
     sigma = sigma.to(dev)
     noise = torch.randn(x0.shape, generator=generator).to(dev)
@@ -516,21 +518,27 @@ def ode_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Ge
 def objective_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator,
                    *, precision: str = "fp32", train: bool = True,
                    errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
-                   sigmas: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The loss of ``cfg.objective`` (and its residuals) for one batch."""
+                   sigmas: Tensor | None = None, noise_level: float | None = None
+                   ) -> tuple[Tensor, Tensor]:
+    """The loss of ``cfg.objective`` (and its residuals) for one batch; ``noise_level`` is for
+    the flow objective only."""
     if cfg.objective == "ode":
+        if noise_level is not None:
+            raise ValueError("noise_level is for the flow objective, not ode")
         return ode_loss(model, batch, cfg, generator, sigmas=sigmas, precision=precision,
                         frame_mask=frame_mask)
     return flow_loss(model, batch, cfg, generator, precision=precision, train=train,
-                     errors=errors, frame_mask=frame_mask)
+                     errors=errors, frame_mask=frame_mask, noise_level=noise_level)
 
 
 @torch.no_grad()
 def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
                     precision: str = "fp32", seed: int = VAL_SEED,
-                    frame_mask: Tensor | None = None, sigmas: Tensor | None = None) -> float:
+                    frame_mask: Tensor | None = None, sigmas: Tensor | None = None,
+                    noise_level: float | None = None) -> float:
     """Mean flow loss over ``batches`` with noise and timesteps from a generator seeded with
-    ``seed`` (the same draws every call), no dropout and no history augmentation."""
+    ``seed`` (the same draws every call), no dropout and no history augmentation; at one
+    ``noise_level`` (sigma) for every frame after the first when given."""
     if not batches:
         raise ValueError("no validation batches")
     generator = torch.Generator().manual_seed(seed)
@@ -539,7 +547,7 @@ def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
     total = count = 0.0
     for batch in batches:
         loss, _ = objective_loss(model, batch, cfg, generator, precision=precision, train=False,
-                                 frame_mask=frame_mask, sigmas=sigmas)
+                                 frame_mask=frame_mask, sigmas=sigmas, noise_level=noise_level)
         total += loss.item() * len(batch)
         count += len(batch)
     model.train(was_training)
