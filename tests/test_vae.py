@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import record_builtin
+from diffusers import AutoencoderKLWan
 from fit_support import REPO, subprocess_env
 from scipy.ndimage import gaussian_filter
 
@@ -202,6 +203,24 @@ def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
     assert {r["lr"] for r in step_log(tmp_path / "a")} == {1e-3}  # constant by default
 
 
+def test_the_image_stage_trains_on_single_frames_then_windows(shards, tmp_path, monkeypatch):
+    seen = []
+    encode = AutoencoderKLWan.encode
+
+    def spy(model, x, *args, **kwargs):
+        if torch.is_grad_enabled():  # a training step, not evaluation or latent statistics
+            seen.append(x.shape[2])
+        return encode(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKLWan, "encode", spy)
+    run = train_vae(VaeConfig(shards=shards, out=tmp_path / "run", steps=4, image_steps=2,
+                              batch_size=2, eval_clips=1, stats_clips=2, progress=False))
+    assert seen == [1, 1, 9, 9]
+    assert json.loads((run / "metrics.json").read_text())["image_steps"] == 2
+    with pytest.raises(ValueError, match="image_steps must be in 0..steps-1"):
+        VaeConfig(shards=shards, out=tmp_path / "r", steps=4, image_steps=4)
+
+
 def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
     with pytest.raises(ValueError, match="frames must be 4k\\+1"):
         VaeConfig(shards=shards, out=tmp_path / "r", frames=8)
@@ -215,9 +234,11 @@ def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
 
 
 # 12 steps of 2 windows over the 10 train clips: 2.4 epochs, checkpoints at steps 3, 6, 9, 12;
-# posterior samples, so the noise generator has to be restored too.
-RESUME_RUN = dict(steps=12, batch_size=2, warmup=2, min_lr=1e-4, checkpoint_every=3,
-                  sample_posterior=True, eval_clips=1, stats_clips=2, progress=False)
+# posterior samples, so the noise generator has to be restored too; single frames up to step 7,
+# so a run stopped after step 7 resumes from the image stage into the video one.
+RESUME_RUN = dict(steps=12, image_steps=7, batch_size=2, warmup=2, min_lr=1e-4,
+                  checkpoint_every=3, sample_posterior=True, eval_clips=1, stats_clips=2,
+                  progress=False)
 
 
 @pytest.fixture(scope="module")
