@@ -38,12 +38,17 @@ def test_bad_requests_end_in_one_error_line(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factory, tmp_path):
+def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factory, tmp_path,
+                                                                capsys):
     data = shard_set(tmp_path_factory)
     vae, latents, run = tmp_path / "vae", tmp_path / "latents", tmp_path / "run"
     assert training(["vae", str(data["raw"]), "--out", str(vae), "--steps", "4",
                      "--batch-size", "2", "--eval-clips", "1", "--stats-clips", "2",
                      "--progress", "false"]) == 0
+    said = capsys.readouterr().out
+    motion = json.loads((vae / "metrics.json").read_text())["latent_motion"]
+    assert f"correlation {motion['corr']:.2f} with the pixels' change over " \
+        f"{motion['steps']} held-out steps" in said
     assert training(["encode", str(data["raw"]), "--vae", str(vae), "--out", str(latents),
                      "--progress", "false"]) == 0
     assert training(["fit", "--shards", str(latents), "--vae", str(vae), "--out", str(run),

@@ -24,7 +24,7 @@ from scipy.ndimage import gaussian_filter
 
 from curation.cli import main as curation
 from training import checkpoint
-from training.metrics import psnr, ssim
+from training.metrics import follows_picture, motion_steps, psnr, ssim
 from training.run_log import RunLog
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
@@ -123,6 +123,19 @@ def test_load_round_trip_keeps_the_identity_and_a_weight_change_changes_it(
         check_identity(other.identity, identity, "these latents")
 
 
+def test_latent_motion_pairs_each_latent_step_with_the_pixels_change_over_its_frames():
+    video = torch.zeros(3, 17, 8, 8)
+    video[:, 9:] = 1.0  # the picture changes between frames 8 and 9: latent step 2 -> 3
+    latents = torch.zeros(16, 5, 1, 1)
+    latents[:, 3:] = 2.0
+    steps = motion_steps(latents, video)
+    assert steps.tolist() == [[0.0, 0.0], [2.0, 1.0], [0.0, 0.0]]  # k = 1, 2, 3
+    assert follows_picture(steps) == pytest.approx(1.0)
+    assert follows_picture(steps * torch.tensor([-1.0, 1.0])) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="5 latents need 17 frames, got 9"):
+        motion_steps(latents, video[:, :9])
+
+
 def test_psnr_is_infinite_for_identical_videos_and_exact_for_a_known_error():
     x = torch.rand(2, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0))
     assert torch.isinf(psnr(x, x)).all()
@@ -185,6 +198,8 @@ def test_training_vae_lowers_the_reconstruction_error(shards, tmp_path):
     assert metrics["eval_split"] == "val" and metrics["eval_clips"] == 4
     assert metrics["end"]["psnr"] > metrics["start"]["psnr"] + 1.0  # dB, on unseen episodes
     assert metrics["end"]["ssim"] > metrics["start"]["ssim"]
+    motion = metrics["latent_motion"]  # 9-frame clips: one step between 4-frame latents each
+    assert motion["frames"] == 9 and motion["steps"] >= 4 and -1 <= motion["corr"] <= 1
     vae = WanVAE.load(run)
     assert vae.identity["name"] == "run" and not (run / "vae.partial").exists()
     std = vae.identity["latents_std"]

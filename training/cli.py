@@ -64,6 +64,13 @@ def _vae(args: argparse.Namespace) -> int:
     except USER_ERRORS as exc:
         raise UsageError(str(exc)) from None
     print(f"VAE written to {run_dir}; use it with --vae {run_dir}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    print(f"held-out PSNR {metrics['start']['psnr']:.1f} -> {metrics['end']['psnr']:.1f} dB")
+    if motion := metrics["latent_motion"]:
+        hint = "" if motion["corr"] >= 0.5 else (": they hardly do; train longer before "
+                                                 "fitting a world model on them")
+        print(f"latents follow the picture: correlation {motion['corr']:.2f} with the pixels' "
+              f"change over {motion['steps']} held-out steps{hint}")
     return 0
 
 

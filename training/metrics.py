@@ -1,4 +1,5 @@
-"""Reconstruction quality of videos ``[B, C, T, H, W]``: PSNR and SSIM, one value per video.
+"""Reconstruction quality of videos ``[B, C, T, H, W]``: PSNR and SSIM, one value per video;
+and whether a VAE's latents follow the picture (:func:`motion_steps`).
 
 Both take the value range of the data as ``data_range``: 1.0 for videos in [0, 1] (the
 default), 255.0 for [0, 255], 2.0 for [-1, 1]. They compute in float64.
@@ -9,6 +10,12 @@ default), 255.0 for [0, 255], 2.0 for [-1, 1]. They compute in float64.
   ``K1 = 0.01``, ``K2 = 0.03``, population (co)variances, the map over the valid region only (no
   padding); averaged over pixels and channels per frame, then over the frames; 1.0 for identical
   videos. Frames must be at least 11x11.
+- Latent motion: a world model learns its actions from how its latents change, so they must
+  change where the picture does. :func:`motion_steps` pairs, for each step between
+  consecutive 4-frame latents (``k`` to ``k + 1``, ``k >= 1``: latent 0 holds frame 0 alone),
+  the latents' mean absolute change with the pixels' over the same 4 frames;
+  :func:`follows_picture` is their correlation (about 0.7 for a VAE whose latents follow the
+  picture, near 0 or below for one whose do not: ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -66,3 +73,23 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 1.0) -> Tensor:
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return smap.flatten(1).mean(dim=1).view(b, t).mean(dim=1)
+
+
+def motion_steps(latents: Tensor, video: Tensor) -> Tensor:
+    """float64 ``[steps, 2]``: (latent change, pixel change) per latent step ``k >= 1`` of
+    ``latents [C, T', h, w]`` (normalised) and its ``video [C, T, H, W]``, ``T = 4 (T' - 1) + 1``
+    frames."""
+    frames = latents.shape[1]
+    if video.shape[1] != 4 * (frames - 1) + 1:
+        raise ValueError(f"{frames} latents need {4 * (frames - 1) + 1} frames, got "
+                         f"{video.shape[1]}")
+    z, x = latents.double(), video.double()
+    rows = [(float((z[:, k + 1] - z[:, k]).abs().mean()),
+             float((x[:, 4 * k + 4] - x[:, 4 * k]).abs().mean())) for k in range(1, frames - 1)]
+    return torch.tensor(rows, dtype=torch.float64).reshape(-1, 2)
+
+
+def follows_picture(steps: Tensor) -> float:
+    """The correlation of latent and pixel change over :func:`motion_steps` rows (NaN when
+    either does not vary)."""
+    return float(torch.corrcoef(steps.T)[0, 1])

@@ -9,7 +9,10 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
     <run>/vae/             the VAE (diffusers save_pretrained: config.json + safetensors), with
                            the latents_mean/latents_std measured on train clips in its config;
                            written as <run>/vae.partial and renamed when complete
-    <run>/metrics.json     reconstruction PSNR/SSIM on held-out clips before and after training
+    <run>/metrics.json     reconstruction PSNR/SSIM on held-out clips before and after training,
+                           and latent_motion: whether the latents follow the picture
+                           (training.metrics.follows_picture on held-out clips; null when
+                           the clips are shorter than 9 frames)
 
 ``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1) frames are cut at random
 offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single
@@ -43,7 +46,7 @@ from shards.reader import clip_dataset, open_shards
 from training import checkpoint
 from training.distributed import Dist, resolve_device
 from training.fit import truncate_metrics
-from training.metrics import psnr, ssim
+from training.metrics import follows_picture, motion_steps, psnr, ssim
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
@@ -82,6 +85,8 @@ class VaeConfig:
     eval_split: str = "val"  # split of the held-out clips
     eval_clips: int = 8  # held-out clips evaluated (the first ones of eval_split)
     stats_clips: int = 32  # train clips whose latents give latents_mean/latents_std
+    motion_clips: int = 32  # held-out clips (whole) on which the latents' change is correlated
+    #                         with the pixels' at the end: metrics.json latent_motion (0: none)
     checkpoint_every: int = 100  # checkpoint every N steps, and always at the end (0: end only)
     keep_checkpoints: int = 1  # keep only the newest N step folders (0: all); resume needs one
     progress: bool = True  # tqdm bar with the loss
@@ -94,6 +99,8 @@ class VaeConfig:
             problems.append(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
         if self.frames < 1 or (self.frames - 1) % 4:
             problems.append(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
+        if self.motion_clips < 0:
+            problems.append(f"motion_clips must be 0 or more, got {self.motion_clips}")
         for name in ("steps", "batch_size", "eval_clips", "stats_clips"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -246,6 +253,23 @@ def latent_stats(model: AutoencoderKLWan, clips: list[Tensor],
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
+@torch.no_grad()
+def latent_motion(model: AutoencoderKLWan, clips: list[Tensor], mean: list[float],
+                  std: list[float], batch_size: int) -> Tensor:
+    """:func:`training.metrics.motion_steps` of ``clips`` through the model, latents
+    normalised with ``mean`` and ``std`` as they will be trained on."""
+    model.eval()
+    device = next(model.parameters()).device
+    shift = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1, 1)
+    scale = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1, 1)
+    rows = []
+    for i in range(0, len(clips), batch_size):
+        x = torch.stack(clips[i:i + batch_size]).to(device)
+        for z, video in zip(model.encode(x).latent_dist.mode(), x, strict=True):
+            rows.append(motion_steps((z.cpu().double() - shift) / scale, video.cpu()))
+    return torch.cat(rows)
+
+
 def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
     """Write ``model`` to ``<run>/vae`` atomically (``vae.partial``, then a rename)."""
     partial, final = run / f"{VAE_DIR}.partial", run / VAE_DIR
@@ -367,11 +391,18 @@ def train_vae(cfg: VaeConfig) -> Path:
     mean, std = latent_stats(model, first_windows(train_urls, cfg.frames, cfg.stats_clips),
                              cfg.batch_size)
     model.register_to_config(latents_mean=mean, latents_std=std)
+    motion = None
+    whole = (geometry["clip_frames"] - 1) // 4 * 4 + 1  # the longest 4k+1 window of a clip
+    if cfg.motion_clips and whole >= 9:  # at least one step between 4-frame latents
+        steps = latent_motion(model, first_windows(eval_urls, whole, cfg.motion_clips), mean,
+                              std, cfg.batch_size)
+        motion = {"corr": follows_picture(steps), "steps": len(steps), "frames": whole}
     save_vae(model, run)
     _write_json(run / METRICS_FILE, {
         "eval_split": cfg.eval_split, "eval_clips": len(held_out), "frames": cfg.frames,
         "size": geometry["size"], "steps": cfg.steps, "image_steps": cfg.image_steps,
         "train_seconds": round(state["seconds"], 2),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "start": state["start"], "end": end, "final_l1": state["final_l1"]})
+        "start": state["start"], "end": end, "final_l1": state["final_l1"],
+        "latent_motion": motion})
     return run
