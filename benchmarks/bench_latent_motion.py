@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from shards.reader import clip_dataset, open_shards
+from training.metrics import motion_steps
 
 
 def motion_rows(shards: Path, clips: int) -> np.ndarray:
-    """``[k, latent change, pixel change, |yaw|]`` per latent step of the first ``clips``."""
+    """``[k, latent change, pixel change, |yaw|]`` per latent step of the first ``clips``
+    (the changes from :func:`training.metrics.motion_steps`)."""
     rows = []
     samples = clip_dataset(open_shards(shards, "train"), space="worldforge",
                            split_by_node=False, split_by_worker=False)
@@ -32,13 +34,11 @@ def motion_rows(shards: Path, clips: int) -> np.ndarray:
             break
         if "latents" not in sample:
             raise SystemExit(f"{shards} has no latents.npy: run training encode first")
-        z = sample["latents"][0].float().numpy()
-        video = sample["video"].numpy().astype(np.float32)
+        video = sample["video"].permute(3, 0, 1, 2)  # [3, T, H, W]
+        changes = motion_steps(sample["latents"][0], video).numpy()
         yaw = np.abs(sample["mouse"].numpy()[:, 0])
-        for k in range(1, z.shape[1] - 1):
-            rows.append((k, np.abs(z[:, k + 1] - z[:, k]).mean(),
-                         np.abs(video[4 * k + 4] - video[4 * k]).mean(),
-                         yaw[4 * k + 1:4 * k + 5].sum()))
+        for k, (latent, pixel) in enumerate(changes, start=1):
+            rows.append((k, latent, pixel, yaw[4 * k + 1:4 * k + 5].sum()))
     return np.array(rows)
 
 
