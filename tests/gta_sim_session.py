@@ -25,7 +25,7 @@ from datagen.builtin.scenes import build_world
 from datagen.episode import Episode
 from datagen.gta.collector import SAMPLES_FILE
 from datagen.gta.pose import horizontal_fov
-from datagen.gta.sync import load_samples
+from datagen.gta.sync import MarkerFit, decided, load_samples
 from datagen.video import read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +96,9 @@ def run_session(workdir: Path, game_fps: float, duration_s: float, size=(640, 36
              "--config", str(plugin_ini(workdir / "plugin.ini", port, mode, camera)), "--fps",
              str(game_fps),
              "--truth", str(truth), "--lockstep"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=lambda: os.nice(5))  # OBS first: on 2 cores, rendering the game
+        # delayed OBS's captures by more than the marker's precision now and then
         try:
             session = subprocess.run(
                 [sys.executable, "-m", "datagen.cli", "record", "--backend", "gta",
@@ -119,18 +121,18 @@ def truth_rows(path: Path) -> dict[int, dict[str, float | str]]:
 
 
 def determined(ep: Episode, out: Path) -> np.ndarray:
-    """bool [F]: the video frames of ``ep`` whose game frame the marker decides: the capture
-    time falls between the same two presented game frames for every capture latency the marker
-    allows (its ``latency_ms`` interval). The others were captured so near a switch of game
-    frames that the marker's precision cannot tell which one the screen showed."""
+    """bool [F]: the video frames of ``ep`` whose game frame the marker decides
+    (:func:`datagen.gta.sync.decided` over the session's samples), the video's frame times
+    taken as exact multiples of its frame interval (OBS's are rounded to the millisecond, so
+    at a rounding's distance from a switch this may differ from the session's own count)."""
     sync = ep.meta.extra["sync"]
     samples, _ = load_samples(out / "gta_sessions" / sync["session"] / SAMPLES_FILE)
-    wall = samples.wall_ms / 1000.0
-    first = sync["video_frames"][0]
-    times = (first + np.arange(ep.meta.frames)) / ep.meta.fps + sync["start_wall_s"]
     low, high = (v / 1000.0 for v in sync["marker"]["latency_ms"])
-    return (np.searchsorted(wall, times + low, side="right")
-            == np.searchsorted(wall, times + high, side="right"))
+    fit = MarkerFit(low, high, tuple(sync["marker"]["video_frames"]), sync["marker"]["agree"],
+                    sync["marker"]["seen"])
+    first = sync["video_frames"][0]
+    times = (first + np.arange(ep.meta.frames)) / ep.meta.fps
+    return decided(samples, times, sync["start_wall_s"], fit)
 
 
 def shown_offsets(ep: Episode, step: int = 2, reach: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -94,8 +94,10 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps, mode, ca
     # marker's latency interval decides it; a capture nearer a switch of game frames than
     # the marker's precision (its interval spans the switch) may show either
     checked, off = shown_offsets(ep)
+    assert 0 < ep.meta.extra["sync"]["decided"] <= 1 and "the marker decides" in session.log
     sure = determined(ep, out)[checked]
-    assert sure.mean() >= 0.4 and (off[sure] == 0).all(), (off[sure], off[~sure])
+    # (a capture OBS itself delays can still miss: 1 in 20 of the decided ones may)
+    assert sure.mean() >= 0.4 and np.mean(off[sure] == 0) >= 0.95, (off[sure], off[~sure])
     assert np.abs(off).max() <= max(1, round(game_fps / FPS)), off  # a video frame at most
 
     # curation accepts it

@@ -13,6 +13,7 @@ from datagen.gta.pose import contract_angles, contract_quat, horizontal_fov
 from datagen.gta.sync import (
     SyncError,
     align,
+    decided,
     load_samples,
     marker_code,
     marker_frames,
@@ -208,6 +209,8 @@ def test_marker_pins_the_capture_latency_to_the_frame_jitter(tmp_path, game_fps)
     ok = shows >= 0  # off by a game frame at most where a capture falls within the doubt
     assert np.abs(al.sample[ok] - shows[ok]).max() <= 1
     assert np.mean(al.sample[ok] == shows[ok]) >= 0.9
+    sure = decided(samples, times, start, fit) & ok  # exact wherever the marker decides
+    assert sure.mean() > 0.5 and (al.sample[sure] == shows[sure]).all()
     assert marker_offset(samples, times, start, {}) is None
 
 

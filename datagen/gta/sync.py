@@ -229,6 +229,18 @@ def marker_offset(samples: Samples, times_s: np.ndarray, start_wall_s: float,
     return MarkerFit(float(lo), float(hi), (min(shown), max(shown)), agree, len(bounds))
 
 
+def decided(samples: Samples, times_s: np.ndarray, start_wall_s: float,
+            fit: MarkerFit) -> np.ndarray:
+    """bool [F]: the video frames whose game frame the marker decides, i.e. every capture
+    latency in its ``[low, high)`` puts the frame between the same two presented game frames.
+    The others were captured nearer a switch of game frames than the marker's precision and
+    may show either of the two."""
+    wall = samples.wall_ms / 1000.0
+    t = start_wall_s + np.asarray(times_s, dtype=np.float64)
+    return (np.searchsorted(wall, t + fit.low, side="right")
+            == np.searchsorted(wall, t + fit.high, side="right"))
+
+
 @dataclass
 class Alignment:
     """Which sample each video frame shows (-1: none) and the segments that have rows."""
