@@ -365,10 +365,11 @@ def train_vae(cfg: VaeConfig) -> Path:
             # zero gradient gives them optimizer state (which a checkpoint holds); the video
             # stage starts with a fresh optimizer state, as Adam's moments of zero would
             # otherwise inflate those weights' first updates several times over
-            for param in model.parameters():
-                if param.grad is None:
-                    param.grad = torch.zeros_like(param)
-            if step == cfg.image_steps > 0:
+            if step < cfg.image_steps:
+                for param in model.parameters():
+                    if param.grad is None:
+                        param.grad = torch.zeros_like(param)
+            elif step == cfg.image_steps > 0:
                 optimizer.state.clear()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
