@@ -96,9 +96,9 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps, mode, ca
     checked, off = shown_offsets(ep)
     assert 0 < ep.meta.extra["sync"]["decided"] <= 1 and "the marker decides" in session.log
     sure = determined(ep, out)[checked]
-    # (a capture OBS itself delays can still miss: 1 in 20 of the decided ones may)
-    # (the decided share varies with the phase of capture against game frames: at equal
-    # rates every capture has the same phase, so it can be small; a few suffice to judge)
+    # (a capture OBS itself delays can still miss: 1 in 20 of the decided ones may; the
+    # decided share varies with the phase of capture against game frames, and at equal rates
+    # every capture has the same phase, so it can be small: a few suffice to judge)
     assert sure.sum() >= 5 and np.mean(off[sure] == 0) >= 0.95, (off[sure], off[~sure])
     assert np.abs(off).max() <= max(1, round(game_fps / FPS)), off  # a video frame at most
 

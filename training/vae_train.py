@@ -68,8 +68,9 @@ class VaeConfig:
     steps: int = 400  # optimiser steps
     image_steps: int = 0  # of those, the first train on single frames (1-frame windows, a
     #                       fraction of a video window's cost): the spatial code first, then
-    #                       the rest on `frames`-frame windows; e.g. 300 of 330 at 64x32 gives
-    #                       latents that follow the picture in 1/6 of the time of video only
+    #                       the rest on `frames`-frame windows; e.g. 300 of 330-390 at 64x32
+    #                       gave latents that follow the picture in 1.5-2 minutes at half of
+    #                       the seeds tried (benchmarks/RESULTS.md); check latent_motion
     batch_size: int = 4  # windows per step
     lr: float = 1e-3  # AdamW peak learning rate
     warmup: int = 0  # linear warm-up steps, then a cosine decay from lr to min_lr at `steps`
