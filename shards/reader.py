@@ -7,6 +7,7 @@
     -> tar samples (raw bytes)
     -> shuffle buffer seeded by (seed, epoch, rank)    => this rank's stream, fixed for a seed
     -> skip the first ``start`` samples                 (resume from a position)
+    -> (``endless``: the next epoch's stream, and so on)
     -> split by worker: sample i goes to worker i % num_workers
     -> decode in the worker (MP4 via PyAV, npy, json) and map actions to ``space``
 
@@ -17,17 +18,24 @@ stream in exactly the same order for any number of workers, and ``start=k`` give
 its k-th sample: to resume, pass the number of samples this rank has already consumed. Ranks
 get whole shards, so a job needs at least as many shards as ranks (more for balance).
 
-Each sample is a dict: ``__key__``; ``video`` (torch uint8 ``[T, H, W, 3]``, RGB, row 0 = top;
-float32 in [-1, 1] with ``float_video``; the MP4 bytes with ``decode_video=False``); ``keys``
-(float32 ``[T, K]`` keyboard of the action space); ``mouse`` (float32 ``[T, 2]`` in the space's
-units; absent when the space has no mouse); ``pose`` (float64 ``[T, 8]``); ``meta`` (the clip's
-json, plus ``shard``: the tar it came from); ``latents`` (torch float16 ``[2, 16, F, h, w]``,
-only in samples that have ``latents.npy``, written by ``training encode``: the clip's and the
-condition video's VAE latents, with the VAE's identity in ``meta["latents"]``); ``first``
-(torch uint8 ``[H, W, 3]``, RGB: the clip's first frame as decoded, only in samples that have
-``first.png``, written beside ``latents.npy`` so a trainer need not open the MP4); ``ode`` (torch
-float16 ``[K, 16, F, h, w]``, only in ODE-pair samples written by ``training odepairs``: the
-teacher's latents at the ``K`` sigmas in ``meta["ode"]``, ``latents[0]`` being the clean end).
+With ``endless=True`` the stream goes on from epoch to epoch (each epoch shuffled by its own
+seed), numbered across epochs before the split by worker, so the order still does not depend on
+the number of workers, and a DataLoader's workers live for the whole run instead of starting
+afresh at each epoch. Every sample carries ``__position__`` = ``(epoch, i)``: it is the ``i``-th
+sample of this rank's epoch, so ``epoch=epoch, start=i + 1`` resumes right after it.
+
+Each sample is a dict: ``__key__``; ``__position__`` (``(epoch, i)``, above); ``video`` (torch
+uint8 ``[T, H, W, 3]``, RGB, row 0 = top; float32 in [-1, 1] with ``float_video``; the MP4 bytes
+with ``decode_video=False``); ``keys`` (float32 ``[T, K]`` keyboard of the action space); ``mouse``
+(float32 ``[T, 2]`` in the space's units; absent when the space has no mouse); ``pose`` (float64
+``[T, 8]``); ``meta`` (the clip's json, plus ``shard``: the tar it came from); ``latents`` (torch
+float16 ``[2, 16, F, h, w]``, only in samples that have ``latents.npy``, written by ``training
+encode``: the clip's and the condition video's VAE latents, with the VAE's identity in
+``meta["latents"]``); ``first`` (torch uint8 ``[H, W, 3]``, RGB: the clip's first frame as decoded,
+only in samples that have ``first.png``, written beside ``latents.npy`` so a trainer need not open
+the MP4); ``ode`` (torch float16 ``[K, 16, F, h, w]``, only in ODE-pair samples written by
+``training odepairs``: the teacher's latents at the ``K`` sigmas in ``meta["ode"]``, ``latents[0]``
+being the clean end).
 """
 
 from __future__ import annotations
@@ -208,14 +216,41 @@ def _shuffled(bufsize: int, seed: int, epoch: int) -> Callable[[Iterator[dict]],
     return stage
 
 
-def _tail_for_worker(start: int, split_by_worker: bool) -> Callable[[Iterable], Iterator]:
-    """Skip the first ``start`` samples of the stream, then keep this worker's share."""
+def _rank_stream(urls: list[str], *, seed: int, shuffle: int, split_by_node: bool,
+                 epoch: int, start: int, endless: bool,
+                 handler: Callable[[Exception], bool]) -> Callable[[], Iterator[dict]]:
+    """This rank's raw samples of ``epoch`` from its ``start``-th on (then of the epochs after
+    it, if ``endless``), each tagged with its ``__position__``."""
+
+    def one_epoch(e: int) -> Iterator[dict]:
+        return iter(wds.DataPipeline(
+            _rank_shards(urls, seed, e, shuffle > 0, split_by_node),
+            wds.tarfile_to_samples(handler=handler),
+            _shuffled(shuffle, seed, e) if shuffle > 0 else None,
+        ))
+
+    def stage() -> Iterator[dict]:
+        e, skip = epoch, start
+        while True:
+            count = 0
+            for count, sample in enumerate(one_epoch(e), 1):
+                if count > skip:
+                    yield {**sample, "__position__": (e, count - 1)}
+            if not endless:
+                return
+            if count == 0:
+                raise ShardError(f"this rank's shards hold no clips ({urls})")
+            e, skip = e + 1, 0
+
+    return stage
+
+
+def _for_worker(split_by_worker: bool) -> Callable[[Iterable], Iterator]:
+    """Keep this worker's share of the stream: sample i goes to worker i % workers."""
 
     def stage(src: Iterable) -> Iterator:
         _, _, worker, workers = pytorch_worker_info()
-        step = workers if split_by_worker else 1
-        first = start + (worker if split_by_worker else 0)
-        return islice(src, first, None, step)
+        return islice(src, worker, None, workers) if split_by_worker else iter(src)
 
     return stage
 
@@ -232,13 +267,15 @@ def clip_dataset(
     space: str | ActionSpace = "worldforge",
     start: int = 0,
     epoch: int = 0,
+    endless: bool = False,
     handler: Callable[[Exception], bool] = wds.reraise_exception,
 ) -> torch.utils.data.IterableDataset:
     """A dataset of clip dicts from WebDataset tars (a path, a brace pattern, or a list).
 
     ``shuffle`` is the sample shuffle-buffer size (0: no shuffling of shards or samples); the
     order is fixed by ``seed`` and ``epoch``; ``start`` resumes this rank's stream at its
-    ``start``-th sample. ``handler`` is webdataset's error policy (default: raise;
+    ``start``-th sample; ``endless`` goes on with the next epochs (a rank whose shards hold no
+    samples is then an error). ``handler`` is webdataset's error policy (default: raise;
     ``webdataset.warn_and_continue`` skips bad samples with a warning).
     """
     if isinstance(urls, (str, Path)) and Path(urls).is_dir():
@@ -253,12 +290,12 @@ def clip_dataset(
     action_space = get_space(space)
 
     def decode(sample: dict) -> dict:
-        return decode_sample(sample, action_space, decode_video, float_video)
+        return {**decode_sample(sample, action_space, decode_video, float_video),
+                "__position__": sample["__position__"]}
 
     return wds.DataPipeline(
-        _rank_shards(url_list, seed, epoch, shuffle > 0, split_by_node),
-        wds.tarfile_to_samples(handler=handler),
-        _shuffled(shuffle, seed, epoch) if shuffle > 0 else None,
-        _tail_for_worker(start, split_by_worker),
+        _rank_stream(url_list, seed=seed, shuffle=shuffle, split_by_node=split_by_node,
+                     epoch=epoch, start=start, endless=endless, handler=handler),
+        _for_worker(split_by_worker),
         wds.map(decode, handler=handler),
     )

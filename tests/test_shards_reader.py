@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -224,6 +225,31 @@ def test_resume_from_start_gives_tail_of_stream(shard_set, single_rank):
     resumed = clip_dataset(urls, seed=5, shuffle=8, start=5)
     loader = torch.utils.data.DataLoader(resumed, batch_size=None, num_workers=2)
     assert [s["__key__"] for s in loader] == stream[5:]
+
+
+def test_endless_stream_runs_epoch_after_epoch_in_order_for_any_workers(shard_set, single_rank):
+    root, _ = shard_set
+    urls = open_shards(root)
+    epochs = [keys_of(clip_dataset(urls, seed=4, shuffle=8, epoch=e, decode_video=False))
+              for e in (2, 3, 4)]
+    assert epochs[0] != epochs[1]  # each epoch has its own order
+    length = len(epochs[0])
+    expected = [(key, (2 + e, i)) for e, keys in enumerate(epochs) for i, key in
+                enumerate(keys)][5:]  # resumed at (epoch 2, start 5)
+    for workers in (0, 2, 3):  # 3 does not divide an epoch: the split spans epochs
+        endless = clip_dataset(urls, seed=4, shuffle=8, epoch=2, start=5, endless=True)
+        loader = torch.utils.data.DataLoader(endless, batch_size=None, num_workers=workers)
+        got = [(s["__key__"], tuple(s["__position__"])) for s in islice(loader, 2 * length)]
+        assert got == expected[:2 * length]
+    # the position after the last sample of an epoch resumes at the next one
+    after = clip_dataset(urls, seed=4, shuffle=8, epoch=2, start=length, endless=True)
+    assert next(iter(after))["__position__"] == (3, 0)
+
+
+def test_an_endless_stream_over_no_samples_is_an_error(tmp_path, single_rank):
+    write_tar(tmp_path / "train-000000.tar", [])
+    with pytest.raises(ShardError, match="hold no clips"):
+        next(iter(clip_dataset(open_shards(tmp_path), endless=True)))
 
 
 def test_bad_sample_names_key_and_shard(tmp_path, shard_set, single_rank):

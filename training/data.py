@@ -24,7 +24,9 @@ longer clip's encoding are the latents of its first ``4 (F - 1) + 1`` frames.
 :class:`ClipStream` is a rank's endless stream of batches: the DataLoader yields samples one at a
 time (``batch_size=None``), which keeps the reader's order for any number of workers, so the
 position ``(epoch, start)`` -- ``start`` = samples of this epoch consumed -- resumes it exactly.
-It also measures how long the trainer waited on the loader.
+Its reader goes from epoch to epoch itself (``endless``), so the loader's workers start once per
+run and read ahead across the end of an epoch, where a new loader per epoch made the trainer wait
+for fresh workers. It also measures how long the trainer waited on the loader.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def prepare_sample(sample: dict, frames: int) -> dict:
     where = f"clip {key!r} of {sample['meta'].get('shard')}"
     if len(sample["keys"]) < frames:
         raise ShardError(f"{where} has {len(sample['keys'])} frames, fewer than frames={frames}")
-    out = {"key": key, "where": where, "keyboard": sample["keys"][:frames].numpy()}
+    out = {"key": key, "where": where, "position": sample["__position__"],
+           "keyboard": sample["keys"][:frames].numpy()}
     if "mouse" in sample:
         out["mouse"] = sample["mouse"][:frames].numpy()
     if "latents" in sample:
@@ -136,11 +139,13 @@ def _as_is(sample: dict) -> dict:
 
 
 def sample_loader(urls: list[str], *, frames: int, space: ActionSpace, seed: int, shuffle: int,
-                  epoch: int, start: int, num_workers: int,
-                  split_by_node: bool = True) -> torch.utils.data.DataLoader:
-    """One pass over this rank's samples from its ``start``-th on, prepared, one at a time."""
+                  epoch: int, start: int, num_workers: int, split_by_node: bool = True,
+                  endless: bool = False) -> torch.utils.data.DataLoader:
+    """This rank's samples from its ``start``-th of ``epoch`` on, prepared, one at a time: to
+    the end of the epoch, or through all the epochs after it (``endless``)."""
     clips = clip_dataset(urls, seed=seed, shuffle=shuffle, split_by_node=split_by_node,
-                         decode_video=False, space=space, start=start, epoch=epoch)
+                         decode_video=False, space=space, start=start, epoch=epoch,
+                         endless=endless)
     return torch.utils.data.DataLoader(_Prepared(clips, frames), batch_size=None,
                                        num_workers=num_workers, collate_fn=_as_is)
 
@@ -236,21 +241,13 @@ class ClipStream:
         return waited
 
     def _next_sample(self) -> dict:
-        fresh = False
-        while True:
-            if self._samples is None:
-                self._samples = iter(sample_loader(self.urls, epoch=self.epoch,
-                                                   start=self.start, **self.options))
-                fresh = True
-            try:
-                sample = next(self._samples)
-            except StopIteration:
-                if fresh and self.start == 0:
-                    raise ShardError(f"this rank's shards hold no clips ({self.urls})") from None
-                self.epoch, self.start, self._samples = self.epoch + 1, 0, None
-                continue
-            self.start += 1
-            return sample
+        if self._samples is None:  # one loader, and one set of workers, for the whole run
+            self._samples = iter(sample_loader(self.urls, epoch=self.epoch, start=self.start,
+                                               endless=True, **self.options))
+        sample = next(self._samples)
+        epoch, index = sample["position"]
+        self.epoch, self.start = epoch, index + 1
+        return sample
 
     def next_batch(self) -> Batch:
         began = time.perf_counter()
