@@ -140,14 +140,16 @@ def _as_is(sample: dict) -> dict:
 
 def sample_loader(urls: list[str], *, frames: int, space: ActionSpace, seed: int, shuffle: int,
                   epoch: int, start: int, num_workers: int, split_by_node: bool = True,
-                  endless: bool = False) -> torch.utils.data.DataLoader:
+                  endless: bool = False, ahead: int = 2) -> torch.utils.data.DataLoader:
     """This rank's samples from its ``start``-th of ``epoch`` on, prepared, one at a time: to
-    the end of the epoch, or through all the epochs after it (``endless``)."""
+    the end of the epoch, or through all the epochs after it (``endless``). The workers keep
+    at least ``ahead`` samples ready between them."""
     clips = clip_dataset(urls, seed=seed, shuffle=shuffle, split_by_node=split_by_node,
                          decode_video=False, space=space, start=start, epoch=epoch,
                          endless=endless)
+    extra = {"prefetch_factor": max(2, -(-ahead // num_workers))} if num_workers else {}
     return torch.utils.data.DataLoader(_Prepared(clips, frames), batch_size=None,
-                                       num_workers=num_workers, collate_fn=_as_is)
+                                       num_workers=num_workers, collate_fn=_as_is, **extra)
 
 
 @dataclass
@@ -243,7 +245,8 @@ class ClipStream:
     def _next_sample(self) -> dict:
         if self._samples is None:  # one loader, and one set of workers, for the whole run
             self._samples = iter(sample_loader(self.urls, epoch=self.epoch, start=self.start,
-                                               endless=True, **self.options))
+                                               endless=True, ahead=2 * self.batch_size,
+                                               **self.options))
         sample = next(self._samples)
         epoch, index = sample["position"]
         self.epoch, self.start = epoch, index + 1
