@@ -28,7 +28,7 @@ from training.metrics import follows_picture, motion_steps, psnr, ssim
 from training.run_log import RunLog
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
-from training.vae_train import VaeConfig, load_config, train_vae
+from training.vae_train import VaeConfig, load_config, per_frame_start, train_vae
 
 
 def save_tiny(folder: Path, seed: int = 0) -> Path:
@@ -234,6 +234,26 @@ def test_the_image_stage_trains_on_single_frames_then_windows(shards, tmp_path, 
     assert json.loads((run / "metrics.json").read_text())["image_steps"] == 2
     with pytest.raises(ValueError, match="image_steps must be in 0..steps-1"):
         VaeConfig(shards=shards, out=tmp_path / "r", steps=4, image_steps=4)
+
+
+@torch.no_grad()
+def test_the_video_stage_starts_as_the_image_model_applied_frame_by_frame():
+    torch.manual_seed(0)
+    model = build_vae("tiny").eval()
+    video = torch.rand(1, 3, 9, 32, 64) * 2 - 1
+    image = [model.encode(video[:, :, [f]]).latent_dist.mode() for f in (0, 4, 8)]
+    assert not torch.allclose(model.encode(video).latent_dist.mode(), torch.cat(image, 2))
+    per_frame_start(model)
+    # latent k is frame 4k's image latent (a single frame reaches only the current taps, which
+    # per_frame_start keeps)
+    latents = model.encode(video).latent_dist.mode()
+    assert torch.allclose(latents, torch.cat(image, 2), atol=1e-5)
+    # and each latent decodes to its 4 frames as copies of the one picture it holds
+    frames = model.decode(latents).sample
+    for k in (1, 2):
+        picture = model.decode(latents[:, :, [k]]).sample[:, :, 0]
+        for f in range(4 * k - 3, 4 * k + 1):
+            assert torch.allclose(frames[:, :, f], picture, atol=1e-5)
 
 
 def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):

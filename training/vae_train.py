@@ -40,6 +40,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
+from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
 from torch import Tensor
 
 from shards.reader import clip_dataset, open_shards
@@ -271,6 +272,35 @@ def latent_motion(model: AutoencoderKLWan, clips: list[Tensor], mean: list[float
     return torch.cat(rows)
 
 
+@torch.no_grad()
+def per_frame_start(model: AutoencoderKLWan) -> None:
+    """Set the temporal layers so that the video model is the image model applied frame by
+    frame: latent ``k`` is the encoding of frame ``4k``, and each latent decodes to its four
+    frames as copies of one picture.
+
+    The image stage trains only what one frame reaches: a causal kernel's current tap. Its
+    earlier taps and the temporal resampling convolutions are still at their random start,
+    which mixes other frames into each latent as noise when the video stage begins. Here the
+    earlier taps become zero, the encoder's temporal downsampling keeps the later frame of each
+    pair, and the decoder's temporal upsampling repeats its input (the inflation of an image
+    model into a video model). The video stage then starts from latents that follow the
+    picture and learns the temporal layers from there.
+    """
+    resamplers = [m for m in model.modules() if isinstance(m, WanResample)
+                  and m.mode in ("downsample3d", "upsample3d")]
+    passing = {id(m.time_conv) for m in resamplers}
+    for conv in model.modules():
+        if isinstance(conv, WanCausalConv3d) and id(conv) not in passing:
+            conv.weight[:, :, :-1].zero_()
+    for resampler in resamplers:
+        conv = resampler.time_conv  # [copies * C, C, 3, 1, 1]: copies output frames per input
+        channels = conv.weight.shape[1]
+        conv.weight.zero_()
+        conv.bias.zero_()
+        for copy in range(conv.weight.shape[0] // channels):
+            conv.weight[copy * channels:(copy + 1) * channels, :, -1, 0, 0] = torch.eye(channels)
+
+
 def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
     """Write ``model`` to ``<run>/vae`` atomically (``vae.partial``, then a rename)."""
     partial, final = run / f"{VAE_DIR}.partial", run / VAE_DIR
@@ -354,6 +384,8 @@ def train_vae(cfg: VaeConfig) -> Path:
                 group["lr"] = lr
             model.train()
             frames = 1 if step < cfg.image_steps else cfg.frames
+            if step == cfg.image_steps > 0:
+                per_frame_start(model)
             x = torch.stack([windows.take(frames) for _ in range(cfg.batch_size)]).to(device)
             posterior = model.encode(x).latent_dist
             z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
