@@ -17,8 +17,8 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
 ``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1) frames are cut at random
 offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single
 frames for the first ``image_steps`` (an image stage: the spatial code is learnt at a fraction
-of the cost, then video windows train the temporal layers);
-evaluation uses the first window of the first ``eval_clips`` clips of ``eval_split``. The loss
+of the cost, then video windows train the temporal layers, from the image model applied frame
+by frame: :func:`per_frame_start`); evaluation uses the first window of the first ``eval_clips`` clips of ``eval_split``. The loss
 is the L1 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a
 unit Gaussian, both as means per element; AdamW with linear warm-up and a cosine decay to
 ``min_lr`` (training.schedule; by default neither: a constant rate). The same config on the
@@ -69,9 +69,10 @@ class VaeConfig:
     steps: int = 400  # optimiser steps
     image_steps: int = 0  # of those, the first train on single frames (1-frame windows, a
     #                       fraction of a video window's cost): the spatial code first, then
-    #                       the rest on `frames`-frame windows; e.g. 300 of 330-390 at 64x32
-    #                       gave latents that follow the picture in 1.5-2 minutes at half of
-    #                       the seeds tried (benchmarks/RESULTS.md); check latent_motion
+    #                       the rest on `frames`-frame windows, starting as the image model
+    #                       frame by frame (per_frame_start); e.g. 300 of 390 at 64x32 gave
+    #                       latents that follow the picture (0.87-0.89) at 4 of 4 seeds in
+    #                       3-4 minutes (benchmarks/RESULTS.md); check latent_motion
     batch_size: int = 4  # windows per step
     lr: float = 1e-3  # AdamW peak learning rate
     warmup: int = 0  # linear warm-up steps, then a cosine decay from lr to min_lr at `steps`
