@@ -18,8 +18,8 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
 offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single
 frames for the first ``image_steps`` (an image stage: the spatial code is learnt at a fraction
 of the cost, then video windows train the temporal layers, from the image model applied frame
-by frame: :func:`per_frame_start`); evaluation uses the first window of the first ``eval_clips`` clips of ``eval_split``. The loss
-is the L1 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a
+by frame: :func:`per_frame_start`); evaluation uses the first window of the first
+``eval_clips`` clips of ``eval_split``. The loss is the L1 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a
 unit Gaussian, both as means per element; AdamW with linear warm-up and a cosine decay to
 ``min_lr`` (training.schedule; by default neither: a constant rate). The same config on the
 same machine gives the same weights, also when the run was killed and continued with
