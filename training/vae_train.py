@@ -15,16 +15,16 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
                            the clips are shorter than 9 frames)
 
 ``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1) frames are cut at random
-offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single
-frames for the first ``image_steps`` (an image stage: the spatial code is learnt at a fraction
-of the cost, then video windows train the temporal layers, from the image model applied frame
-by frame: :func:`per_frame_start`); evaluation uses the first window of the first
-``eval_clips`` clips of ``eval_split``. The loss is the L1 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a
-unit Gaussian, both as means per element; AdamW with linear warm-up and a cosine decay to
-``min_lr`` (training.schedule; by default neither: a constant rate). The same config on the
-same machine gives the same weights, also when the run was killed and continued with
-``resume`` (from ``checkpoints/last``: the saved config takes the place of the defaults, and
-only :data:`RESUMABLE` fields may change).
+offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single frames
+for the first ``image_steps`` (an image stage: the spatial code is learnt at a fraction of the
+cost, then video windows train the temporal layers, from the image model applied frame by frame:
+:func:`per_frame_start`); evaluation uses the first window of the first ``eval_clips`` clips of
+``eval_split``. The loss is the L1 reconstruction error plus ``kl_weight`` times the KL divergence
+of the posterior to a unit Gaussian, both as means per element; AdamW with linear warm-up and a
+cosine decay to ``min_lr`` (training.schedule; by default neither: a constant rate). The same
+config on the same machine gives the same weights, also when the run was killed and continued with
+``resume`` (from ``checkpoints/last``: the saved config takes the place of the defaults, and only
+:data:`RESUMABLE` fields may change).
 """
 
 from __future__ import annotations
