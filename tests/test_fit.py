@@ -366,8 +366,13 @@ def test_a_tiny_model_learns_held_out_episodes_and_uses_its_actions(tmp_path):
         assert curation(["filter", str(tmp_path / "episodes"), "--out", str(shards),
                          "--clip-frames", "17", "--size", "64x32", "--fps", "15",
                          "--val-fraction", "0.2", "--no-progress"]) == 0
-        vae = train_vae(VaeConfig(shards=shards, out=tmp_path / "vae", steps=60, batch_size=4,
-                                  frames=9, eval_clips=2, stats_clips=16, progress=False))
+        vae = train_vae(VaeConfig(shards=shards, out=tmp_path / "vae", steps=330,
+                                  image_steps=300, batch_size=4, frames=9, eval_clips=2,
+                                  stats_clips=16, progress=False))
+        # the actions explain how the latents change only if they follow the picture (0.87 at
+        # this seed when measured; the 60 window steps this test used before gave -0.15)
+        motion = json.loads((vae / "metrics.json").read_text())["latent_motion"]
+        assert motion["corr"] > 0.5, motion
         latents = encode_shards(EncodeConfig(shards=shards, vae=vae, out=tmp_path / "latents",
                                              progress=False))
         cfg = load_config(None, dict(out=str(tmp_path / "run"), shards=str(latents), frames=17,
@@ -385,10 +390,10 @@ def test_a_tiny_model_learns_held_out_episodes_and_uses_its_actions(tmp_path):
         clips = sum(len(b) for b in val)
         assert clips >= 16
         use = action_use(model, val, cfg)
-        # a narrow margin (0.7 %): at this size the model reads its actions but hardly
-        # generalises them to held-out episodes, and the 60-step VAE's latents barely follow
-        # the picture (benchmarks/RESULTS.md, "Do the latents carry the motion?")
-        assert use["true"] < use["shuffled"], use
+        # 3.2 % when measured (0.7 % on a VAE whose latents did not follow the picture); with
+        # 10 training episodes the model generalises its actions only a little
+        # (benchmarks/RESULTS.md, "The video stage starts as the image model")
+        assert use["shuffled"] > 1.015 * use["true"], use
 
 
 def test_action_ablations_move_actions_between_clips_or_remove_them():
