@@ -1,15 +1,15 @@
 """Does a preset learn on a CPU? Validation loss curve, true vs shuffled actions, sample videos.
 
-Records built-in episodes (``--episodes`` city and park each, 160x90, balanced profile),
-curates them to ``--size`` clips of ``--frames`` frames at 15 fps (a fifth of the episodes held
-out as the val split), trains a VAE (``--vae-steps``), pre-encodes latents, then trains the
-preset for ``--steps`` updates with a validation loss every ``--val-every`` (and ``training
+Records built-in episodes (``--episodes`` city and park each, 160x90, balanced profile), curates
+them to ``--size`` clips of ``--frames`` frames at 15 fps (a fifth of the episodes held out as the
+val split), trains a VAE (``--vae-steps``, ``--vae-image-steps``), pre-encodes latents, then trains
+the preset for ``--steps`` updates with a validation loss every ``--val-every`` (and ``training
 eval`` every ``--eval-every``). At the end: the validation loss with true, shuffled and zero
-actions (``training.ablation.action_use``, same noise; over training's noise levels and at
-each of ``NOISE_LEVELS``), a loss-curve PNG, validation videos
-(generated beside ground truth) and a full ``training eval`` report (``--eval-clips`` held-out
-clips, every designed script) in ``--out``. Stages whose output is already in ``--out``
-(recordings, shards, VAE, latents) are reused, so a second run changes only the training.
+actions (``training.ablation.action_use``, same noise; over training's noise levels and at each of
+``NOISE_LEVELS``), a loss-curve PNG, validation videos (generated beside ground truth) and a full
+``training eval`` report (``--eval-clips`` held-out clips, every designed script) in ``--out``.
+Stages whose output is already in ``--out`` (recordings, shards, VAE, latents) are reused, so a
+second run changes only the training.
 
     python benchmarks/bench_learn.py --preset small --steps 3000 --out bench-small
 """
@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--size", default="64x32")
     parser.add_argument("--frames", type=int, default=17)
     parser.add_argument("--vae-steps", type=int, default=200)
+    parser.add_argument("--vae-image-steps", type=int, default=0,
+                        help="of --vae-steps, the first on single frames (training vae)")
     parser.add_argument("--vae-batch-size", type=int, default=4)
     parser.add_argument("--vae-lr", type=float, default=1e-3)
     parser.add_argument("--eval-every", type=int, default=0, help="training eval during fit")
@@ -84,6 +86,7 @@ def main() -> None:
     vae = out / "vae"
     if not (vae / "metrics.json").is_file():
         vae = train_vae(VaeConfig(shards=shards, out=vae, steps=args.vae_steps,
+                                  image_steps=args.vae_image_steps,
                                   batch_size=args.vae_batch_size, lr=args.vae_lr, frames=9,
                                   eval_clips=4, stats_clips=16, progress=False))
     latents = out / "latents"
