@@ -198,17 +198,14 @@ class TrainWindows:
     def take(self, frames: int) -> Tensor:
         """The next clip's window of ``frames`` frames."""
         cfg = self.cfg
-        while True:
-            if self._clips is None:
-                self._clips = iter(clip_dataset(
-                    self.urls, seed=cfg.seed, shuffle=cfg.shuffle, epoch=self.epoch,
-                    start=self.start, float_video=True, split_by_node=False,
-                    split_by_worker=False))
-            sample = next(self._clips, None)
-            if sample is not None:
-                break
-            self.epoch, self.start, self._clips = self.epoch + 1, 0, None
-        self.start += 1
+        if self._clips is None:
+            self._clips = iter(clip_dataset(
+                self.urls, seed=cfg.seed, shuffle=cfg.shuffle, epoch=self.epoch,
+                start=self.start, float_video=True, split_by_node=False,
+                split_by_worker=False, endless=True))
+        sample = next(self._clips)
+        epoch, index = sample["__position__"]
+        self.epoch, self.start = epoch, index + 1
         video = to_video(sample["video"])
         offset = self.rng.randint(0, video.shape[1] - frames)
         return video[:, offset:offset + frames]
