@@ -147,13 +147,15 @@ def test_fit_evaluates_at_intervals_and_training_eval_writes_a_deterministic_rep
     assert training([*args, "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert "ground truth (ceiling)" in printed and "model, designed scripts" in printed
+    assert "ground truth through the VAE" in printed
     assert training([*args, "--out", str(tmp_path / "b")]) == 0
     a = json.loads((tmp_path / "a" / EVAL_JSON).read_text())
     assert a == json.loads((tmp_path / "b" / EVAL_JSON).read_text())  # same seed, same numbers
     assert read_data(tmp_path / "a" / "index.html") == a
     assert a["step"] == 4 and a["scored_keys"] == ["w", "s", "a", "d"] and len(a["clips"]) == 2
     assert list(a["per_script"]) == ["w", "turn-right", "idle"] and a["script_frames"] == 13
-    for group in ("recorded", "ground_truth", "scripts"):
+    assert a["autoencoded"]["frames"] == 2 * 9  # two clips, 9 frames each (4k+1) through the VAE
+    for group in ("recorded", "ground_truth", "scripts", "autoencoded"):
         s = a[group]
         assert 0 <= s["unknown"] <= 1 and 0 <= s["keyboard"] <= 1 and s["frame_diff"] >= 0
     assert len(a["curves"]["scripts"]["brightness"]) == 13

@@ -9,6 +9,9 @@ For a trained run, on held-out clips of a shard split (``EvalConfig``):
   was validated with against exact labels (``benchmarks/bench_probe.py``).
 - **ground truth**: the same probe and score on the clips themselves: the probe's ceiling, what a
   model that followed its inputs perfectly would score on this footage.
+- **autoencoded**: the same on the clips after a round trip through the run's VAE (encode,
+  decode; the first ``4k+1`` frames): the ceiling of a model that generates in that VAE's latent
+  space, so a gap between ground truth and autoencoded is the VAE's, not the DiT's.
 - **scripts** (:mod:`training.action_scripts`): each key alone, pairs, turns, looks and idle,
   from the first frames of the first ``script_images`` clips, ``script_frames`` frames long
   (several sampling windows by default: long rollouts).
@@ -53,6 +56,7 @@ from shards.reader import decode_mp4, open_shards
 from training.action_scripts import fits_space, script_actions, script_names
 from training.generator import Generator, StreamConfig
 from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
+from training.vae import WanVAE
 
 EVAL_JSON = "eval.json"
 DRIFT_KEYS = ("brightness", "contrast", "sharpness")
@@ -203,6 +207,14 @@ def mean_curves(readings: list[Reading]) -> dict[str, list[float]]:
 # Rollouts
 
 
+def autoencode(vae: WanVAE, frames: np.ndarray) -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` -> the same after the VAE's encode and decode, the first
+    ``4k+1`` frames (the most the VAE takes)."""
+    n = (len(frames) - 1) // vae.temporal * vae.temporal + 1
+    video = torch.from_numpy(frames[:n]).permute(3, 0, 1, 2)[None].float().div(127.5).sub(1)
+    return to_uint8(vae.decode(vae.encode(video))[0].cpu())
+
+
 def rollout(run: LoadedRun, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
             sampler: SamplerConfig) -> np.ndarray:
     """uint8 ``[B, T, H, W, 3]`` generated from first frames ``firsts [B, H, W, 3]`` under
@@ -261,6 +273,11 @@ def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
     recorded = [read_video(v, k, m, fov, fps) for v, (k, m) in zip(made, given, strict=True)]
     truth = [read_video(c.frames[:n], k, m, fov, fps) for c, (k, m) in zip(clips, given,
                                                                           strict=True)]
+    say("eval: the held-out clips through the VAE")
+    autoencoded = []
+    for c, (k, m) in zip(clips, given, strict=True):
+        video = autoencode(run.vae, c.frames[:n])
+        autoencoded.append(read_video(video, k[:len(video)], m[:len(video)], fov, fps))
 
     names = [s for s in script_names(cfg.scripts) if fits_space(s, run.space)]
     length = cfg.script_frames or 3 * (run.frames - 1) + 1
@@ -281,9 +298,11 @@ def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
         "fov": fov, "fps": fps, "frames": n, "script_frames": length,
         "clips": [c.key for c in clips], "config": asdict(cfg), "sampler": asdict(sampler),
         "recorded": score(recorded, scored), "ground_truth": score(truth, scored),
+        "autoencoded": score(autoencoded, scored),
         "scripts": score([r for rs in scripts.values() for r in rs], scored) if scripts else {},
         "per_script": {name: score(rs, scored) for name, rs in scripts.items()},
         "curves": {"recorded": mean_curves(recorded), "ground_truth": mean_curves(truth),
+                   "autoencoded": mean_curves(autoencoded),
                    **({"scripts": mean_curves([r for rs in scripts.values() for r in rs])}
                       if scripts else {})},
     }
@@ -314,7 +333,7 @@ def headline(results: dict) -> dict[str, float]:
     """The numbers to follow during training: keyboard and mouse accuracy of the model under
     recorded actions and scripts, the probe's ceiling, unknown share, drift and consistency."""
     out = {}
-    for group in ("recorded", "scripts", "ground_truth"):
+    for group in ("recorded", "scripts", "ground_truth", "autoencoded"):
         s = results.get(group) or {}
         if s:
             out[f"{group}_keyboard"] = s["keyboard"]
@@ -331,7 +350,8 @@ def summary_table(results: dict) -> str:
     rows = [("", "keyboard", "mouse", "unknown", "mouse err p50", "confidence", "frame diff")]
     for label, group in (("model, recorded actions", "recorded"),
                          ("model, designed scripts", "scripts"),
-                         ("ground truth (ceiling)", "ground_truth")):
+                         ("ground truth (ceiling)", "ground_truth"),
+                         ("ground truth through the VAE", "autoencoded")):
         s = results.get(group)
         if s:
             rows.append((label, _pct(s["keyboard"]), _pct(s["direction"]), _pct(s["unknown"]),
@@ -355,7 +375,8 @@ def _score_rows(results: dict) -> tuple[list[str], list[list[object]]]:
               "mouse err p50 / p95 (deg)", *(k.upper() for k in keys), "confidence",
               "frame diff"]
     groups = [("model, recorded actions", results["recorded"]),
-              ("ground truth (probe ceiling)", results["ground_truth"])]
+              ("ground truth (probe ceiling)", results["ground_truth"]),
+              ("ground truth through the VAE (latent ceiling)", results["autoencoded"])]
     if results["scripts"]:
         groups.insert(1, ("model, all scripts", results["scripts"]))
     groups += [(f"script {name}", s) for name, s in results["per_script"].items()]
@@ -368,7 +389,7 @@ def _score_rows(results: dict) -> tuple[list[str], list[list[object]]]:
 
 def _accuracy_png(folder: Path, results: dict) -> str:
     groups = {"recorded": results["recorded"], "ground truth": results["ground_truth"],
-              **results["per_script"]}
+              "through the VAE": results["autoencoded"], **results["per_script"]}
     labels = list(groups)
     fig, ax = figure(8.0, 1.0 + 0.3 * len(labels))
     y = np.arange(len(labels))[::-1]
@@ -418,7 +439,8 @@ def _page(results: dict, folder: Path, videos: list[tuple[str, str]]) -> str:
         "<div class=cards>" + "".join(f"<div class=card><b>{esc(v)}</b>{esc(k)}</div>"
                                       for k, v in cards) + "</div>",
         "<p>Accuracy is the camera-motion probe's reading of the video against the actions the "
-        "model was given (model / the same probe on the ground-truth clips, its ceiling). "
+        "model was given (model / the same probe on the ground-truth clips, its ceiling; "
+        "the clips through the run's VAE are the ceiling of a model generating its latents). "
         "<i>keyboard</i>: frames where every scored movement key agrees; <i>mouse</i>: frames "
         "moving more than 0.5 deg where the probed turn lies within 45 deg of the given one "
         "(unknown frames count as misses). See docs/training.md.</p>",
