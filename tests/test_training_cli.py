@@ -46,9 +46,12 @@ def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factor
                      "--batch-size", "2", "--eval-clips", "1", "--stats-clips", "2",
                      "--progress", "false"]) == 0
     said = capsys.readouterr().out
-    motion = json.loads((vae / "metrics.json").read_text())["latent_motion"]
+    metrics = json.loads((vae / "metrics.json").read_text())
+    motion, end = metrics["latent_motion"], metrics["end"]
     assert f"correlation {motion['corr']:.2f} with the pixels' change over " \
         f"{motion['steps']} held-out steps" in said
+    assert f"motion kept inside latents {end['motion_within']:.2f}, across latents " \
+        f"{end['motion_across']:.2f}" in said
     assert training(["encode", str(data["raw"]), "--vae", str(vae), "--out", str(latents),
                      "--progress", "false"]) == 0
     assert training(["fit", "--shards", str(latents), "--vae", str(vae), "--out", str(run),

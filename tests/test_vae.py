@@ -24,7 +24,7 @@ from scipy.ndimage import gaussian_filter
 
 from curation.cli import main as curation
 from training import checkpoint
-from training.metrics import follows_picture, motion_steps, psnr, ssim
+from training.metrics import follows_picture, frame_change, motion_kept, motion_steps, psnr, ssim
 from training.run_log import RunLog
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
@@ -136,6 +136,22 @@ def test_latent_motion_pairs_each_latent_step_with_the_pixels_change_over_its_fr
         motion_steps(latents, video[:, :9])
 
 
+def test_motion_kept_tells_steps_inside_latents_from_steps_across_them():
+    video = torch.zeros(2, 3, 9, 4, 4)
+    for f in range(9):
+        video[:, :, f] = f / 8  # the picture brightens by 1/8 every frame
+    assert frame_change(video).tolist() == [[0.125] * 8] * 2
+    assert motion_kept(frame_change(video), frame_change(video)) == {"within": 1.0,
+                                                                     "across": 1.0}
+    stairs = video[:, :, [0, 4, 4, 4, 4, 8, 8, 8, 8]]  # each latent's frames repeat its last
+    kept = motion_kept(frame_change(video), frame_change(stairs))
+    assert kept == {"within": 0.0, "across": pytest.approx(4.0)}  # 4 frames' change at once
+    assert math.isnan(motion_kept(frame_change(video[:, :, :1].expand(-1, -1, 9, -1, -1)),
+                                  frame_change(video))["within"])  # a still original
+    with pytest.raises(ValueError, match="must both be"):
+        motion_kept(frame_change(video), frame_change(video[:, :, :5]))
+
+
 def test_psnr_is_infinite_for_identical_videos_and_exact_for_a_known_error():
     x = torch.rand(2, 3, 5, 16, 16, generator=torch.Generator().manual_seed(0))
     assert torch.isinf(psnr(x, x)).all()
@@ -198,6 +214,7 @@ def test_training_vae_lowers_the_reconstruction_error(shards, tmp_path):
     assert metrics["eval_split"] == "val" and metrics["eval_clips"] == 4
     assert metrics["end"]["psnr"] > metrics["start"]["psnr"] + 1.0  # dB, on unseen episodes
     assert metrics["end"]["ssim"] > metrics["start"]["ssim"]
+    assert all(0 <= metrics["end"][k] < 10 for k in ("motion_within", "motion_across"))
     motion = metrics["latent_motion"]  # 9-frame clips: one step between 4-frame latents each
     assert motion["frames"] == 9 and motion["steps"] >= 4 and -1 <= motion["corr"] <= 1
     vae = WanVAE.load(run)
@@ -250,6 +267,7 @@ def test_the_video_stage_starts_as_the_image_model_applied_frame_by_frame():
     assert torch.allclose(latents, torch.cat(image, 2), atol=1e-5)
     # and each latent decodes to its 4 frames as copies of the one picture it holds
     frames = model.decode(latents).sample
+    assert motion_kept(frame_change(video), frame_change(frames))["within"] < 1e-5
     for k in (1, 2):
         picture = model.decode(latents[:, :, [k]]).sample[:, :, 0]
         for f in range(4 * k - 3, 4 * k + 1):

@@ -71,6 +71,13 @@ def _vae(args: argparse.Namespace) -> int:
                                                  "fitting a world model on them")
         print(f"latents follow the picture: correlation {motion['corr']:.2f} with the pixels' "
               f"change over {motion['steps']} held-out steps{hint}")
+    end = metrics["end"]
+    if end["motion_within"] == end["motion_within"]:  # not NaN: windows of 5 frames or more
+        hint = "" if end["motion_within"] >= 0.5 else (": frames repeat inside each latent, so "
+                                                       "motion moves in steps of 4 frames; train "
+                                                       "the video stage longer")
+        print(f"motion kept inside latents {end['motion_within']:.2f}, across latents "
+              f"{end['motion_across']:.2f} of the footage's frame-to-frame change{hint}")
     return 0
 
 

@@ -16,6 +16,11 @@ default), 255.0 for [0, 255], 2.0 for [-1, 1]. They compute in float64.
   the latents' mean absolute change with the pixels' over the same 4 frames;
   :func:`follows_picture` is their correlation (about 0.7 for a VAE whose latents follow the
   picture, near 0 or below for one whose do not: ``benchmarks/RESULTS.md``).
+- Frame motion: a 4x temporal VAE must also render the motion *inside* each latent's four
+  frames. :func:`frame_change` is the mean absolute change between consecutive frames;
+  :func:`motion_kept` compares a reconstruction's with the original's, separately for steps
+  inside a latent (frame ``4k+1`` to ``4k+4``) and steps across latents (``4k`` to ``4k+1``). A
+  decoder that repeats a picture four times keeps 0 inside; a faithful one about 1 in both.
 """
 
 from __future__ import annotations
@@ -93,3 +98,25 @@ def follows_picture(steps: Tensor) -> float:
     """The correlation of latent and pixel change over :func:`motion_steps` rows (NaN when
     either does not vary)."""
     return float(torch.corrcoef(steps.T)[0, 1])
+
+
+def frame_change(video: Tensor) -> Tensor:
+    """float64 ``[B, T-1]``: mean absolute change from each frame to the next of
+    ``[B, C, T, H, W]``."""
+    v = video.double()
+    return (v[:, :, 1:] - v[:, :, :-1]).abs().mean(dim=(1, 3, 4))
+
+
+def motion_kept(original: Tensor, reconstructed: Tensor, temporal: int = 4) -> dict[str, float]:
+    """``within`` and ``across``: the reconstruction's :func:`frame_change` over the original's,
+    summed over the steps inside latents and the steps across them (``[N, T-1]`` each, e.g. many
+    clips' rows stacked); NaN when the original does not change there."""
+    if original.shape != reconstructed.shape or original.ndim != 2:
+        raise ValueError(f"frame changes must both be [N, T-1], got {list(original.shape)} and "
+                         f"{list(reconstructed.shape)}")
+    across = torch.arange(original.shape[1]) % temporal == 0  # step 4k -> 4k+1 enters a latent
+    out = {}
+    for name, where in (("within", ~across), ("across", across)):
+        total = float(original[:, where].sum())
+        out[name] = float(reconstructed[:, where].sum()) / total if total > 0 else float("nan")
+    return out

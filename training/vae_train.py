@@ -9,7 +9,9 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
     <run>/vae/             the VAE (diffusers save_pretrained: config.json + safetensors), with
                            the latents_mean/latents_std measured on train clips in its config;
                            written as <run>/vae.partial and renamed when complete
-    <run>/metrics.json     reconstruction PSNR/SSIM on held-out clips before and after training,
+    <run>/metrics.json     reconstruction PSNR/SSIM on held-out clips before and after training
+                           and the share of their frame-to-frame motion kept inside and across
+                           latents (training.metrics.motion_kept),
                            and latent_motion: whether the latents follow the picture
                            (training.metrics.follows_picture on held-out clips; null when
                            the clips are shorter than 9 frames)
@@ -47,7 +49,7 @@ from shards.reader import clip_dataset, open_shards
 from training import checkpoint
 from training.distributed import Dist, resolve_device
 from training.fit import truncate_metrics
-from training.metrics import follows_picture, motion_steps, psnr, ssim
+from training.metrics import follows_picture, frame_change, motion_kept, motion_steps, psnr, ssim
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
@@ -225,10 +227,12 @@ def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
 @torch.no_grad()
 def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> dict:
     """Mean reconstruction PSNR (dB), SSIM and L1 over ``clips`` (posterior means decoded),
-    PSNR and SSIM on frames mapped to [0, 1]."""
+    PSNR and SSIM on frames mapped to [0, 1]; ``motion_within`` and ``motion_across``:
+    :func:`training.metrics.motion_kept` (with 1-frame clips, NaN)."""
     model.eval()
     device = next(model.parameters()).device
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "l1": []}
+    changes: tuple[list[Tensor], list[Tensor]] = ([], [])
     for i in range(0, len(clips), batch_size):
         x = torch.stack(clips[i:i + batch_size]).to(device)
         y = model.decode(model.encode(x).latent_dist.mode()).sample
@@ -236,7 +240,11 @@ def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> d
         scores["psnr"] += psnr(a, b).tolist()
         scores["ssim"] += ssim(a, b).tolist()
         scores["l1"] += (x - y).abs().flatten(1).mean(dim=1).tolist()
-    return {k: sum(v) / len(v) for k, v in scores.items()}
+        changes[0].append(frame_change(x).cpu())
+        changes[1].append(frame_change(y).cpu())
+    kept = motion_kept(torch.cat(changes[0]), torch.cat(changes[1]))
+    return {**{k: sum(v) / len(v) for k, v in scores.items()},
+            "motion_within": kept["within"], "motion_across": kept["across"]}
 
 
 @torch.no_grad()
