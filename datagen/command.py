@@ -93,9 +93,10 @@ def field_comments(cls: type) -> dict[str, str]:
 
 
 def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
-                 skip: tuple[str, ...] = ()) -> None:
+                 skip: tuple[str, ...] = (), defaults: object = None) -> None:
     """One ``--flag`` per field of the config dataclass ``cls`` (but ``skip``), default None
-    (= the field's default), its help the field's comment."""
+    (= the field's default, or its value in ``defaults``, an instance the command starts
+    from), its help the field's comment."""
     group = parser.add_argument_group(title)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
@@ -103,6 +104,8 @@ def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
             continue
         kind, metavar = _parser_for(_field_type(cls, f))
         default = f.default if f.default is not dataclasses.MISSING else "required"
+        if defaults is not None:
+            default = getattr(defaults, f.name)
         said = comments.get(f.name, "").replace("%", "%%")
         group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
                            metavar=metavar,

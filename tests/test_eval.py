@@ -162,6 +162,12 @@ def test_fit_evaluates_at_intervals_and_training_eval_writes_a_deterministic_rep
     videos = sorted(p.name for p in (tmp_path / "a").glob("*.mp4"))
     assert len(videos) == 2 + 3 and "script-turn-right.mp4" in videos
 
+    # without --steps the command samples as fit's --eval-every does, so their numbers compare
+    assert training(["eval", "--ckpt", str(run), "--shards", str(data["raw"]), "--clips", "1",
+                     "--scripts", "", "--no-progress", "--out", str(tmp_path / "d")]) == 0
+    assert json.loads((tmp_path / "d" / EVAL_JSON).read_text())["sampler"] == \
+        json.loads((run / "eval" / "step-000004" / EVAL_JSON).read_text())["sampler"]
+
     assert training(["eval", "--ckpt", str(run), "--shards", str(data["raw"]), "--split",
                      "test", "--out", str(tmp_path / "c")]) == 2
     assert "no test-*.tar shards" in capsys.readouterr().err

@@ -10,6 +10,7 @@ non-zero exit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from training.config import PRESETS, get_preset
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
 from training.encode import EncodeConfig, encode_shards
-from training.evaluate import EvalConfig, evaluate, summary_table
+from training.evaluate import EVAL_SAMPLER, EvalConfig, evaluate, summary_table
 from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config, read_toml
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
@@ -119,7 +120,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     try:
         cfg = EvalConfig(**given_fields(args, EvalConfig))
-        sampler = SamplerConfig(**given_fields(args, SamplerConfig))
+        sampler = dataclasses.replace(EVAL_SAMPLER, **given_fields(args, SamplerConfig))
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
         run_dir = args.ckpt if (args.ckpt / CONFIG_FILE).is_file() else args.ckpt.parent.parent
         out = args.out or (run_dir / EVAL_DIR / f"step-{run_.step:06d}")
@@ -255,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tensorboard", type=Path, help="also write eval/... scalars here")
     ev.add_argument("--no-progress", action="store_true")
     config_flags(ev, EvalConfig, "evaluation (EvalConfig; see docs/training.md)")
-    config_flags(ev, SamplerConfig, "sampling (SamplerConfig)")
+    config_flags(ev, SamplerConfig, "sampling (SamplerConfig; the rollouts of training fit's "
+                 "--eval-every use the same defaults)", defaults=EVAL_SAMPLER)
 
     pairs = sub.add_parser("odepairs", help="a teacher's ODE trajectories for distillation")
     pairs.add_argument("--teacher", type=Path, required=True, help="run of training fit")
