@@ -9,7 +9,9 @@ actions (``training.ablation.action_use``, same noise; over training's noise lev
 ``NOISE_LEVELS``), a loss-curve PNG, validation videos (generated beside ground truth) and a full
 ``training eval`` report (``--eval-clips`` held-out clips, every designed script) in ``--out``.
 Stages whose output is already in ``--out`` (recordings, shards, VAE, latents) are reused, so a
-second run changes only the training.
+second run changes only the training. ``--data DIR`` takes the recordings and shards of another
+run's folder, ``--vae DIR`` a VAE trained elsewhere (``training vae``; latents are then encoded
+with it), so runs can compare models or VAEs on the same footage.
 
     python benchmarks/bench_learn.py --preset small --steps 3000 --out bench-small
 """
@@ -58,6 +60,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=6, help="per scene (city, park)")
     parser.add_argument("--size", default="64x32")
     parser.add_argument("--frames", type=int, default=17)
+    parser.add_argument("--data", type=Path, help="reuse raw/ and shards/ of this folder")
+    parser.add_argument("--vae", type=Path, help="a trained VAE (training vae run) to use")
     parser.add_argument("--vae-steps", type=int, default=200)
     parser.add_argument("--vae-image-steps", type=int, default=0,
                         help="of --vae-steps, the first on single frames (training vae)")
@@ -72,19 +76,20 @@ def main() -> None:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
+    data = args.data or out
     for scene in ("city", "park"):
-        if not (out / "raw" / scene).is_dir():
-            assert datagen(["record", "--out", str(out / "raw"), "--scene", scene,
+        if not (data / "raw" / scene).is_dir():
+            assert datagen(["record", "--out", str(data / "raw"), "--scene", scene,
                             "--episodes", str(args.episodes), "--frames", "600", "--size",
                             "160x90", "--streams", "1", "--profile", "balanced",
                             "--no-progress"]) == 0
-    shards = out / "shards"
+    shards = data / "shards"
     if not (shards / "dataset.json").is_file():
-        assert curation(["filter", str(out / "raw"), "--out", str(shards), "--size", args.size,
+        assert curation(["filter", str(data / "raw"), "--out", str(shards), "--size", args.size,
                          "--clip-frames", str(args.frames), "--fps", "15", "--val-fraction",
                          "0.2", "--maxcount", "32", "--no-progress"]) == 0
-    vae = out / "vae"
-    if not (vae / "metrics.json").is_file():
+    vae = args.vae or out / "vae"
+    if not args.vae and not (vae / "metrics.json").is_file():
         vae = train_vae(VaeConfig(shards=shards, out=vae, steps=args.vae_steps,
                                   image_steps=args.vae_image_steps,
                                   batch_size=args.vae_batch_size, lr=args.vae_lr, frames=9,
@@ -134,7 +139,8 @@ def main() -> None:
     final_eval = evaluate(load_run(Path(cfg.out)), latents, out / "eval",
                           EvalConfig(clips=args.eval_clips, script_images=4), progress=True)
     print(summary_table(final_eval))
-    vae_metrics = json.loads((Path(vae) / "metrics.json").read_text())
+    trained = Path(vae) / "metrics.json"  # absent for a VAE not made by training vae
+    vae_metrics = json.loads(trained.read_text()) if trained.is_file() else None
     report = {
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__, "threads": args.threads},
@@ -145,7 +151,8 @@ def main() -> None:
         "val_loss": val, "first_val_loss": summary.first_val_loss,
         "final_val_loss": summary.val_loss, "action_use": use,
         "action_use_by_noise_level": use_by_noise,
-        "vae_psnr": {k: vae_metrics[k]["psnr"] for k in ("start", "end")},
+        "vae": str(vae),
+        "vae_psnr": vae_metrics and {k: vae_metrics[k]["psnr"] for k in ("start", "end")},
         "videos": [str(v) for v in videos],
         "eval": {"report": str(out / "eval" / "index.html"), **headline(final_eval)},
         "eval_during_fit": [{k: v for k, v in r.items() if k == "step" or k.startswith("eval")}
