@@ -52,6 +52,8 @@ def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factor
         f"{motion['steps']} held-out steps" in said
     assert f"motion kept inside latents {end['motion_within']:.2f}, across latents " \
         f"{end['motion_across']:.2f}" in said
+    through = metrics["probe"]["autoencoded"]
+    assert f"through the VAE {through['keyboard']:.0%}, {through['mouse']:.0%}" in said
     assert training(["encode", str(data["raw"]), "--vae", str(vae), "--out", str(latents),
                      "--progress", "false"]) == 0
     assert training(["fit", "--shards", str(latents), "--vae", str(vae), "--out", str(run),

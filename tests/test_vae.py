@@ -217,6 +217,11 @@ def test_training_vae_lowers_the_reconstruction_error(shards, tmp_path):
     assert all(0 <= metrics["end"][k] < 10 for k in ("motion_within", "motion_across"))
     motion = metrics["latent_motion"]  # 9-frame clips: one step between 4-frame latents each
     assert motion["frames"] == 9 and motion["steps"] >= 4 and -1 <= motion["corr"] <= 1
+    probe = metrics["probe"]  # the probe on the held-out clips, then on them through the VAE
+    assert probe["frames"] == 9 and probe["clips"] >= 4
+    truth, through = probe["ground_truth"], probe["autoencoded"]
+    assert truth["unknown"] < 0.5 and 0 < truth["mouse"] <= 1 and 0 < truth["keyboard"] <= 1
+    assert 0 <= through["keyboard"] <= 1 and 0 <= through["unknown"] <= 1
     vae = WanVAE.load(run)
     assert vae.identity["name"] == "run" and not (run / "vae.partial").exists()
     std = vae.identity["latents_std"]
@@ -251,6 +256,9 @@ def test_the_image_stage_trains_on_single_frames_then_windows(shards, tmp_path, 
     assert json.loads((run / "metrics.json").read_text())["image_steps"] == 2
     with pytest.raises(ValueError, match="image_steps must be in 0..steps-1"):
         VaeConfig(shards=shards, out=tmp_path / "r", steps=4, image_steps=4)
+    with pytest.raises(ValueError, match="adv_start must be in image_steps..steps-1 \\(2..3\\)"):
+        VaeConfig(shards=shards, out=tmp_path / "r", steps=4, image_steps=2, adv_weight=0.1,
+                  adv_start=1)
 
 
 @torch.no_grad()
@@ -288,10 +296,11 @@ def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
 
 # 12 steps of 2 windows over the 10 train clips: 2.4 epochs, checkpoints at steps 3, 6, 9, 12;
 # posterior samples, so the noise generator has to be restored too; single frames up to step 7,
-# so a run stopped after step 7 resumes from the image stage into the video one.
+# then windows with the adversary, so a run stopped after step 7 resumes from the image stage
+# into the video one, and one stopped after step 10 with a discriminator trained for 2 steps.
 RESUME_RUN = dict(steps=12, image_steps=7, batch_size=2, warmup=2, min_lr=1e-4,
                   checkpoint_every=3, sample_posterior=True, eval_clips=1, stats_clips=2,
-                  progress=False)
+                  adv_weight=0.5, adv_start=7, probe_clips=2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -306,8 +315,8 @@ def step_log(run: Path) -> list[dict]:
 
 
 def trace(run: Path) -> list[tuple]:
-    return [(r["step"], r["loss"], r["l1"], r["kl"], r["lr"], r["grad_norm"])
-            for r in step_log(run)]
+    return [(r["step"], r["loss"], r["l1"], r["kl"], r["lr"], r["grad_norm"], r.get("g_loss"),
+             r.get("d_loss"), r.get("adv_factor")) for r in step_log(run)]
 
 
 def assert_same_run(run: Path, whole: Path) -> None:
@@ -317,6 +326,7 @@ def assert_same_run(run: Path, whole: Path) -> None:
     assert (run / "vae/config.json").read_text() == (whole / "vae/config.json").read_text()
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (run, whole))
     assert (a["start"], a["end"], a["final_l1"]) == (b["start"], b["end"], b["final_l1"])
+    assert a["probe"] == b["probe"]
 
 
 def test_training_vae_logs_every_step_on_the_warmup_cosine_schedule(whole_run):
@@ -325,8 +335,16 @@ def test_training_vae_logs_every_step_on_the_warmup_cosine_schedule(whole_run):
     assert [r["lr"] for r in rows] == [learning_rate(s, lr=1e-3, warmup=2, total=12,
                                                      min_lr=1e-4) for s in range(12)]
     assert rows[0]["lr"] < rows[2]["lr"] == 1e-3 > rows[-1]["lr"] > 1e-4
+    # the adversary from step 8 (index 7) on: its loss in the total, the discriminator's beside
+    assert [r["step"] for r in rows if "d_loss" in r] == list(range(8, 13))
+    for r in rows[7:]:
+        assert r["loss"] != pytest.approx(r["l1"] + 1e-6 * r["kl"])
+        assert r["loss"] == pytest.approx(r["l1"] + 1e-6 * r["kl"] + r["adv_factor"] * r["g_loss"],
+                                          rel=1e-5)
+        assert r["adv_factor"] > 0 and r["d_loss"] >= 0
     assert sorted(p.name for p in (whole_run / "checkpoints").iterdir()) == \
         ["last", "step-000012"]  # keep_checkpoints=1: only the newest is needed to resume
+    assert (whole_run / "checkpoints/last/discriminator.safetensors").is_file()
     assert WanVAE.load(whole_run).identity["name"] == "run"
 
 
@@ -342,23 +360,26 @@ def test_an_existing_vae_run_needs_resume_and_its_own_settings(shards, whole_run
     assert saved == VaeConfig(shards=shards, out=whole_run, resume=True, **RESUME_RUN)
 
 
+@pytest.mark.parametrize("stop", [7, 10])
 def test_training_vae_stopped_after_a_checkpoint_resumes_exactly(shards, whole_run, tmp_path,
-                                                                 monkeypatch):
+                                                                 monkeypatch, stop):
     cfg = VaeConfig(shards=shards, out=tmp_path / "run", **RESUME_RUN)
     emit = RunLog.emit
 
-    def stop_after_step_7(log: RunLog, record: dict) -> None:  # past the checkpoint of step 6
+    def stop_after(log: RunLog, record: dict) -> None:  # past the checkpoint before `stop`
         emit(log, record)
-        if record["step"] == 7:
+        if record["step"] == stop:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(RunLog, "emit", stop_after_step_7)
+    monkeypatch.setattr(RunLog, "emit", stop_after)
     with pytest.raises(KeyboardInterrupt):
         train_vae(cfg)
     monkeypatch.undo()
-    assert [r["step"] for r in step_log(cfg.out)] == list(range(1, 8))
-    assert checkpoint.latest(cfg.out).name == "step-000006" and not (cfg.out / "vae").exists()
-    train_vae(dataclasses.replace(cfg, resume=True))  # drops step 7's line, goes on from 6
+    assert [r["step"] for r in step_log(cfg.out)] == list(range(1, stop + 1))
+    saved = stop // 3 * 3
+    assert checkpoint.latest(cfg.out).name == f"step-{saved:06d}"
+    assert not (cfg.out / "vae").exists()
+    train_vae(dataclasses.replace(cfg, resume=True))  # drops the lines after the checkpoint
     assert_same_run(cfg.out, whole_run)
     train_vae(dataclasses.replace(cfg, resume=True))  # a finished run: the same VAE again
     assert_same_run(cfg.out, whole_run)

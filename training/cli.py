@@ -80,6 +80,12 @@ def _vae(args: argparse.Namespace) -> int:
                                                        "the video stage longer")
         print(f"motion kept inside latents {end['motion_within']:.2f}, across latents "
               f"{end['motion_across']:.2f} of the footage's frame-to-frame change{hint}")
+    if probe := metrics["probe"]:
+        truth, through = probe["ground_truth"], probe["autoencoded"]
+        print(f"the camera-motion probe reads keyboard {truth['keyboard']:.0%}, mouse "
+              f"{truth['mouse']:.0%} of {probe['clips']} held-out clips; through the VAE "
+              f"{through['keyboard']:.0%}, {through['mouse']:.0%} (the most a world model on "
+              f"these latents can show)")
     return 0
 
 

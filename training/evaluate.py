@@ -215,6 +215,33 @@ def autoencode(vae: WanVAE, frames: np.ndarray) -> np.ndarray:
     return to_uint8(vae.decode(vae.encode(video))[0].cpu())
 
 
+def read_clips(clips: list[HeldOutClip], given: list[tuple[np.ndarray, np.ndarray]], n: int,
+               fov: float, fps: float, vae: WanVAE | None = None) -> list[Reading]:
+    """The probe's readings of the first ``n`` frames of ``clips`` (with ``vae``: after its
+    :func:`autoencode`, the first ``4k+1``) beside the ``given`` keys and mouse of each."""
+    readings = []
+    for c, (k, m) in zip(clips, given, strict=True):
+        video = c.frames[:n] if vae is None else autoencode(vae, c.frames[:n])
+        readings.append(read_video(video, k[:len(video)], m[:len(video)], fov, fps))
+    return readings
+
+
+def vae_ceiling(vae: WanVAE, clips: list[HeldOutClip]) -> dict:
+    """How well the probe reads the recorded keys and mouse of ``clips`` (whole, all scorable
+    keys) from the clips themselves (``ground_truth``) and after ``vae`` (``autoencoded``): a
+    VAE's ceiling for any model that generates its latents, without a model. Each with
+    ``keyboard``, ``mouse`` (direction), ``unknown`` and ``mouse_median`` (degrees)."""
+    n = min(len(c.keys) for c in clips)
+    given = [(c.keys[:n], c.mouse[:n]) for c in clips]
+    out: dict = {"clips": len(clips), "frames": n}
+    for name, through in (("ground_truth", None), ("autoencoded", vae)):
+        s = score(read_clips(clips, given, n, clips[0].fov, clips[0].fps, through),
+                  SCORABLE_KEYS)
+        out[name] = {"keyboard": s["keyboard"], "mouse": s["direction"],
+                     "unknown": s["unknown"], "mouse_median": s["mouse_median"]}
+    return out
+
+
 def rollout(run: LoadedRun, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
             sampler: SamplerConfig) -> np.ndarray:
     """uint8 ``[B, T, H, W, 3]`` generated from first frames ``firsts [B, H, W, 3]`` under
@@ -271,13 +298,9 @@ def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
     made = rollout(run, firsts, np.stack([c.keys[:n] for c in clips]),
                    np.stack([c.mouse[:n] for c in clips]), sampler)
     recorded = [read_video(v, k, m, fov, fps) for v, (k, m) in zip(made, given, strict=True)]
-    truth = [read_video(c.frames[:n], k, m, fov, fps) for c, (k, m) in zip(clips, given,
-                                                                          strict=True)]
+    truth = read_clips(clips, given, n, fov, fps)
     say("eval: the held-out clips through the VAE")
-    autoencoded = []
-    for c, (k, m) in zip(clips, given, strict=True):
-        video = autoencode(run.vae, c.frames[:n])
-        autoencoded.append(read_video(video, k[:len(video)], m[:len(video)], fov, fps))
+    autoencoded = read_clips(clips, given, n, fov, fps, run.vae)
 
     names = [s for s in script_names(cfg.scripts) if fits_space(s, run.space)]
     length = cfg.script_frames or 3 * (run.frames - 1) + 1

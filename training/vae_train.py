@@ -3,9 +3,11 @@
 One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run folder::
 
     <run>/vae_train.json   the VaeConfig and the shard set's size and clip length
-    <run>/metrics.jsonl    one line per step: step, loss, l1, kl, lr, grad_norm (training.run_log)
+    <run>/metrics.jsonl    one line per step: step, loss, l1, kl, lr, grad_norm, and with the
+                           adversary g_loss, d_loss, adv_factor (training.run_log)
     <run>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint): weights,
-                           optimizer, RNG, the window stream's position; what --resume reads
+                           optimizer, RNG, the window stream's position, the discriminator and
+                           its optimizer (a companion); what --resume reads
     <run>/vae/             the VAE (diffusers save_pretrained: config.json + safetensors), with
                            the latents_mean/latents_std measured on train clips in its config;
                            written as <run>/vae.partial and renamed when complete
@@ -14,7 +16,10 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
                            latents (training.metrics.motion_kept),
                            and latent_motion: whether the latents follow the picture
                            (training.metrics.follows_picture on held-out clips; null when
-                           the clips are shorter than 9 frames)
+                           the clips are shorter than 9 frames), and probe: how well the
+                           camera-motion probe reads the recorded actions of held-out clips
+                           before and after the VAE (training.evaluate.vae_ceiling; null
+                           under 5 frames): the ceiling of a world model on these latents
 
 ``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1) frames are cut at random
 offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single frames
@@ -22,7 +27,10 @@ for the first ``image_steps`` (an image stage: the spatial code is learnt at a f
 cost, then video windows train the temporal layers, from the image model applied frame by frame:
 :func:`per_frame_start`); evaluation uses the first window of the first ``eval_clips`` clips of
 ``eval_split``. The loss is the L1 reconstruction error plus ``kl_weight`` times the KL divergence
-of the posterior to a unit Gaussian, both as means per element; AdamW with linear warm-up and a
+of the posterior to a unit Gaussian, both as means per element; with ``adv_weight``, from step
+``adv_start`` on, plus a hinge adversarial loss from a 3D patch discriminator on the windows,
+scaled by the adaptive weight (training.vae_adversary), the discriminator updated once a step on
+the same windows and their reconstructions. AdamW with linear warm-up and a
 cosine decay to ``min_lr`` (training.schedule; by default neither: a constant rate). The same
 config on the same machine gives the same weights, also when the run was killed and continued with
 ``resume`` (from ``checkpoints/last``: the saved config takes the place of the defaults, and only
@@ -48,16 +56,24 @@ from torch import Tensor
 from shards.reader import clip_dataset, open_shards
 from training import checkpoint
 from training.distributed import Dist, resolve_device
+from training.evaluate import held_out_clips, vae_ceiling
 from training.fit import truncate_metrics
 from training.metrics import follows_picture, frame_change, motion_kept, motion_steps, psnr, ssim
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
-from training.vae import ARCHS, VaeError, build_vae
+from training.vae import ARCHS, VaeError, WanVAE, build_vae
+from training.vae_adversary import (
+    PatchDiscriminator3D,
+    adaptive_weight,
+    discriminator_loss,
+    generator_loss,
+)
 
 CONFIG_FILE = "vae_train.json"
 METRICS_FILE = "metrics.json"
 VAE_DIR = "vae"
+DISCRIMINATOR = "discriminator"  # checkpoint companion name of the adversary
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,14 @@ class VaeConfig:
     progress: bool = True  # tqdm bar with the loss
     device: str = "auto"  # "auto" (a GPU when there is one, else the CPU), "cpu" or "cuda";
     #                       float32 either way
+    adv_weight: float = 0.0  # adversarial loss (training.vae_adversary): the size of its
+    #                          gradient at the decoder's output layer as a share of the L1
+    #                          loss's there (adaptive weight); 0: none
+    adv_start: int = 0  # step from which the discriminator trains and its loss counts; at least
+    #                     image_steps (it judges video windows)
+    adv_lr: float = 2e-4  # the discriminator's AdamW learning rate (betas 0.5, 0.9)
+    probe_clips: int = 16  # held-out clips (whole) the camera-motion probe reads before and
+    #                        after the VAE at the end: metrics.json probe (0: none)
 
     def __post_init__(self) -> None:
         problems = []
@@ -104,8 +128,16 @@ class VaeConfig:
             problems.append(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
         if self.frames < 1 or (self.frames - 1) % 4:
             problems.append(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
-        if self.motion_clips < 0:
-            problems.append(f"motion_clips must be 0 or more, got {self.motion_clips}")
+        for name in ("motion_clips", "probe_clips"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.adv_weight < 0 or not self.adv_lr > 0:
+            problems.append(f"need adv_weight >= 0 and adv_lr > 0, got {self.adv_weight}, "
+                            f"{self.adv_lr}")
+        if self.adv_weight and not self.image_steps <= self.adv_start < self.steps:
+            problems.append(f"adv_start must be in image_steps..steps-1 ({self.image_steps}.."
+                            f"{self.steps - 1}): the discriminator judges video windows; got "
+                            f"{self.adv_start}")
         for name in ("steps", "batch_size", "eval_clips", "stats_clips"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -307,6 +339,20 @@ def per_frame_start(model: AutoencoderKLWan) -> None:
             conv.weight[copy * channels:(copy + 1) * channels, :, -1, 0, 0] = torch.eye(channels)
 
 
+def adversary(cfg: VaeConfig, device: torch.device
+              ) -> dict[str, tuple[PatchDiscriminator3D, torch.optim.Optimizer]] | None:
+    """The discriminator and its optimizer as a checkpoint companion, or None without
+    ``adv_weight``; initialised from ``seed`` without touching the process RNG, so that it is
+    the same whenever it is built."""
+    if not cfg.adv_weight:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + 1)
+        disc = PatchDiscriminator3D().to(device)
+    return {DISCRIMINATOR: (disc, torch.optim.AdamW(disc.parameters(), lr=cfg.adv_lr,
+                                                     betas=(0.5, 0.9)))}
+
+
 def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
     """Write ``model`` to ``<run>/vae`` atomically (``vae.partial``, then a rename)."""
     partial, final = run / f"{VAE_DIR}.partial", run / VAE_DIR
@@ -364,12 +410,14 @@ def train_vae(cfg: VaeConfig) -> Path:
     model = build_vae(cfg.arch).to(device)
     noise = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    companions = adversary(cfg, device)
     windows = TrainWindows(train_urls, cfg)
     held_out = first_windows(eval_urls, cfg.frames, cfg.eval_clips)
     step = 0
     if resume_from is not None:  # restores the weights, optimizer and process RNG
         trainer, own, meta = checkpoint.load(resume_from, solo, model=model,
-                                             optimizer=optimizer, ema=None)
+                                             optimizer=optimizer, ema=None,
+                                             companions=companions)
         step, state = trainer["step"], trainer["state"]
         noise.set_state(own["noise_generator"])
         windows.restore(meta["windows"])
@@ -395,9 +443,19 @@ def train_vae(cfg: VaeConfig) -> Path:
             x = torch.stack([windows.take(frames) for _ in range(cfg.batch_size)]).to(device)
             posterior = model.encode(x).latent_dist
             z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
-            recon = (model.decode(z).sample - x).abs().mean()
+            y = model.decode(z).sample
+            recon = (y - x).abs().mean()
             kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
             loss = recon + cfg.kl_weight * kl
+            fight = companions is not None and step >= cfg.adv_start
+            if fight:
+                disc, disc_opt = companions[DISCRIMINATOR]
+                disc.requires_grad_(False)
+                g_loss = generator_loss(disc(y))
+                factor = adaptive_weight(recon, g_loss, model.decoder.conv_out.weight,
+                                         cfg.adv_weight)
+                loss = loss + factor * g_loss
+                disc.requires_grad_(True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # single frames miss the temporal layers (and a causal kernel's earlier taps): a
@@ -412,18 +470,27 @@ def train_vae(cfg: VaeConfig) -> Path:
                 optimizer.state.clear()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
+            row = {}
+            if fight:  # the discriminator's update, on this batch and its reconstruction
+                d_loss = discriminator_loss(disc(x), disc(y.detach()))
+                disc_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                disc_opt.step()
+                row = {"g_loss": g_loss.item(), "d_loss": d_loss.item(),
+                       "adv_factor": factor.item()}
             step += 1
             state["seconds"] += time.perf_counter() - began
             state["final_l1"] = recon.item()
             log.emit({"step": step, "loss": loss.item(), "l1": recon.item(), "kl": kl.item(),
-                      "lr": lr, "grad_norm": float(norm)})
-            log.advance(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}")
+                      "lr": lr, "grad_norm": float(norm), **row})
+            log.advance(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}",
+                        **({"d": f"{row['d_loss']:.3f}"} if row else {}))
             if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint.save(run, step, solo, model=model, optimizer=optimizer, ema=None,
                                 trainer={"config": _config_json(cfg), "state": state},
                                 rank_tensors={"noise_generator": noise.get_state()},
                                 rank_meta={"windows": windows.state()},
-                                keep=cfg.keep_checkpoints)
+                                keep=cfg.keep_checkpoints, companions=companions)
     finally:
         log.close()
 
@@ -438,11 +505,15 @@ def train_vae(cfg: VaeConfig) -> Path:
                               std, cfg.batch_size)
         motion = {"corr": follows_picture(steps), "steps": len(steps), "frames": whole}
     save_vae(model, run)
+    probe = None
+    if cfg.probe_clips and whole >= 5:  # the probe scores frame-to-frame steps
+        probe = vae_ceiling(WanVAE.load(run, device=device),
+                            held_out_clips(cfg.shards, cfg.eval_split, cfg.probe_clips))
     _write_json(run / METRICS_FILE, {
         "eval_split": cfg.eval_split, "eval_clips": len(held_out), "frames": cfg.frames,
         "size": geometry["size"], "steps": cfg.steps, "image_steps": cfg.image_steps,
         "train_seconds": round(state["seconds"], 2),
         "parameters": sum(p.numel() for p in model.parameters()),
         "start": state["start"], "end": end, "final_l1": state["final_l1"],
-        "latent_motion": motion})
+        "latent_motion": motion, "probe": probe})
     return run
