@@ -255,6 +255,33 @@ def _for_worker(split_by_worker: bool) -> Callable[[Iterable], Iterator]:
     return stage
 
 
+def _decoded(decode: Callable[[dict], dict], handler: Callable[[Exception], bool],
+             endless: bool) -> Callable[[Iterable[dict]], Iterator[dict]]:
+    """Decode each raw sample; a failure goes to ``handler`` (True: skip it, False: stop). An
+    endless stream whose samples all fail for a whole epoch can never yield one: an error."""
+
+    def stage(src: Iterable[dict]) -> Iterator[dict]:
+        failing_since = None  # the epoch of the first failure since the last decoded sample
+        for sample in src:
+            try:
+                out = decode(sample)
+            except Exception as exc:
+                if not handler(exc):
+                    return
+                epoch = sample["__position__"][0]
+                if failing_since is None:
+                    failing_since = epoch
+                elif endless and epoch >= failing_since + 2:
+                    raise ShardError(f"no clip of epoch {epoch - 1} could be decoded (every "
+                                     f"sample was skipped as bad, the last: {exc}); an endless "
+                                     f"stream over them would never yield one") from exc
+                continue
+            failing_since = None
+            yield out
+
+    return stage
+
+
 def clip_dataset(
     urls: str | list[str],
     *,
@@ -275,8 +302,9 @@ def clip_dataset(
     ``shuffle`` is the sample shuffle-buffer size (0: no shuffling of shards or samples); the
     order is fixed by ``seed`` and ``epoch``; ``start`` resumes this rank's stream at its
     ``start``-th sample; ``endless`` goes on with the next epochs (a rank whose shards hold no
-    samples is then an error). ``handler`` is webdataset's error policy (default: raise;
-    ``webdataset.warn_and_continue`` skips bad samples with a warning).
+    samples, or none that decode for a whole epoch, is then an error). ``handler`` is
+    webdataset's error policy (default: raise; ``webdataset.warn_and_continue`` skips bad
+    samples with a warning).
     """
     if isinstance(urls, (str, Path)) and Path(urls).is_dir():
         raise ValueError(f"{urls} is a folder: pass its tars, e.g. open_shards({str(urls)!r})")
@@ -297,5 +325,5 @@ def clip_dataset(
         _rank_stream(url_list, seed=seed, shuffle=shuffle, split_by_node=split_by_node,
                      epoch=epoch, start=start, endless=endless, handler=handler),
         _for_worker(split_by_worker),
-        wds.map(decode, handler=handler),
+        _decoded(decode, handler, endless),
     )

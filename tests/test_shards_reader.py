@@ -252,6 +252,23 @@ def test_an_endless_stream_over_no_samples_is_an_error(tmp_path, single_rank):
         next(iter(clip_dataset(open_shards(tmp_path), endless=True)))
 
 
+def test_an_endless_stream_whose_samples_all_fail_is_an_error_not_a_hang(tmp_path, single_rank):
+    rng = np.random.default_rng(3)
+    clips = [make_clip(tmp_path, i, rng)[1] for i in range(3)]
+    write_tar(tmp_path / "train-000000.tar", [(f"bad_{i:06d}", dict(m, mp4=b"not a video"))
+                                              for i, m in enumerate(clips)])
+    stream = iter(clip_dataset(open_shards(tmp_path), endless=True,
+                               handler=wds.ignore_and_continue))
+    with pytest.raises(ShardError, match="no clip of epoch 1 could be decoded"):
+        next(stream)
+    # one good sample among them keeps it going, epoch after epoch
+    write_tar(tmp_path / "train-000000.tar", [(f"bad_{i:06d}", dict(m, mp4=b"not a video"))
+                                              for i, m in enumerate(clips[:2])]
+              + [("good_000002", clips[2])])
+    stream = clip_dataset(open_shards(tmp_path), endless=True, handler=wds.ignore_and_continue)
+    assert [s["__position__"] for s in islice(stream, 4)] == [(0, 2), (1, 2), (2, 2), (3, 2)]
+
+
 def test_bad_sample_names_key_and_shard(tmp_path, shard_set, single_rank):
     root, _ = shard_set
     rng = np.random.default_rng(1)
