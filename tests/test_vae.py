@@ -240,6 +240,19 @@ def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
     assert {r["lr"] for r in step_log(tmp_path / "a")} == {1e-3}  # constant by default
 
 
+def test_an_image_vae_writes_strict_json_with_no_motion_to_measure(shards, tmp_path):
+    run = train_vae(VaeConfig(shards=shards, out=tmp_path / "run", frames=1, steps=2,
+                              batch_size=2, eval_clips=1, stats_clips=2, motion_clips=0,
+                              probe_clips=0, progress=False))
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    metrics = json.loads((run / "metrics.json").read_text(), parse_constant=refuse)
+    assert metrics["end"]["motion_within"] is None and metrics["end"]["motion_across"] is None
+    assert metrics["latent_motion"] is None and metrics["probe"] is None
+
+
 def test_the_image_stage_trains_on_single_frames_then_windows(shards, tmp_path, monkeypatch):
     seen = []
     encode = AutoencoderKLWan.encode

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -74,7 +73,7 @@ def _vae(args: argparse.Namespace) -> int:
         print(f"latents follow the picture: correlation {motion['corr']:.2f} with the pixels' "
               f"change over {motion['steps']} held-out steps{hint}")
     end = metrics["end"]
-    if not math.isnan(end["motion_within"]):  # windows of 5 frames or more
+    if end["motion_within"] is not None:  # windows of 5 frames or more
         hint = "" if end["motion_within"] >= 0.5 else (": frames repeat inside each latent, so "
                                                        "motion moves in steps of 4 frames; train "
                                                        "the video stage longer")

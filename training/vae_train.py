@@ -40,6 +40,7 @@ config on the same machine gives the same weights, also when the run was killed 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -260,7 +261,8 @@ def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
 def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> dict:
     """Mean reconstruction PSNR (dB), SSIM and L1 over ``clips`` (posterior means decoded),
     PSNR and SSIM on frames mapped to [0, 1]; ``motion_within`` and ``motion_across``:
-    :func:`training.metrics.motion_kept` (with 1-frame clips, NaN)."""
+    :func:`training.metrics.motion_kept` (None where there is nothing to compare: with 1-frame
+    clips, or no step across latents under 9 frames)."""
     model.eval()
     device = next(model.parameters()).device
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "l1": []}
@@ -276,7 +278,7 @@ def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> d
         changes[1].append(frame_change(y).cpu())
     kept = motion_kept(torch.cat(changes[0]), torch.cat(changes[1]))
     return {**{k: sum(v) / len(v) for k, v in scores.items()},
-            "motion_within": kept["within"], "motion_across": kept["across"]}
+            **{f"motion_{k}": None if math.isnan(v) else v for k, v in kept.items()}}
 
 
 @torch.no_grad()
