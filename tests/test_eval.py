@@ -17,8 +17,17 @@ from datagen.episode import KEYS
 from shards.action_space import get_space
 from training.action_scripts import SCRIPTS, fits_space, script_actions, script_names
 from training.cli import main as training
-from training.evaluate import EVAL_JSON, drift, given_actions, read_video, score
+from training.evaluate import (
+    EVAL_JSON,
+    HeldOutClip,
+    drift,
+    given_actions,
+    read_video,
+    score,
+    vae_ceiling,
+)
 from training.fit import FitConfig, fit
+from training.vae import WanVAE, build_vae
 
 W = KEYS.index("w")
 
@@ -105,6 +114,20 @@ def test_drift_is_flat_for_a_still_video_and_falls_for_one_that_blurs_to_grey():
 
 
 # --- the probe tells a video that follows its inputs from one that does not ------------------
+
+
+def test_the_vae_ceiling_of_clips_that_never_turn_has_no_mouse_score_and_is_strict_json():
+    torch.manual_seed(0)
+    vae = WanVAE(build_vae("tiny"), {"name": "random"})
+    still = HeldOutClip(key="still", frames=np.full((9, 32, 64, 3), 128, np.uint8),
+                        keys=np.zeros((9, 7), np.uint8), mouse=np.zeros((9, 2)), fps=15.0,
+                        fov=90.0)
+    ceiling = vae_ceiling(vae, [still])
+    assert ceiling["clips"] == 1 and ceiling["frames"] == 9
+    for name in ("ground_truth", "autoencoded"):
+        assert ceiling[name]["mouse"] is None  # no given turn to score
+        assert ceiling[name]["keyboard"] == 1.0  # idle keys agree with a still picture
+    json.dumps(ceiling, allow_nan=False)
 
 
 def test_a_video_that_follows_its_script_scores_high_and_against_another_script_low():

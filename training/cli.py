@@ -81,10 +81,13 @@ def _vae(args: argparse.Namespace) -> int:
               f"{end['motion_across']:.2f} of the footage's frame-to-frame change{hint}")
     if probe := metrics["probe"]:
         truth, through = probe["ground_truth"], probe["autoencoded"]
-        print(f"the camera-motion probe reads keyboard {truth['keyboard']:.0%}, mouse "
-              f"{truth['mouse']:.0%} of {probe['clips']} held-out clips; through the VAE "
-              f"{through['keyboard']:.0%}, {through['mouse']:.0%} (the most a world model on "
-              f"these latents can show)")
+        def share(x: float | None) -> str:
+            return "n/a" if x is None else f"{x:.0%}"
+
+        print(f"the camera-motion probe reads keyboard {share(truth['keyboard'])}, mouse "
+              f"{share(truth['mouse'])} of {probe['clips']} held-out clips; through the VAE "
+              f"{share(through['keyboard'])}, {share(through['mouse'])} (the most a world model "
+              f"on these latents can show)")
     return 0
 
 

@@ -230,15 +230,17 @@ def vae_ceiling(vae: WanVAE, clips: list[HeldOutClip]) -> dict:
     """How well the probe reads the recorded keys and mouse of ``clips`` (whole, all scorable
     keys) from the clips themselves (``ground_truth``) and after ``vae`` (``autoencoded``): a
     VAE's ceiling for any model that generates its latents, without a model. Each with
-    ``keyboard``, ``mouse`` (direction), ``unknown`` and ``mouse_median`` (degrees)."""
+    ``keyboard``, ``mouse`` (direction), ``unknown`` and ``mouse_median`` (degrees); None where
+    there is nothing to score (e.g. ``mouse`` when no clip turns)."""
     n = min(len(c.keys) for c in clips)
     given = [(c.keys[:n], c.mouse[:n]) for c in clips]
     out: dict = {"clips": len(clips), "frames": n}
     for name, through in (("ground_truth", None), ("autoencoded", vae)):
         s = score(read_clips(clips, given, n, clips[0].fov, clips[0].fps, through),
                   SCORABLE_KEYS)
-        out[name] = {"keyboard": s["keyboard"], "mouse": s["direction"],
-                     "unknown": s["unknown"], "mouse_median": s["mouse_median"]}
+        picked = {"keyboard": s["keyboard"], "mouse": s["direction"], "unknown": s["unknown"],
+                  "mouse_median": s["mouse_median"]}
+        out[name] = {k: None if math.isnan(v) else v for k, v in picked.items()}
     return out
 
 
