@@ -168,6 +168,10 @@ def encode_clips(video: Path, plans: Sequence[ClipPlan], cfg: FilterConfig,
                 next_out += 1
         if active or waiting:
             i = min(set(active) | set(waiting))  # the first unfinished clip in plan order
+            # the complete clips before it come out first, however slowly their files finish
+            while next_out < i:
+                yield plans[next_out], finishing.pop(next_out).result()
+                next_out += 1
             needed = active[i].next_source if i in active else int(plans[i].source_frames[0])
             raise VideoError(f"{episode}: {video} ended after {index + 1} frames, but clip "
                              f"{plans[i].key} needs source frame {needed}")

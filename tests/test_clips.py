@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import record_builtin
 
+from curation import encode as encode_module
 from curation.clips import ClipPlan, cut_clips, intrinsics_after_resize, resize_frame
 from curation.config import FilterConfig
 from curation.encode import encode_clips
@@ -196,7 +198,14 @@ def test_an_unreadable_video_is_an_invalid_episode(episode: Path, tmp_path: Path
     assert reject.reason.startswith("invalid episode: video.mp4: ")
 
 
-def test_source_ending_early_is_a_clear_error(episode: Path) -> None:
+def test_source_ending_early_is_a_clear_error(episode: Path, monkeypatch) -> None:
+    finish = encode_module._ClipEncoder.finish
+
+    def slow_finish(self):  # a busy machine: the source ends before the clips' files are done
+        time.sleep(0.3)
+        return finish(self)
+
+    monkeypatch.setattr(encode_module._ClipEncoder, "finish", slow_finish)
     seg = segment_of(episode)
     longer = Segment(seg.episode, seg.source, np.arange(FRAMES + 30),
                      {c: np.resize(v, FRAMES + 30) for c, v in seg.labels.items()}, seg.fps)
