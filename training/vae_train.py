@@ -261,8 +261,8 @@ def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
 def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> dict:
     """Mean reconstruction PSNR (dB), SSIM and L1 over ``clips`` (posterior means decoded),
     PSNR and SSIM on frames mapped to [0, 1]; ``motion_within`` and ``motion_across``:
-    :func:`training.metrics.motion_kept` (None where there is nothing to compare: with 1-frame
-    clips, or no step across latents under 9 frames)."""
+    :func:`training.metrics.motion_kept` (None where the footage has no change to compare:
+    with 1-frame clips, or still ones)."""
     model.eval()
     device = next(model.parameters()).device
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "l1": []}
