@@ -61,8 +61,13 @@ def test_simulated_gta_session_into_a_valid_episode(tmp_path, game_fps, mode, ca
         assert np.mean(ticks >= 2) > 0.3  # accumulated: a video frame covers several
     assert ep.meta.settings["weather"] == "CLEAR" and ep.meta.settings["vehicle_density"] == 0.8
     sync = ep.meta.extra["sync"]
-    marker = sync["marker"]  # a capture under load may blend two frames: most must agree
-    assert marker["seen"] >= 10 and marker["agree"] >= 0.8 * marker["seen"]
+    # a capture under load may blend two frames or come late: most must agree. A game faster
+    # than the capture draws each code for less than a capture interval (17 ms at 60 fps), so
+    # the same jitter moves more captures off their code's frame: a majority there (the fit
+    # is a vote; the offsets below check what it decides)
+    marker = sync["marker"]
+    share = 0.8 if game_fps <= FPS else 0.5
+    assert marker["seen"] >= 10 and marker["agree"] > share * marker["seen"], marker
     assert sync["video_frames"][0] > sync["marker"]["video_frames"][1]  # after the marker
 
     # rows carry the simulator's ground truth of the game frames they name, exactly
