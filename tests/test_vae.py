@@ -420,3 +420,64 @@ def test_training_vae_resumes_after_sigkill_like_an_uninterrupted_run(shards, wh
                              capture_output=True, text=True, timeout=600)  # the rest: saved
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(run, whole_run)
+
+
+QUICK = dict(batch_size=2, eval_clips=1, stats_clips=2, motion_clips=0, probe_clips=0,
+             progress=False)
+
+
+def test_init_starts_from_a_finished_vae_folder_or_a_run_checkpoint(shards, whole_run, tmp_path):
+    """Fine-tuning: a run started from another run's VAE folder, or from its checkpoint,
+    reconstructs the held-out clips at its step 0 exactly as that run did at its end."""
+    end = json.loads((whole_run / "metrics.json").read_text())["end"]
+    for name, init, step in (("folder", whole_run / "vae", None), ("run", whole_run, 12)):
+        run = train_vae(VaeConfig(shards=shards, out=tmp_path / name, init=str(init), steps=1,
+                                  **QUICK))
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert (metrics["start"]["psnr"], metrics["start"]["ssim"]) == \
+            pytest.approx((end["psnr"], end["ssim"]), rel=1e-6)
+        assert metrics["init"]["step"] == step and metrics["init"]["video"] is True
+    fresh = json.loads((train_vae(VaeConfig(shards=shards, out=tmp_path / "fresh", steps=1,
+                                            **QUICK)) / "metrics.json").read_text())
+    assert fresh["init"] is None and fresh["start"]["psnr"] < end["psnr"] - 1.0
+
+
+def test_init_from_inside_an_image_stage_starts_its_windows_frame_by_frame(shards, tmp_path,
+                                                                        monkeypatch):
+    from training import vae_train
+
+    image = train_vae(VaeConfig(shards=shards, out=tmp_path / "image", steps=3, image_steps=2,
+                                checkpoint_every=1, keep_checkpoints=0, **QUICK))
+    starts = []
+    real = vae_train.per_frame_start
+    monkeypatch.setattr(vae_train, "per_frame_start", lambda model: starts.append(model) or
+                        real(model))
+    for step, video in ((2, False), (3, True)):  # step 3 trained one window
+        run = train_vae(VaeConfig(shards=shards, out=tmp_path / f"from-{step}", steps=1,
+                                  init=str(checkpoint.step_dir(image, step)), **QUICK))
+        init = json.loads((run / "metrics.json").read_text())["init"]
+        assert (init["step"], init["video"]) == (step, video)
+        assert len(starts) == (0 if video else 1)
+        starts.clear()
+
+
+def test_init_is_checked_before_any_work(shards, whole_run, tmp_path):
+    def refused(init: str, error: type, message: str, **kw) -> None:
+        with pytest.raises(error, match=message):
+            train_vae(VaeConfig(shards=shards, out=tmp_path / "run", init=init, steps=1,
+                                **QUICK, **kw))
+        assert not (tmp_path / "run").exists()
+
+    refused(str(tmp_path / "nothing"), FileNotFoundError, "init .*nothing does not exist")
+    refused(str(whole_run), VaeError, "is a 'tiny' VAE; pass --arch tiny", arch="wan2.1")
+    wider = tmp_path / "wider"
+    AutoencoderKLWan(base_dim=8, dim_mult=[1, 2, 2, 2], num_res_blocks=1).save_pretrained(wider)
+    refused(str(wider), VaeError, "not the 'tiny' architecture .*no architecture in")
+    refused(str(wider), VaeError, "not the 'wan2.1' architecture .*no architecture in",
+            arch="wan2.1")
+    world = tmp_path / "world" / "step-000001"  # a world model's checkpoint
+    world.mkdir(parents=True)
+    (world / "trainer.json").write_text(json.dumps({"format": checkpoint.FORMAT, "step": 1,
+                                                    "config": {"preset": "tiny"}}))
+    refused(str(world), VaeError, "is not a training vae checkpoint")
+    refused(str(tmp_path), VaeError, "is not a VAE folder")

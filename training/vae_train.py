@@ -21,20 +21,21 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
                            before and after the VAE (training.evaluate.vae_ceiling; null
                            under 5 frames): the ceiling of a world model on these latents
 
-``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1) frames are cut at random
-offsets from the train split's clips (the stream of ``shards.clip_dataset``, seeded), single frames
-for the first ``image_steps`` (an image stage: the spatial code is learnt at a fraction of the
-cost, then video windows train the temporal layers, from the image model applied frame by frame:
-:func:`per_frame_start`); evaluation uses the first window of the first ``eval_clips`` clips of
-``eval_split``. The loss is the L1 reconstruction error plus ``kl_weight`` times the KL divergence
-of the posterior to a unit Gaussian, both as means per element; with ``adv_weight``, from step
-``adv_start`` on, plus a hinge adversarial loss from a 3D patch discriminator on the windows,
-scaled by the adaptive weight (training.vae_adversary), the discriminator updated once a step on
-the same windows and their reconstructions. AdamW with linear warm-up and a
-cosine decay to ``min_lr`` (training.schedule; by default neither: a constant rate). The same
-config on the same machine gives the same weights, also when the run was killed and continued with
-``resume`` (from ``checkpoints/last``: the saved config takes the place of the defaults, and only
-:data:`RESUMABLE` fields may change).
+``init`` starts from another VAE's weights instead of a fresh one (:func:`init_source` checks it,
+:func:`load_init` loads it): fine-tuning. ``WanVAE.load(<run>)`` loads the result. Windows of
+``frames`` (4k+1) frames are cut at random offsets from the train split's clips (the stream of
+``shards.clip_dataset``, seeded), single frames for the first ``image_steps`` (an image stage: the
+spatial code is learnt at a fraction of the cost, then video windows train the temporal layers, from
+the image model applied frame by frame: :func:`per_frame_start`); evaluation uses the first window
+of the first ``eval_clips`` clips of ``eval_split``. The loss is the L1 reconstruction error plus
+``kl_weight`` times the KL divergence of the posterior to a unit Gaussian, both as means per
+element; with ``adv_weight``, from step ``adv_start`` on, plus a hinge adversarial loss from a 3D
+patch discriminator on the windows, scaled by the adaptive weight (training.vae_adversary), the
+discriminator updated once a step on the same windows and their reconstructions. AdamW with linear
+warm-up and a cosine decay to ``min_lr`` (training.schedule; by default neither: a constant rate).
+The same config on the same machine gives the same weights, also when the run was killed and
+continued with ``resume`` (from ``checkpoints/last``: the saved config takes the place of the
+defaults, and only :data:`RESUMABLE` fields may change).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from training.metrics import follows_picture, frame_change, motion_kept, motion_
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
-from training.vae import ARCHS, VaeError, WanVAE, build_vae
+from training.vae import ARCHS, VaeError, WanVAE, build_vae, vae_folder
 from training.vae_adversary import (
     PatchDiscriminator3D,
     adaptive_weight,
@@ -122,6 +123,10 @@ class VaeConfig:
     adv_lr: float = 2e-4  # the discriminator's AdamW learning rate (betas 0.5, 0.9)
     probe_clips: int = 16  # held-out clips (whole) the camera-motion probe reads before and
     #                        after the VAE at the end: metrics.json probe (0: none)
+    init: str = ""  # weights to start from (fine-tuning) instead of a fresh `seed` VAE: a VAE
+    #                 folder (a diffusers AutoencoderKLWan such as the released Wan2.1 VAE, or a
+    #                 finished training vae run) or a training vae checkpoint (a step folder, or
+    #                 a run for its last), of `arch`'s architecture (load_init)
 
     def __post_init__(self) -> None:
         problems = []
@@ -355,6 +360,65 @@ def adversary(cfg: VaeConfig, device: torch.device
                                                      betas=(0.5, 0.9)))}
 
 
+@dataclass(frozen=True)
+class InitSource:
+    """What ``init`` names: a checkpoint's weights, or a VAE folder's."""
+
+    path: Path  # the step folder or the VAE folder
+    step: int | None  # the checkpoint's step; None for a VAE folder
+    video: bool  # whether its temporal layers trained on video windows (not inside an image
+    #              stage, whose temporal layers never saw a window)
+
+    def describe(self) -> str:
+        what = "a VAE folder" if self.step is None else f"a checkpoint at step {self.step}"
+        return f"{self.path} ({what}{'' if self.video else ', image stage only'})"
+
+
+def init_source(init: str, arch: str) -> InitSource:
+    """Check that ``init`` names a VAE of ``arch``'s architecture (before any work)."""
+    path = Path(init)
+    if not path.exists():
+        raise FileNotFoundError(f"init {path} does not exist")
+    step_dir = (path if (path / checkpoint.TRAINER_JSON).is_file()
+                else checkpoint.latest(path) if (path / checkpoint.CHECKPOINTS).is_dir()
+                else None)
+    if step_dir is not None:
+        trainer = checkpoint.read_trainer(step_dir)
+        config = trainer.get("config") or {}
+        if "kl_weight" not in config:
+            raise VaeError(f"init {step_dir} is not a training vae checkpoint (a world model's?)")
+        if config.get("arch") != arch:
+            raise VaeError(f"init {step_dir} is a {config.get('arch')!r} VAE; pass --arch "
+                           f"{config.get('arch')}")
+        return InitSource(step_dir, int(trainer["step"]),
+                          int(trainer["step"]) > int(config.get("image_steps", 0)))
+    folder = vae_folder(path)
+    found = json.loads((folder / "config.json").read_text())
+    shape = {k: found.get(k) for k in ARCHS[arch]}
+    if shape != ARCHS[arch]:
+        named = [name for name, want in ARCHS.items()
+                 if all(found.get(k) == v for k, v in want.items())]
+        hint = f"pass --arch {named[0]}" if named else f"no architecture in {sorted(ARCHS)} is it"
+        raise VaeError(f"init {folder} is a VAE of {shape}, not the {arch!r} architecture "
+                       f"({ARCHS[arch]}): {hint}")
+    return InitSource(folder, None, True)
+
+
+def load_init(model: AutoencoderKLWan, source: InitSource) -> None:
+    """Copy ``source``'s weights into ``model`` (every tensor, names and shapes checked)."""
+    if source.step is not None:
+        weights = checkpoint.load_weights(source.path)
+    else:
+        weights = AutoencoderKLWan.from_pretrained(source.path, local_files_only=True,
+                                                   use_safetensors=True,
+                                                   low_cpu_mem_usage=False).state_dict()
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise VaeError(f"init {source.path} does not fit the {type(model).__name__}: {exc}"
+                       ) from None
+
+
 def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
     """Write ``model`` to ``<run>/vae`` atomically (``vae.partial``, then a rename)."""
     partial, final = run / f"{VAE_DIR}.partial", run / VAE_DIR
@@ -402,14 +466,18 @@ def train_vae(cfg: VaeConfig) -> Path:
         raise FileNotFoundError(f"{exc}: no held-out clips to evaluate on; give more episodes "
                                 f"a chance at the split (curation filter --val-fraction) or "
                                 f"pass another eval_split") from None
+    resume_from = checkpoint.latest(cfg.out) if cfg.resume else None
+    source = init_source(cfg.init, cfg.arch) if cfg.init and resume_from is None else None
     run = _open_run(cfg)
-    resume_from = checkpoint.latest(run) if cfg.resume else None
     _write_json(run / CONFIG_FILE, {"config": _config_json(cfg), "shards": geometry})
 
     device = resolve_device(cfg.device)
     solo = Dist(rank=0, world=1, local_rank=0, device=device)  # one process
     torch.manual_seed(cfg.seed)
     model = build_vae(cfg.arch).to(device)
+    if source is not None and resume_from is None:
+        load_init(model, source)
+        print(f"training vae: starting from {source.describe()}")
     noise = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     companions = adversary(cfg, device)
@@ -425,7 +493,8 @@ def train_vae(cfg: VaeConfig) -> Path:
         windows.restore(meta["windows"])
     else:
         state = {"start": evaluate(model, held_out, cfg.batch_size), "seconds": 0.0,
-                 "final_l1": None}
+                 "final_l1": None, "init": None if source is None else {
+                     "path": str(source.path), "step": source.step, "video": source.video}}
     if cfg.resume:
         truncate_metrics(run / STEP_LOG, step)
 
@@ -440,8 +509,9 @@ def train_vae(cfg: VaeConfig) -> Path:
                 group["lr"] = lr
             model.train()
             frames = 1 if step < cfg.image_steps else cfg.frames
-            if step == cfg.image_steps > 0:
-                per_frame_start(model)
+            image_init = state["init"] is not None and not state["init"]["video"]
+            if step == cfg.image_steps and (cfg.image_steps or image_init):
+                per_frame_start(model)  # also after an init from inside an image stage
             x = torch.stack([windows.take(frames) for _ in range(cfg.batch_size)]).to(device)
             posterior = model.encode(x).latent_dist
             z = posterior.sample(generator=noise) if cfg.sample_posterior else posterior.mode()
@@ -517,5 +587,5 @@ def train_vae(cfg: VaeConfig) -> Path:
         "train_seconds": round(state["seconds"], 2),
         "parameters": sum(p.numel() for p in model.parameters()),
         "start": state["start"], "end": end, "final_l1": state["final_l1"],
-        "latent_motion": motion, "probe": probe})
+        "latent_motion": motion, "probe": probe, "init": state.get("init")})
     return run
