@@ -28,7 +28,8 @@ from training.metrics import follows_picture, frame_change, motion_kept, motion_
 from training.run_log import RunLog
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
-from training.vae_train import VaeConfig, load_config, per_frame_start, train_vae
+from training.vae_start import per_frame_start
+from training.vae_train import VaeConfig, load_config, train_vae
 
 
 def save_tiny(folder: Path, seed: int = 0) -> Path:

@@ -21,27 +21,26 @@ One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run fo
                            before and after the VAE (training.evaluate.vae_ceiling; null
                            under 5 frames): the ceiling of a world model on these latents
 
-``init`` starts from another VAE's weights instead of a fresh one (:func:`init_source` checks it,
-:func:`load_init` loads it): fine-tuning. ``WanVAE.load(<run>)`` loads the result. Windows of
-``frames`` (4k+1) frames are cut at random offsets from the train split's clips (the stream of
+``init`` starts from another VAE's weights instead of a fresh one (training.vae_start checks and
+loads it): fine-tuning. ``WanVAE.load(<run>)`` loads the result. Windows of ``frames`` (4k+1)
+frames are cut at random offsets from the train split's clips (the stream of
 ``shards.clip_dataset``, seeded), single frames for the first ``image_steps`` (an image stage: the
-spatial code is learnt at a fraction of the cost, then video windows train the temporal layers, from
-the image model applied frame by frame: :func:`per_frame_start`); evaluation uses the first window
-of the first ``eval_clips`` clips of ``eval_split``. The loss is the L1 reconstruction error plus
-``kl_weight`` times the KL divergence of the posterior to a unit Gaussian, both as means per
-element; with ``adv_weight``, from step ``adv_start`` on, plus a hinge adversarial loss from a 3D
-patch discriminator on the windows, scaled by the adaptive weight (training.vae_adversary), the
-discriminator updated once a step on the same windows and their reconstructions. AdamW with linear
-warm-up and a cosine decay to ``min_lr`` (training.schedule; by default neither: a constant rate).
-The same config on the same machine gives the same weights, also when the run was killed and
-continued with ``resume`` (from ``checkpoints/last``: the saved config takes the place of the
-defaults, and only :data:`RESUMABLE` fields may change).
+spatial code is learnt at a fraction of the cost, then video windows train the temporal layers,
+from the image model applied frame by frame: training.vae_start.per_frame_start); evaluation uses
+the first window of the first ``eval_clips`` clips of ``eval_split``. The loss is the L1
+reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a unit
+Gaussian, both as means per element; with ``adv_weight``, from step ``adv_start`` on, plus a hinge
+adversarial loss from a 3D patch discriminator on the windows, scaled by the adaptive weight
+(training.vae_adversary), the discriminator updated once a step on the same windows and their
+reconstructions. AdamW with linear warm-up and a cosine decay to ``min_lr`` (training.schedule; by
+default neither: a constant rate). The same config on the same machine gives the same weights, also
+when the run was killed and continued with ``resume`` (from ``checkpoints/last``: the saved config
+takes the place of the defaults, and only :data:`RESUMABLE` fields may change).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -52,7 +51,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKLWan
-from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
 from torch import Tensor
 
 from shards.reader import clip_dataset, open_shards
@@ -60,17 +58,19 @@ from training import checkpoint
 from training.distributed import Dist, resolve_device
 from training.evaluate import held_out_clips, vae_ceiling
 from training.fit import truncate_metrics
-from training.metrics import follows_picture, frame_change, motion_kept, motion_steps, psnr, ssim
+from training.metrics import follows_picture
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
-from training.vae import ARCHS, VaeError, WanVAE, build_vae, vae_folder
+from training.vae import ARCHS, VaeError, WanVAE, build_vae
 from training.vae_adversary import (
     PatchDiscriminator3D,
     adaptive_weight,
     discriminator_loss,
     generator_loss,
 )
+from training.vae_measure import evaluate, latent_motion, latent_stats
+from training.vae_start import init_source, load_init, per_frame_start
 
 CONFIG_FILE = "vae_train.json"
 METRICS_FILE = "metrics.json"
@@ -262,90 +262,6 @@ def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
     return clips
 
 
-@torch.no_grad()
-def evaluate(model: AutoencoderKLWan, clips: list[Tensor], batch_size: int) -> dict:
-    """Mean reconstruction PSNR (dB), SSIM and L1 over ``clips`` (posterior means decoded),
-    PSNR and SSIM on frames mapped to [0, 1]; ``motion_within`` and ``motion_across``:
-    :func:`training.metrics.motion_kept` (None where the footage has no change to compare:
-    with 1-frame clips, or still ones)."""
-    model.eval()
-    device = next(model.parameters()).device
-    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "l1": []}
-    changes: tuple[list[Tensor], list[Tensor]] = ([], [])
-    for i in range(0, len(clips), batch_size):
-        x = torch.stack(clips[i:i + batch_size]).to(device)
-        y = model.decode(model.encode(x).latent_dist.mode()).sample
-        a, b = (x + 1) / 2, (y + 1) / 2
-        scores["psnr"] += psnr(a, b).tolist()
-        scores["ssim"] += ssim(a, b).tolist()
-        scores["l1"] += (x - y).abs().flatten(1).mean(dim=1).tolist()
-        changes[0].append(frame_change(x).cpu())
-        changes[1].append(frame_change(y).cpu())
-    kept = motion_kept(torch.cat(changes[0]), torch.cat(changes[1]))
-    return {**{k: sum(v) / len(v) for k, v in scores.items()},
-            **{f"motion_{k}": None if math.isnan(v) else v for k, v in kept.items()}}
-
-
-@torch.no_grad()
-def latent_stats(model: AutoencoderKLWan, clips: list[Tensor],
-                 batch_size: int) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of the posterior means of ``clips``."""
-    model.eval()
-    device = next(model.parameters()).device
-    z = torch.cat([model.encode(torch.stack(clips[i:i + batch_size]).to(device))
-                   .latent_dist.mode() for i in range(0, len(clips), batch_size)])
-    per_channel = z.double().transpose(0, 1).flatten(1)  # [C, B*F*h*w]
-    mean = per_channel.mean(dim=1)
-    std = per_channel.std(dim=1, unbiased=False).clamp_min(1e-6)
-    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
-
-
-@torch.no_grad()
-def latent_motion(model: AutoencoderKLWan, clips: list[Tensor], mean: list[float],
-                  std: list[float], batch_size: int) -> Tensor:
-    """:func:`training.metrics.motion_steps` of ``clips`` through the model, latents
-    normalised with ``mean`` and ``std`` as they will be trained on."""
-    model.eval()
-    device = next(model.parameters()).device
-    shift = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1, 1)
-    scale = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1, 1)
-    rows = []
-    for i in range(0, len(clips), batch_size):
-        x = torch.stack(clips[i:i + batch_size]).to(device)
-        for z, video in zip(model.encode(x).latent_dist.mode(), x, strict=True):
-            rows.append(motion_steps((z.cpu().double() - shift) / scale, video.cpu()))
-    return torch.cat(rows)
-
-
-@torch.no_grad()
-def per_frame_start(model: AutoencoderKLWan) -> None:
-    """Set the temporal layers so that the video model is the image model applied frame by
-    frame: latent ``k`` is the encoding of frame ``4k``, and each latent decodes to its four
-    frames as copies of one picture.
-
-    The image stage trains only what one frame reaches: a causal kernel's current tap. Its
-    earlier taps and the temporal resampling convolutions are still at their random start,
-    which mixes other frames into each latent as noise when the video stage begins. Here the
-    earlier taps become zero, the encoder's temporal downsampling keeps the later frame of each
-    pair, and the decoder's temporal upsampling repeats its input (the inflation of an image
-    model into a video model). The video stage then starts from latents that follow the
-    picture and learns the temporal layers from there.
-    """
-    resamplers = [m for m in model.modules() if isinstance(m, WanResample)
-                  and m.mode in ("downsample3d", "upsample3d")]
-    passing = {id(m.time_conv) for m in resamplers}
-    for conv in model.modules():
-        if isinstance(conv, WanCausalConv3d) and id(conv) not in passing:
-            conv.weight[:, :, :-1].zero_()
-    for resampler in resamplers:
-        conv = resampler.time_conv  # [copies * C, C, 3, 1, 1]: copies output frames per input
-        channels = conv.weight.shape[1]
-        conv.weight.zero_()
-        conv.bias.zero_()
-        for copy in range(conv.weight.shape[0] // channels):
-            conv.weight[copy * channels:(copy + 1) * channels, :, -1, 0, 0] = torch.eye(channels)
-
-
 def adversary(cfg: VaeConfig, device: torch.device
               ) -> dict[str, tuple[PatchDiscriminator3D, torch.optim.Optimizer]] | None:
     """The discriminator and its optimizer as a checkpoint companion, or None without
@@ -358,65 +274,6 @@ def adversary(cfg: VaeConfig, device: torch.device
         disc = PatchDiscriminator3D().to(device)
     return {DISCRIMINATOR: (disc, torch.optim.AdamW(disc.parameters(), lr=cfg.adv_lr,
                                                      betas=(0.5, 0.9)))}
-
-
-@dataclass(frozen=True)
-class InitSource:
-    """What ``init`` names: a checkpoint's weights, or a VAE folder's."""
-
-    path: Path  # the step folder or the VAE folder
-    step: int | None  # the checkpoint's step; None for a VAE folder
-    video: bool  # whether its temporal layers trained on video windows (not inside an image
-    #              stage, whose temporal layers never saw a window)
-
-    def describe(self) -> str:
-        what = "a VAE folder" if self.step is None else f"a checkpoint at step {self.step}"
-        return f"{self.path} ({what}{'' if self.video else ', image stage only'})"
-
-
-def init_source(init: str, arch: str) -> InitSource:
-    """Check that ``init`` names a VAE of ``arch``'s architecture (before any work)."""
-    path = Path(init)
-    if not path.exists():
-        raise FileNotFoundError(f"init {path} does not exist")
-    step_dir = (path if (path / checkpoint.TRAINER_JSON).is_file()
-                else checkpoint.latest(path) if (path / checkpoint.CHECKPOINTS).is_dir()
-                else None)
-    if step_dir is not None:
-        trainer = checkpoint.read_trainer(step_dir)
-        config = trainer.get("config") or {}
-        if "kl_weight" not in config:
-            raise VaeError(f"init {step_dir} is not a training vae checkpoint (a world model's?)")
-        if config.get("arch") != arch:
-            raise VaeError(f"init {step_dir} is a {config.get('arch')!r} VAE; pass --arch "
-                           f"{config.get('arch')}")
-        return InitSource(step_dir, int(trainer["step"]),
-                          int(trainer["step"]) > int(config.get("image_steps", 0)))
-    folder = vae_folder(path)
-    found = json.loads((folder / "config.json").read_text())
-    shape = {k: found.get(k) for k in ARCHS[arch]}
-    if shape != ARCHS[arch]:
-        named = [name for name, want in ARCHS.items()
-                 if all(found.get(k) == v for k, v in want.items())]
-        hint = f"pass --arch {named[0]}" if named else f"no architecture in {sorted(ARCHS)} is it"
-        raise VaeError(f"init {folder} is a VAE of {shape}, not the {arch!r} architecture "
-                       f"({ARCHS[arch]}): {hint}")
-    return InitSource(folder, None, True)
-
-
-def load_init(model: AutoencoderKLWan, source: InitSource) -> None:
-    """Copy ``source``'s weights into ``model`` (every tensor, names and shapes checked)."""
-    if source.step is not None:
-        weights = checkpoint.load_weights(source.path)
-    else:
-        weights = AutoencoderKLWan.from_pretrained(source.path, local_files_only=True,
-                                                   use_safetensors=True,
-                                                   low_cpu_mem_usage=False).state_dict()
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise VaeError(f"init {source.path} does not fit the {type(model).__name__}: {exc}"
-                       ) from None
 
 
 def save_vae(model: AutoencoderKLWan, run: Path) -> Path:
