@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shards.reader import clip_dataset, open_shards
+from shards.location import open_shards
+from shards.reader import clip_dataset
 from training.metrics import motion_steps
 
 

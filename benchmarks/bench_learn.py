@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from curation.cli import main as curation  # noqa: E402
 from datagen.cli import main as datagen  # noqa: E402
 from shards.action_space import get_space  # noqa: E402
-from shards.reader import open_shards  # noqa: E402
+from shards.location import open_shards  # noqa: E402
 from training import checkpoint  # noqa: E402
 from training.ablation import action_use  # noqa: E402
 from training.config import get_preset  # noqa: E402

@@ -26,7 +26,8 @@ import torch
 from datagen.cli import main as datagen
 from datagen.episode import KEY_COLUMNS, KEYS, find_episodes, read_episode
 from datagen.video import H264Writer, read_frames
-from shards import clip_dataset, open_shards
+from shards import clip_dataset
+from shards.location import open_shards
 
 POSE_COLUMNS = ("pos_x", "pos_y", "pos_z", "qw", "qx", "qy", "qz", "fov")
 

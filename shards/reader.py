@@ -43,7 +43,6 @@ from __future__ import annotations
 import io
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -53,36 +52,21 @@ import cv2
 import numpy as np
 import torch
 import webdataset as wds
+from webdataset.tariterators import group_by_keys, tar_file_expander
 from webdataset.utils import pytorch_worker_info
 
 from datagen.action_coverage import check_goals
 from shards.action_space import ActionSpace, get_space, to_space
+from shards.location import open_stream, read_dataset
 
 MEMBERS = ("mp4", "keys.npy", "mouse.npy", "pose.npy", "json")  # contract part 4
 LATENTS = "latents.npy"  # optional: float16 [2, 16, F, h, w] from training encode
 ODE = "ode.npy"  # optional: float16 [K, 16, F, h, w] from training odepairs
 FIRST = "first.png"  # optional: the first frame, lossless (training encode, training odepairs)
-SPLIT_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ShardError(ValueError):
     """A sample breaks the shard contract (missing member, wrong shape, undecodable video)."""
-
-
-def open_shards(path: str | Path, split: str = "train") -> list[str]:
-    """The sorted tar paths ``<path>/<split>-NNNNNN.tar`` of a shard folder."""
-    if not SPLIT_PATTERN.fullmatch(split):
-        raise ValueError(f"split must be a name like 'train' or 'val', got {split!r}")
-    folder = Path(path)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"shard folder {folder} does not exist")
-    tars = sorted(p for p in folder.glob(f"{split}-*.tar")
-                  if re.fullmatch(rf"{split}-\d+\.tar", p.name))
-    if not tars:
-        found = sorted({p.name.split("-")[0] for p in folder.glob("*.tar")})
-        raise FileNotFoundError(f"no {split}-*.tar shards in {folder}"
-                                + (f" (splits there: {found})" if found else ""))
-    return [str(p) for p in tars]
 
 
 def coverage_note(path: str | Path, split: str = "train") -> str:
@@ -90,9 +74,9 @@ def coverage_note(path: str | Path, split: str = "train") -> str:
     :mod:`datagen.action_coverage` met and the ones missed (what a training job prints before
     it starts, since a model learns only the actions its clips show)."""
     try:
-        info = json.loads((Path(path) / "dataset.json").read_text())["action_coverage"][split]
+        info = read_dataset(path)["action_coverage"][split]
     except (OSError, ValueError, KeyError, TypeError):
-        return f"action coverage of {split}: not recorded in {Path(path) / 'dataset.json'}"
+        return f"action coverage of {split}: not recorded in {path}'s dataset.json"
     goals = check_goals(info)
     missed = [g.describe() for g in goals if not g.met]
     return (f"action coverage of {split} ({info['frames']} frames): "
@@ -205,6 +189,32 @@ def _rank_shards(urls: list[str], seed: int, epoch: int, shuffle: bool,
     return stage
 
 
+def _tar_samples(handler: Callable[[Exception], bool]
+                 ) -> Callable[[Iterator[dict]], Iterator[dict]]:
+    """webdataset's tarfile_to_samples, each tar opened by :func:`shards.location.open_stream`
+    (a local file, ``http(s)`` through curl, or any fsspec URL)."""
+
+    def opened(src: Iterator[dict]) -> Iterator[dict]:
+        for sample in src:
+            try:
+                yield {**sample, "stream": open_stream(sample["url"])}
+            except Exception as exc:  # as webdataset's url_opener: the handler decides
+                exc.args = (*exc.args, sample["url"])
+                if not handler(exc):
+                    return
+
+    def stage(src: Iterator[dict]) -> Iterator[dict]:
+        return group_by_keys(tar_file_expander(opened(src), handler=handler), handler=handler)
+
+    return stage
+
+
+def raw_samples(urls: list[str]) -> Iterator[dict]:
+    """The samples of ``urls`` in order, as bytes per member (``{"__key__", "mp4", "json",
+    ...}``): no shuffling, splitting or decoding."""
+    return _tar_samples(wds.reraise_exception)(iter({"url": u} for u in urls))
+
+
 def _shuffled(bufsize: int, seed: int, epoch: int) -> Callable[[Iterator[dict]], Iterator[dict]]:
     """Shuffle buffer whose generator is re-seeded on every pass (same order every iteration)."""
 
@@ -225,7 +235,7 @@ def _rank_stream(urls: list[str], *, seed: int, shuffle: int, split_by_node: boo
     def one_epoch(e: int) -> Iterator[dict]:
         return iter(wds.DataPipeline(
             _rank_shards(urls, seed, e, shuffle > 0, split_by_node),
-            wds.tarfile_to_samples(handler=handler),
+            _tar_samples(handler),
             _shuffled(shuffle, seed, e) if shuffle > 0 else None,
         ))
 

@@ -24,7 +24,8 @@ from datagen.cli import main as datagen
 from datagen.episode import ACTIONS_FILE, read_episode
 from datagen.episode_check import validate_episode
 from datagen.video import probe
-from shards.reader import clip_dataset, decode_mp4, open_shards
+from shards.location import open_shards
+from shards.reader import clip_dataset, decode_mp4
 
 CLIP = ["--clip-frames", "16", "--size", "160x90", "--no-progress"]
 

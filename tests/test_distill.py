@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 from curation.report import tar_samples
 from datagen.episode import KEYS
 from shards.action_space import to_space
-from shards.reader import clip_dataset, open_shards
+from shards.location import open_shards
+from shards.reader import clip_dataset
 from training import checkpoint
 from training.action_design import ActionDesign, sample_actions
 from training.cli import main as training

@@ -16,7 +16,8 @@ from conftest import record_builtin
 
 from curation.cli import main as curation
 from shards.action_space import get_space
-from shards.reader import ShardError, clip_dataset, decode_mp4, decode_sample, open_shards
+from shards.location import open_shards
+from shards.reader import ShardError, clip_dataset, decode_mp4, decode_sample
 from training.conditioning import condition_video
 from training.data import prepare_sample
 from training.encode import EncodeConfig, encode_png, encode_shards

@@ -20,7 +20,7 @@ from fit_support import REPO, shard_set, subprocess_env, write_config
 from curation.cli import main as curation
 from datagen.cli import main as datagen
 from shards.action_space import get_space
-from shards.reader import open_shards
+from shards.location import open_shards
 from training import checkpoint
 from training.ablation import action_use
 from training.config import get_preset

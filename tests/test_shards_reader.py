@@ -17,7 +17,8 @@ from conftest import synthetic_frames
 
 from datagen.episode import KEYS
 from datagen.video import H264Writer, read_frames
-from shards import SPACES, ShardError, clip_dataset, open_shards, to_space
+from shards import SPACES, ShardError, clip_dataset, to_space
+from shards.location import open_shards
 from shards.reader import decode_mp4
 
 WIDTH, HEIGHT, T = 64, 36, 5

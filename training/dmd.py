@@ -35,7 +35,6 @@ gradients itself (sample videos and evaluation are then left to ``training eval`
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shards.action_space import get_space, to_space
-from shards.reader import open_shards
+from shards.location import open_shards, read_dataset
 from training import checkpoint, distributed
 from training.action_design import sample_actions
 from training.action_module import action_span
@@ -438,7 +437,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                 results = evaluate(
                     LoadedRun(_averaged(student, ema), vae, images, space, frames, None, fps,
                               step, s_trainer.get("stream", {})),
-                    Path(cfg.shards), out / EVAL_DIR / f"step-{step:06d}",
+                    cfg.shards, out / EVAL_DIR / f"step-{step:06d}",
                     EvalConfig(clips=cfg.eval_clips, frames=frames, scripts=cfg.eval_scripts,
                                script_images=min(2, cfg.eval_clips)))
                 record.update({f"eval_{k}": v for k, v in headline(results).items()
@@ -460,8 +459,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
 
 
 def _fps(shards: str) -> float:
-    info = json.loads((Path(shards) / "dataset.json").read_text())
-    return float(info.get("fps") or 15.0)
+    return float(read_dataset(shards).get("fps") or 15.0)
 
 
 def _averaged(student: WorldDiT, ema: EMA | None) -> WorldDiT:
@@ -477,7 +475,7 @@ def _samples(student: WorldDiT, ema: EMA | None, vae: WanVAE, images, space,
              stream: StreamConfig, shards: str, fps: float, folder: Path) -> None:
     """Play the (EMA) student from the first clip's first frame under designed actions."""
     gen = Generator(_averaged(student, ema), vae, images, space, stream)
-    clip = held_out_clips(Path(shards), "train", 1)[0]
+    clip = held_out_clips(shards, "train", 1)[0]
     first = torch.from_numpy(clip.frames[0]).permute(2, 0, 1)[None].float() / 127.5 - 1
     gen.reset(first.to(vae.device))
     blocks = 4

@@ -33,7 +33,8 @@ import torch
 from tqdm import tqdm
 from webdataset import TarWriter
 
-from curation.shardwriter import DATASET_FILE, FORMAT, MANIFEST_FILE, REJECTS_FILE, SPLITS
+from curation.shardwriter import DATASET_FILE, MANIFEST_FILE, REJECTS_FILE, SPLITS
+from shards.location import read_dataset
 from shards.reader import FIRST, decode_mp4
 from training.conditioning import condition_video
 from training.vae import VaeError, WanVAE
@@ -53,20 +54,6 @@ class EncodeConfig:
     def __post_init__(self) -> None:
         if self.frames is not None and (self.frames < 1 or (self.frames - 1) % 4):
             raise ValueError(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
-
-
-def read_dataset(shards: Path) -> dict:
-    """``dataset.json`` of a shard folder, checked to be one."""
-    path = Path(shards) / DATASET_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{shards} is not a shard folder (no {DATASET_FILE})")
-    try:
-        dataset = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise VaeError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(dataset, dict) or dataset.get("format") != FORMAT:
-        raise VaeError(f"{path} is not a {FORMAT} shard set")
-    return dataset
 
 
 def tar_samples(path: Path) -> Iterator[dict[str, bytes]]:

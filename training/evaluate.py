@@ -50,9 +50,9 @@ from curation.html_page import esc, figure, img, page, save_png, table, write_pa
 from curation.probe import probe_frames
 from curation.probe_actions import probe_actions
 from curation.probe_score import SCORABLE_KEYS, score_actions
-from curation.report import tar_samples
 from shards.action_space import ActionSpace, from_space, to_space
-from shards.reader import decode_mp4, open_shards
+from shards.location import open_shards
+from shards.reader import decode_mp4, raw_samples
 from training.action_scripts import fits_space, script_actions, script_names
 from training.generator import Generator, StreamConfig
 from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
@@ -102,23 +102,24 @@ class HeldOutClip:
     fov: float  # horizontal, degrees, at the clip's size
 
 
-def held_out_clips(shards: Path, split: str, count: int) -> list[HeldOutClip]:
-    """The first ``count`` clips of ``split`` in shard order, decoded."""
+def held_out_clips(shards: str | Path, split: str, count: int) -> list[HeldOutClip]:
+    """The first ``count`` clips of ``split`` (of a shard folder or URL) in shard order,
+    decoded."""
     clips = []
-    for url in open_shards(shards, split):
-        for key, members in tar_samples(Path(url)):
-            meta = json.loads(members["json"])
-            frames = decode_mp4(members["mp4"])
-            fx = float(meta["intrinsics"]["fx"])
-            clips.append(HeldOutClip(
-                key=key, frames=frames,
-                keys=np.load(io.BytesIO(members["keys.npy"]), allow_pickle=False).astype(np.uint8),
-                mouse=np.load(io.BytesIO(members["mouse.npy"]),
-                              allow_pickle=False).astype(np.float64),
-                fps=float(meta["fps"]),
-                fov=math.degrees(2 * math.atan(frames.shape[2] / 2 / fx))))
-            if len(clips) == count:
-                return clips
+    for members in raw_samples(open_shards(shards, split)):
+        key = members["__key__"]
+        meta = json.loads(members["json"])
+        frames = decode_mp4(members["mp4"])
+        fx = float(meta["intrinsics"]["fx"])
+        clips.append(HeldOutClip(
+            key=key, frames=frames,
+            keys=np.load(io.BytesIO(members["keys.npy"]), allow_pickle=False).astype(np.uint8),
+            mouse=np.load(io.BytesIO(members["mouse.npy"]),
+                          allow_pickle=False).astype(np.float64),
+            fps=float(meta["fps"]),
+            fov=math.degrees(2 * math.atan(frames.shape[2] / 2 / fx))))
+        if len(clips) == count:
+            return clips
     if not clips:
         raise ValueError(f"the {split} split of {shards} holds no clips")
     return clips
@@ -276,7 +277,7 @@ def _video(run: LoadedRun, path: Path, panels: dict[str, np.ndarray], keys: np.n
     return path.name
 
 
-def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
+def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
              sampler: SamplerConfig = EVAL_SAMPLER, board: object = None,
              progress: bool = False) -> dict:
     """Run the evaluation (module docstring) and write its report folder ``out``; returns the
@@ -286,7 +287,7 @@ def evaluate(run: LoadedRun, shards: Path, out: Path, cfg: EvalConfig,
         if progress:
             print(text, flush=True)
 
-    clips = held_out_clips(Path(shards), cfg.split, cfg.clips)
+    clips = held_out_clips(shards, cfg.split, cfg.clips)
     n = min(len(c.keys) for c in clips)
     n = min(n, cfg.frames) if cfg.frames else n
     if n < 5:

@@ -75,7 +75,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shards.action_space import get_space
-from shards.reader import coverage_note, open_shards
+from shards.location import open_shards, read_dataset
+from shards.reader import coverage_note
 from training import checkpoint, distributed
 from training.causal import CausalConfig, block_causal_mask
 from training.config import DiTConfig, get_preset
@@ -473,11 +474,10 @@ def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.G
 def ode_sigmas(shards: str | Path) -> Tensor:
     """The sigmas of the stored trajectory points of an ODE-pair shard set (its
     ``dataset.json``), float32 ``[K]``."""
-    path = Path(shards) / "dataset.json"
-    info = json.loads(path.read_text()) if path.is_file() else {}
+    info = read_dataset(shards)
     if "ode" not in info:
-        raise ValueError(f"{shards} holds no ODE pairs (no 'ode' in {path}): objective ode "
-                         f"trains on the output of training odepairs")
+        raise ValueError(f"{shards} holds no ODE pairs (no 'ode' in its dataset.json): objective "
+                         f"ode trains on the output of training odepairs")
     return torch.tensor(info["ode"]["sigmas"], dtype=torch.float32)
 
 
@@ -632,7 +632,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     streaming = {} if causal is None else {"block": causal.block, "local": causal.local,
                                            "sink": causal.sink}
     if cfg.objective == "ode":  # the student denoises at the teacher's stored timesteps
-        ode = json.loads((Path(cfg.shards) / "dataset.json").read_text())["ode"]
+        ode = read_dataset(cfg.shards)["ode"]
         streaming.update(timesteps=list(ode["timesteps"]), shift=ode["shift"])
     train_model = distributed.wrap(model, d, cfg.parallel)
     optimizer = make_optimizer(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
@@ -771,7 +771,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                 if eval_due:
                     run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step,
                                     streaming)
-                    results = evaluate(run, Path(cfg.shards), out / EVAL_DIR / f"step-{step:06d}",
+                    results = evaluate(run, cfg.shards, out / EVAL_DIR / f"step-{step:06d}",
                                        cfg.eval_config())
                     record.update({f"eval_{k}": v for k, v in headline(results).items()
                                    if not math.isnan(v)})

@@ -49,7 +49,8 @@ from curation.shardwriter import DATASET_FILE, FORMAT
 from datagen.episode import KEYS
 from datagen.video import H264Writer
 from shards.action_space import to_space
-from shards.reader import FIRST, ODE, decode_mp4, open_shards
+from shards.location import open_shards
+from shards.reader import FIRST, ODE, decode_mp4
 from training.action_design import sample_actions
 from training.conditioning import condition_video
 from training.data import latent_frames

@@ -22,7 +22,6 @@ recorded, and frame actions from an episode CSV (contract form) or a clip of a s
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from curation.report import tar_samples
 from datagen.episode import KEY_COLUMNS, read_actions
 from datagen.video import H264Writer, read_frames
 from shards.action_space import ActionSpace, from_space, get_space, to_space
+from shards.location import read_dataset
 from training import checkpoint
 from training.conditioning import condition_video, first_frame_mask
 from training.config import ActionConfig, DiTConfig
@@ -232,10 +232,11 @@ def load_run(ckpt: Path, vae_path: Path | None = None, ema: bool = True,
         raise ValueError(f"{step_dir} was trained with image encoder "
                          f"{trainer['image_encoder']}, not {images.identity}")
     size = fps = None
-    dataset = Path(run_cfg.get("shards", "")) / "dataset.json"
-    if dataset.is_file():
-        info = json.loads(dataset.read_text())
+    try:  # the frame size and rate of the footage it trained on, while its shards are there
+        info = read_dataset(run_cfg.get("shards") or "")
         size, fps = (int(info["size"][0]), int(info["size"][1])), info.get("fps")
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        pass
     space = get_space(run_cfg.get("action_space") or cfg.space)
     return LoadedRun(model.to(device).eval(), vae, images, space, int(run_cfg["frames"]), size,
                      fps, int(trainer["step"]), trainer.get("stream", {}))

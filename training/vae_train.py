@@ -53,7 +53,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from torch import Tensor
 
-from shards.reader import clip_dataset, open_shards
+from shards.location import open_shards, read_dataset
+from shards.reader import clip_dataset
 from training import checkpoint
 from training.distributed import Dist, resolve_device
 from training.evaluate import held_out_clips, vae_ceiling
@@ -80,7 +81,8 @@ DISCRIMINATOR = "discriminator"  # checkpoint companion name of the adversary
 
 @dataclass(frozen=True)
 class VaeConfig:
-    shards: Path  # shard folder (curation filter output); frame size a multiple of 8
+    shards: str  # shard folder (curation filter output), or its http(s) URL (shards.location);
+    #              frame size a multiple of 8
     out: Path  # run folder: must not exist or be empty, unless resume
     resume: bool = False  # continue the run in `out` from checkpoints/last; its vae_train.json
     #                       takes the place of the defaults (only RESUMABLE fields may change)
@@ -129,6 +131,7 @@ class VaeConfig:
     #                 a run for its last), of `arch`'s architecture (load_init)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shards", str(self.shards))  # a Path is taken as its name
         problems = []
         if self.arch not in ARCHS:
             problems.append(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
@@ -191,18 +194,16 @@ def load_config(values: dict) -> VaeConfig:
     return VaeConfig(**{**base, **values})
 
 
-def shard_geometry(shards: Path, frames: int) -> dict:
+def shard_geometry(shards: str, frames: int) -> dict:
     """The shard set's ``size`` [W, H] and ``clip_frames`` from its dataset.json, checked
     against the VAE (multiples of 8) and the window length."""
-    path = Path(shards) / "dataset.json"
+    dataset = read_dataset(shards)
     try:
-        dataset = json.loads(path.read_text())
         width, height = (int(v) for v in dataset["size"])
         clip_frames = int(dataset["clip_frames"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{shards} is not a shard folder (no dataset.json)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VaeError(f"cannot read size and clip_frames from {path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise VaeError(f"cannot read size and clip_frames from {shards}'s dataset.json: "
+                       f"{exc!r}") from exc
     if width % 8 or height % 8:
         raise VaeError(f"{shards} holds {width}x{height} clips; the VAE needs multiples of 8: "
                        f"make shards with curation filter --size, e.g. 64x32 or 640x352")
