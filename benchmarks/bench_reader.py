@@ -3,7 +3,9 @@
 Records one built-in episode (``datagen record``), cuts it into clips of ``--clip-frames``
 frames at the recorded size, writes them as contract samples into WebDataset tars, then times
 ``DataLoader(clip_dataset(urls), batch_size=None, num_workers=N)`` over every clip (worker
-start-up included), after one untimed warm-up pass so the tars are in the page cache.
+start-up included), after one untimed warm-up pass so the tars are in the page cache: from the
+folder, then from a local HTTP server on it (shards.location: what a URL costs beyond the
+network itself).
 
     python benchmarks/bench_reader.py [--clips 24] [--clip-frames 57] [--size 640x360]
 """
@@ -11,12 +13,15 @@ start-up included), after one untimed warm-up pass so the tars are in the page c
 from __future__ import annotations
 
 import argparse
+import functools
+import http.server
 import io
 import json
 import os
 import platform
 import tarfile
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -94,6 +99,19 @@ def time_loader(urls: list[str], workers: int) -> tuple[int, int, float]:
     return clips, frames, time.perf_counter() - start
 
 
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def served(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A local HTTP server on ``folder`` (in a thread) and its base URL."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=24)
@@ -111,13 +129,17 @@ def main() -> None:
         print(f"{args.clips} clips x {args.clip_frames} frames at {width}x{height} in "
               f"{len(urls)} shards ({mb:.1f} MB); {os.cpu_count()} cores, "
               f"{platform.processor() or platform.machine()}, torch {torch.__version__}\n")
-        print("| workers | clips | s | clips/s | frames/s | frames/s per worker |")
-        print("|---|---|---|---|---|---|")
+        server, base = served(Path(tmp) / "shards")
+        sources = {"folder": urls, "http (localhost)": [f"{base}/{Path(u).name}" for u in urls]}
+        print("| source | workers | clips | s | clips/s | frames/s | frames/s per worker |")
+        print("|---|---|---|---|---|---|---|")
         for workers in (int(w) for w in args.workers.split(",")):
-            clips, frames, seconds = time_loader(urls, workers)
-            per = frames / seconds / max(workers, 1)
-            print(f"| {workers} | {clips} | {seconds:.2f} | {clips / seconds:.1f} | "
-                  f"{frames / seconds:.0f} | {per:.0f} |")
+            for source, tars in sources.items():
+                clips, frames, seconds = time_loader(tars, workers)
+                per = frames / seconds / max(workers, 1)
+                print(f"| {source} | {workers} | {clips} | {seconds:.2f} | "
+                      f"{clips / seconds:.1f} | {frames / seconds:.0f} | {per:.0f} |")
+        server.shutdown()
 
 
 if __name__ == "__main__":
