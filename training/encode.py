@@ -22,8 +22,6 @@ import io
 import json
 import os
 import shutil
-import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch
 from tqdm import tqdm
 from webdataset import TarWriter
 
+from curation.report import tar_samples
 from curation.shardwriter import DATASET_FILE, MANIFEST_FILE, REJECTS_FILE, SPLITS
 from shards.location import read_dataset
 from shards.reader import FIRST, decode_mp4
@@ -54,23 +53,6 @@ class EncodeConfig:
     def __post_init__(self) -> None:
         if self.frames is not None and (self.frames < 1 or (self.frames - 1) % 4):
             raise ValueError(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
-
-
-def tar_samples(path: Path) -> Iterator[dict[str, bytes]]:
-    """The samples of a WebDataset tar in file order: ``{"__key__": key, member: bytes}``."""
-    sample: dict[str, bytes] = {}
-    with tarfile.open(path) as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            key, _, member = info.name.partition(".")
-            if sample and sample["__key__"] != key:
-                yield sample
-                sample = {}
-            sample.setdefault("__key__", key)
-            sample[member] = tar.extractfile(info).read()
-    if sample:
-        yield sample
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -136,9 +118,9 @@ def encode_shards(cfg: EncodeConfig) -> Path:
         for tar in tars:
             with open(partial / tar.name, "wb") as f:
                 writer = TarWriter(f, user="", group="", mode=0o644, mtime=0, encoder=False)
-                for sample in tar_samples(tar):
-                    where = f"sample {sample['__key__']!r} of {tar}"
-                    writer.write(encode_sample(sample, vae, frames, where))
+                for key, members in tar_samples(tar):
+                    writer.write(encode_sample({"__key__": key, **members}, vae, frames,
+                                               f"sample {key!r} of {tar}"))
                     bar.update()
                 writer.close()
     for name in (MANIFEST_FILE, REJECTS_FILE):
