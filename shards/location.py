@@ -9,8 +9,8 @@ URL's ``dataset.json``: an object store or plain HTTP cannot be listed like a fo
 listing is the shard set's commit record), :func:`read_dataset` reads ``dataset.json``, and
 :func:`open_stream` opens one tar for the WebDataset reader, which reads it as it arrives
 (urllib for ``http(s)``, fsspec for the rest): nothing is downloaded ahead or kept, and a
-missing tar is an error when it is opened. Commands that write a shard folder (``training
-encode``, ``training odepairs``) read a local one.
+missing tar is an error when it is opened. ``training encode``, which copies a shard set with
+latents added, reads a local folder.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def test_fit_streams_a_served_set_exactly_as_the_folder(data, served, tmp_path):
     assert any(p.startswith("/latents/val-") for p in requested)
 
 
-def test_held_out_clips_and_a_vae_come_from_a_served_set_as_from_the_folder(data, served,
-                                                                            tmp_path):
+def test_clips_first_frames_and_a_vae_come_from_a_served_set_as_from_the_folder(
+        data, served, tmp_path):
     base, _ = served
     url = f"{base}/shards"
     local, remote = (held_out_clips(s, "train", 3) for s in (data["raw"], url))
@@ -87,6 +87,10 @@ def test_held_out_clips_and_a_vae_come_from_a_served_set_as_from_the_folder(data
     for a, b in zip(local, remote, strict=True):
         assert np.array_equal(a.frames, b.frames) and np.array_equal(a.keys, b.keys)
         assert np.array_equal(a.mouse, b.mouse) and (a.fps, a.fov) == (b.fps, b.fov)
+    from training.ode_pairs import _sources  # odepairs' first frames
+
+    for a, b in zip(_sources(str(data["raw"]), "val", 2), _sources(url, "val", 2), strict=True):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2] == b[2]
     sha = []
     for name, shards in (("folder", data["raw"]), ("served", url)):
         run = train_vae(VaeConfig(shards=shards, out=tmp_path / name, steps=2, batch_size=2,

@@ -271,8 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pairs = sub.add_parser("odepairs", help="a teacher's ODE trajectories for distillation")
     pairs.add_argument("--teacher", type=Path, required=True, help="run of training fit")
-    pairs.add_argument("--shards", type=Path, required=True,
-                       help="shard folder the first frames come from")
+    pairs.add_argument("--shards", required=True,
+                       help="shard folder (or its URL) the first frames come from")
     pairs.add_argument("--out", type=Path, required=True, help="new shard folder of pairs")
     config_flags(pairs, PairsConfig, "pairs (PairsConfig; see docs/training.md)",
                  skip=("teacher", "shards", "out"))

@@ -44,13 +44,12 @@ from tqdm import tqdm
 from webdataset import TarWriter
 
 from curation.probe_actions import orientation
-from curation.report import tar_samples
 from curation.shardwriter import DATASET_FILE, FORMAT
 from datagen.episode import KEYS
 from datagen.video import H264Writer
 from shards.action_space import to_space
 from shards.location import open_shards
-from shards.reader import FIRST, ODE, decode_mp4
+from shards.reader import FIRST, ODE, decode_mp4, raw_samples
 from training.action_design import sample_actions
 from training.conditioning import condition_video
 from training.data import latent_frames
@@ -64,7 +63,7 @@ PAIRS_FORMAT = "worldforge.odepairs/1"
 @dataclass(frozen=True)
 class PairsConfig:
     teacher: Path  # run folder (or step folder) of a bidirectional training fit
-    shards: Path  # shard folder the first frames come from
+    shards: str  # shard folder (or URL, shards.location) the first frames come from
     out: Path  # new shard folder of pairs; must not exist
     count: int = 64  # pairs in the train split
     val_count: int = 8  # pairs in the val split (first frames from the source's val split)
@@ -109,15 +108,15 @@ def _mp4(frames: np.ndarray, fps: float, scratch: Path) -> bytes:
     return data
 
 
-def _sources(shards: Path, split: str, count: int) -> list[tuple[str, np.ndarray, dict]]:
+def _sources(shards: str, split: str, count: int) -> list[tuple[str, np.ndarray, dict]]:
     """``count`` first frames (key, uint8 ``[H, W, 3]``, json) of ``split`` in shard order,
     cycling through its clips when there are fewer."""
     found = []
-    for url in open_shards(shards, split):
-        for key, members in tar_samples(Path(url)):
-            found.append((key, decode_mp4(members["mp4"])[0], json.loads(members["json"])))
-            if len(found) == count:
-                return found
+    for members in raw_samples(open_shards(shards, split)):
+        found.append((members["__key__"], decode_mp4(members["mp4"])[0],
+                      json.loads(members["json"])))
+        if len(found) == count:
+            return found
     return [found[i % len(found)] for i in range(count)]
 
 
@@ -144,7 +143,7 @@ def make_pairs(cfg: PairsConfig) -> Path:
     for split, count in splits.items():
         if not count:
             continue
-        sources = _sources(Path(cfg.shards), split, count)
+        sources = _sources(str(cfg.shards), split, count)
         tars[split], writer, in_tar = [], None, 0
         for lo in range(0, count, cfg.batch_size):
             batch = sources[lo:lo + cfg.batch_size]
