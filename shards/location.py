@@ -94,25 +94,25 @@ def read_dataset(shards: str | Path) -> dict:
 
 
 def _listed(shards: str, split: str) -> list[str]:
-    """The tar URLs of ``split`` that a served shard set's ``dataset.json`` lists."""
-    listing = read_dataset(shards).get("shards")
+    """The tar URLs of ``split`` that the ``dataset.json`` of a shard set at a URL lists."""
+    listing, where = read_dataset(shards).get("shards"), _url(shards, DATASET_FILE)
     if not isinstance(listing, dict):
-        raise ValueError(f"{_url(shards, DATASET_FILE)} lists no shards (no 'shards' object); "
-                         f"it was not written by curation filter")
+        raise ValueError(f"{where} lists no shards (no 'shards' object); it was not written by "
+                         f"curation filter")
     names = listing.get(split) or []
     if not names:
-        raise FileNotFoundError(f"no {split} shards listed in {_url(shards, DATASET_FILE)}"
+        raise FileNotFoundError(f"no {split} shards listed in {where}"
                                 + (f" (splits there: {sorted(listing)})" if listing else ""))
     bad = [n for n in names if not re.fullmatch(rf"{split}-\d+\.tar", str(n))]
     if bad:
-        raise ValueError(f"{_url(shards, DATASET_FILE)} lists {bad[:3]} among the {split} "
-                         f"shards: expected names like {split}-000000.tar")
+        raise ValueError(f"{where} lists {bad[:3]} among the {split} shards: expected names "
+                         f"like {split}-000000.tar")
     return [_url(shards, name) for name in sorted(names)]
 
 
 def open_shards(shards: str | Path, split: str = "train") -> list[str]:
-    """The sorted tars ``<shards>/<split>-NNNNNN.tar`` of a shard folder, or of a served shard
-    set their URLs."""
+    """The sorted tars ``<shards>/<split>-NNNNNN.tar`` of a shard folder, or the URLs of those
+    a shard set at a URL lists."""
     if not SPLIT_PATTERN.fullmatch(split):
         raise ValueError(f"split must be a name like 'train' or 'val', got {split!r}")
     if is_remote(shards):

@@ -192,7 +192,7 @@ def _rank_shards(urls: list[str], seed: int, epoch: int, shuffle: bool,
 def _tar_samples(handler: Callable[[Exception], bool]
                  ) -> Callable[[Iterator[dict]], Iterator[dict]]:
     """webdataset's tarfile_to_samples, each tar opened by :func:`shards.location.open_stream`
-    (a local file, ``http(s)`` through curl, or any fsspec URL)."""
+    (a local file, an ``http(s)`` URL, or any fsspec URL)."""
 
     def opened(src: Iterator[dict]) -> Iterator[dict]:
         for sample in src:
