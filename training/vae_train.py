@@ -81,7 +81,7 @@ DISCRIMINATOR = "discriminator"  # checkpoint companion name of the adversary
 
 @dataclass(frozen=True)
 class VaeConfig:
-    shards: str  # shard folder (curation filter output), or its http(s) URL (shards.location);
+    shards: str  # shard folder (curation filter output), or its URL (shards.location);
     #              frame size a multiple of 8
     out: Path  # run folder: must not exist or be empty, unless resume
     resume: bool = False  # continue the run in `out` from checkpoints/last; its vae_train.json
