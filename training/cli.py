@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help='print {"params": {name: shape}, "count": N}')
 
     vae = sub.add_parser("vae", help="train a Wan VAE from scratch on shards")
-    vae.add_argument("shards", help="shard folder (curation filter output), or its http(s) URL")
+    vae.add_argument("shards", help="shard folder (curation filter output), or its URL")
     vae.add_argument("--out", type=Path, required=True,
                      help="run folder (must not exist, unless --resume true)")
     config_flags(vae, VaeConfig, "VAE training (VaeConfig; see docs/training.md)",
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="does the model's video follow its inputs? (probe-scored)")
     ev.add_argument("--ckpt", type=Path, required=True, help="run folder or step folder")
     ev.add_argument("--shards", required=True,
-                    help="shard folder of held-out clips, or its http(s) URL")
+                    help="shard folder of held-out clips, or its URL")
     ev.add_argument("--out", type=Path,
                     help=f"report folder (default: <ckpt>/{EVAL_DIR}/step-N; replaced)")
     ev.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")

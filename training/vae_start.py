@@ -65,9 +65,10 @@ def init_source(init: str, arch: str) -> InitSource:
     path = Path(init)
     if not path.exists():
         raise FileNotFoundError(f"init {path} does not exist")
-    step_dir = (path if (path / checkpoint.TRAINER_JSON).is_file()
-                else checkpoint.latest(path) if (path / checkpoint.CHECKPOINTS).is_dir()
-                else None)
+    try:
+        step_dir = checkpoint.step_folder(path)
+    except FileNotFoundError:  # not a checkpoint: a VAE folder
+        step_dir = None
     if step_dir is not None:
         trainer = checkpoint.read_trainer(step_dir)
         config = trainer.get("config") or {}
