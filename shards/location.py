@@ -9,8 +9,7 @@ URL's ``dataset.json``: an object store or plain HTTP cannot be listed like a fo
 listing is the shard set's commit record), :func:`read_dataset` reads ``dataset.json``, and
 :func:`open_stream` opens one tar for the WebDataset reader, which reads it as it arrives
 (urllib for ``http(s)``, fsspec for the rest): nothing is downloaded ahead or kept, and a
-missing tar is an error when it is opened. ``training encode``, which copies a shard set with
-latents added, reads a local folder.
+missing tar is an error when it is opened.
 """
 
 from __future__ import annotations
@@ -65,14 +64,16 @@ def open_stream(url: str) -> BinaryIO:
     return open(url, "rb")  # noqa: SIM115 (the reader closes it)
 
 
-def _url(shards: str | Path, name: str) -> str:
+def member(shards: str | Path, name: str) -> str:
+    """The address of the file ``name`` of a shard set (a folder or a URL), for
+    :func:`open_stream`."""
     return str(shards).rstrip("/") + "/" + name
 
 
 def read_dataset(shards: str | Path) -> dict:
     """The ``dataset.json`` of a shard set (a folder or a URL), parsed."""
     if is_remote(shards):
-        where = _url(shards, DATASET_FILE)
+        where = member(shards, DATASET_FILE)
         try:
             with _open_url(where) as response:
                 data = response.read()
@@ -95,7 +96,7 @@ def read_dataset(shards: str | Path) -> dict:
 
 def _listed(shards: str, split: str) -> list[str]:
     """The tar URLs of ``split`` that the ``dataset.json`` of a shard set at a URL lists."""
-    listing, where = read_dataset(shards).get("shards"), _url(shards, DATASET_FILE)
+    listing, where = read_dataset(shards).get("shards"), member(shards, DATASET_FILE)
     if not isinstance(listing, dict):
         raise ValueError(f"{where} lists no shards (no 'shards' object); it was not written by "
                          f"curation filter")
@@ -107,7 +108,7 @@ def _listed(shards: str, split: str) -> list[str]:
     if bad:
         raise ValueError(f"{where} lists {bad[:3]} among the {split} shards: expected names "
                          f"like {split}-000000.tar")
-    return [_url(shards, name) for name in sorted(names)]
+    return [member(shards, name) for name in sorted(names)]
 
 
 def open_shards(shards: str | Path, split: str = "train") -> list[str]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -209,10 +210,19 @@ def _tar_samples(handler: Callable[[Exception], bool]
     return stage
 
 
+def _name_bad_tar(exc: Exception) -> bool:
+    """Raise ``exc``; a tar that is not one as a :class:`ShardError` naming it (webdataset puts
+    the tar's URL last in the arguments)."""
+    if isinstance(exc, tarfile.TarError):
+        raise ShardError(f"cannot read shard {exc.args[-1]}: {exc.args[0]}") from exc
+    raise exc
+
+
 def raw_samples(urls: list[str]) -> Iterator[dict]:
     """The samples of ``urls`` in order, as bytes per member (``{"__key__", "mp4", "json",
-    ...}``): no shuffling, splitting or decoding."""
-    return _tar_samples(wds.reraise_exception)(iter({"url": u} for u in urls))
+    ...}``): no shuffling, splitting or decoding. A missing tar is FileNotFoundError, one that
+    is not a tar ShardError."""
+    return _tar_samples(_name_bad_tar)(iter({"url": u} for u in urls))
 
 
 def _shuffled(bufsize: int, seed: int, epoch: int) -> Callable[[Iterator[dict]], Iterator[dict]]:

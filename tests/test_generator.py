@@ -23,6 +23,7 @@ from x11_client import XClient
 from datagen.episode import KEYS
 from datagen.video import probe, read_frames
 from shards.action_space import get_space
+from shards.reader import ShardError
 from training.causal import CausalConfig, block_causal_mask
 from training.cli import main as training
 from training.conditioning import condition_video
@@ -329,6 +330,37 @@ def test_an_inputs_only_action_file_reads_back_exactly_and_bad_ones_are_named(tm
     path.write_text(lines[0] + "\n" + lines[1].replace(",0,", ",2,", 1) + "\n")
     with pytest.raises(ValueError, match="0 or 1"):
         read_action_file(path)
+
+
+def test_the_actions_of_a_shard_clip_read_by_key_and_a_bad_tar_is_named(tmp_path):
+    import io
+
+    from webdataset import TarWriter
+
+    rng = np.random.default_rng(2)
+    clips = {f"ep{i}/clip-00000{i}": (rng.integers(0, 2, (9, len(KEYS))).astype(np.uint8),
+                                      rng.normal(size=(9, 2)).astype(np.float32))
+             for i in range(2)}
+    with open(tmp_path / "train-000000.tar", "wb") as f:
+        writer = TarWriter(f)
+        for key, (keys, mouse) in clips.items():
+            arrays = {}
+            for name, array in (("keys.npy", keys), ("mouse.npy", mouse)):
+                buf = io.BytesIO()
+                np.save(buf, array)
+                arrays[name] = buf.getvalue()
+            writer.write({"__key__": key, **arrays})
+        writer.close()
+    for key in (None, "ep1/clip-000001"):
+        got_keys, got_mouse = read_action_file(tmp_path / "train-000000.tar", key)
+        keys, mouse = clips[key or "ep0/clip-000000"]
+        assert np.array_equal(got_keys, keys) and np.array_equal(got_mouse, mouse)
+        assert got_mouse.dtype == np.float64
+    with pytest.raises(KeyError, match="no clip 'ep9/clip-000009' in"):
+        read_action_file(tmp_path / "train-000000.tar", "ep9/clip-000009")
+    (tmp_path / "bad.tar").write_bytes(b"not a tar")
+    with pytest.raises(ShardError, match="cannot read shard .*bad.tar"):
+        read_action_file(tmp_path / "bad.tar")
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None,

@@ -16,6 +16,7 @@ from fit_support import shard_set
 
 from shards.location import open_shards, read_dataset
 from shards.reader import clip_dataset, coverage_note
+from training.encode import EncodeConfig, encode_shards
 from training.evaluate import held_out_clips
 from training.fit import fit, load_config
 from training.vae import WanVAE
@@ -98,6 +99,25 @@ def test_clips_first_frames_and_a_vae_come_from_a_served_set_as_from_the_folder(
                                   motion_clips=0, probe_clips=0, progress=False))
         sha.append(WanVAE.load(run).identity["sha256"])
     assert sha[0] == sha[1]
+
+
+def test_encode_of_a_served_set_writes_the_folders_bytes(data, served, tmp_path):
+    base, requested = served
+    out = {}
+    for name, shards in (("folder", data["raw"]), ("served", f"{base}/shards")):
+        out[name] = encode_shards(EncodeConfig(shards=shards, vae=data["vae"],
+                                               out=tmp_path / name, progress=False))
+    files = {k: {p.name: p.read_bytes() for p in sorted(v.iterdir())} for k, v in out.items()}
+    assert files["served"] == files["folder"]
+    assert {"dataset.json", "manifest.parquet", "train-000000.tar"} <= set(files["folder"])
+    assert "/shards/manifest.parquet" in requested
+    broken = data["shards"].parent / "encode-listed-but-missing"
+    broken.mkdir(exist_ok=True)
+    (broken / "dataset.json").write_bytes((data["raw"] / "dataset.json").read_bytes())
+    with pytest.raises(FileNotFoundError, match=f"{broken.name}/train-000000.tar answers 404"):
+        encode_shards(EncodeConfig(shards=f"{base}/{broken.name}", vae=data["vae"],
+                                   out=tmp_path / "broken", progress=False))
+    assert not (tmp_path / "broken").exists()
 
 
 def test_a_url_that_serves_no_shard_set_is_a_clear_error(data, served, tmp_path):

@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                  skip=("shards", "out"))
 
     enc = sub.add_parser("encode", help="add VAE latents (latents.npy) to every clip of shards")
-    enc.add_argument("shards", type=Path, help="shard folder to read (never modified)")
+    enc.add_argument("shards", help="shard folder to read (never modified), or its URL")
     enc.add_argument("--out", type=Path, required=True, help="new shard folder")
     config_flags(enc, EncodeConfig, "encoding (EncodeConfig)", skip=("shards", "out"))
 

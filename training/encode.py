@@ -12,7 +12,8 @@ copied byte for byte (a ``latents.npy`` or ``first.png`` from an earlier pass is
 
 Tars are written like ``curation filter`` writes them (``webdataset.TarWriter``: members sorted,
 mtime 0, mode 0644, empty owner; samples in their original order), so the same shards and VAE
-give byte-identical output. The input is only read; the output is built in
+give byte-identical output. The input, a folder or a URL (shards.location: the tars its
+``dataset.json`` lists, streamed), is only read; the output, a local folder, is built in
 ``<out>.partial`` and renamed to ``<out>`` when complete.
 """
 
@@ -31,10 +32,9 @@ import torch
 from tqdm import tqdm
 from webdataset import TarWriter
 
-from curation.report import tar_samples
 from curation.shardwriter import DATASET_FILE, MANIFEST_FILE, REJECTS_FILE, SPLITS
-from shards.location import read_dataset
-from shards.reader import FIRST, decode_mp4
+from shards.location import is_remote, member, open_stream, read_dataset
+from shards.reader import FIRST, decode_mp4, raw_samples
 from training.conditioning import condition_video
 from training.vae import VaeError, WanVAE
 
@@ -43,7 +43,7 @@ LATENTS_MEMBER = "latents.npy"
 
 @dataclass(frozen=True)
 class EncodeConfig:
-    shards: Path  # shard folder to read (never modified)
+    shards: str  # shard folder to read (never modified), or its URL (shards.location)
     vae: Path  # VAE folder (see training.vae: diffusers layout, a Wan2.1 repo or a run)
     out: Path  # new shard folder; must not exist
     frames: int | None = None  # frames encoded per clip, 4k+1; None: the longest that fits
@@ -51,6 +51,7 @@ class EncodeConfig:
     progress: bool = True  # tqdm bar over samples
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shards", str(self.shards))  # a Path is taken as its name
         if self.frames is not None and (self.frames < 1 or (self.frames - 1) % 4):
             raise ValueError(f"frames must be 4k+1 (1, 5, 9, 13, ...), got {self.frames}")
 
@@ -92,7 +93,7 @@ def encode_shards(cfg: EncodeConfig) -> Path:
     out = Path(cfg.out)
     if out.exists():
         raise FileExistsError(f"{out} already exists; encode into a new folder")
-    if out.resolve().is_relative_to(Path(cfg.shards).resolve()):
+    if not is_remote(cfg.shards) and out.resolve().is_relative_to(Path(cfg.shards).resolve()):
         raise VaeError(f"{out} is inside the input {cfg.shards}, which is never modified")
     clip_frames = int(dataset["clip_frames"])
     frames = cfg.frames if cfg.frames is not None else (clip_frames - 1) // 4 * 4 + 1
@@ -102,9 +103,9 @@ def encode_shards(cfg: EncodeConfig) -> Path:
     if width % 8 or height % 8:
         raise VaeError(f"{cfg.shards} holds {width}x{height} clips; the VAE needs multiples of "
                        f"8: make shards with curation filter --size, e.g. 640x352")
-    tars = [Path(cfg.shards) / name for split in SPLITS
-            for name in dataset.get("shards", {}).get(split, [])]
-    missing = [str(t) for t in tars if not t.is_file()]
+    names = [name for split in SPLITS for name in dataset.get("shards", {}).get(split, [])]
+    missing = [] if is_remote(cfg.shards) else [  # a URL's are found missing when opened
+        n for n in names if not (Path(cfg.shards) / n).is_file()]
     if missing:
         raise FileNotFoundError(f"{cfg.shards}: dataset.json lists tars that are not there: "
                                 f"{missing[:3]}")
@@ -115,17 +116,21 @@ def encode_shards(cfg: EncodeConfig) -> Path:
     partial.mkdir(parents=True)
     total = sum(dataset.get("counts", {}).get(s, {}).get("clips", 0) for s in SPLITS)
     with tqdm(total=total, desc="encoding", unit="clip", disable=not cfg.progress) as bar:
-        for tar in tars:
-            with open(partial / tar.name, "wb") as f:
+        for name in names:
+            tar = member(cfg.shards, name)
+            with open(partial / name, "wb") as f:
                 writer = TarWriter(f, user="", group="", mode=0o644, mtime=0, encoder=False)
-                for key, members in tar_samples(tar):
-                    writer.write(encode_sample({"__key__": key, **members}, vae, frames,
-                                               f"sample {key!r} of {tar}"))
+                for sample in raw_samples([tar]):
+                    writer.write(encode_sample(sample, vae, frames,
+                                               f"sample {sample['__key__']!r} of {tar}"))
                     bar.update()
                 writer.close()
     for name in (MANIFEST_FILE, REJECTS_FILE):
-        if (Path(cfg.shards) / name).is_file():
-            shutil.copyfile(Path(cfg.shards) / name, partial / name)
+        try:
+            with open_stream(member(cfg.shards, name)) as src, open(partial / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        except FileNotFoundError:  # an older shard set may lack them
+            continue
     dataset["latents"] = {"vae": vae.identity, "frames": frames}
     (partial / DATASET_FILE).write_text(json.dumps(dataset, indent=2, sort_keys=True) + "\n")
     os.replace(partial, out)

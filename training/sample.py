@@ -32,11 +32,11 @@ import torch
 from torch import Tensor
 
 from curation.preview import MIN_HEIGHT, draw_overlay, layout
-from curation.report import tar_samples
 from datagen.episode import KEY_COLUMNS, read_actions
 from datagen.video import H264Writer, read_frames
 from shards.action_space import ActionSpace, from_space, get_space, to_space
 from shards.location import read_dataset
+from shards.reader import raw_samples
 from training import checkpoint
 from training.conditioning import condition_video, first_frame_mask
 from training.config import ActionConfig, DiTConfig
@@ -262,8 +262,8 @@ def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np
                 raise ValueError("--key selects a clip of a shard tar, not of a CSV")
             return _read_inputs(path)
     if path.suffix == ".tar":
-        for name, members in tar_samples(path):
-            if key is None or name == key:
+        for members in raw_samples([str(path)]):
+            if key is None or members["__key__"] == key:
                 keys = np.load(io.BytesIO(members["keys.npy"]), allow_pickle=False)
                 mouse = np.load(io.BytesIO(members["mouse.npy"]), allow_pickle=False)
                 return keys.astype(np.uint8), mouse.astype(np.float64)
