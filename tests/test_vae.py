@@ -29,7 +29,7 @@ from training.run_log import RunLog
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE, build_vae, check_identity
 from training.vae_start import per_frame_start
-from training.vae_train import VaeConfig, load_config, train_vae
+from training.vae_train import VaeConfig, load_config, motion_error, train_vae
 
 
 def save_tiny(folder: Path, seed: int = 0) -> Path:
@@ -275,6 +275,22 @@ def test_the_image_stage_trains_on_single_frames_then_windows(shards, tmp_path, 
                   adv_start=1)
 
 
+def test_the_motion_loss_pays_for_held_pictures_not_for_shared_errors(shards, tmp_path):
+    video = torch.rand(2, 3, 9, 8, 8)
+    held = video[:, :, :1].expand_as(video)  # one picture for all frames
+    assert motion_error(held, video) == video.diff(dim=2).abs().mean() > 0.1
+    assert motion_error(video + 0.3, video) < 1e-6  # a shift all frames share: the L1's job
+    run = train_vae(VaeConfig(shards=shards, out=tmp_path / "run", steps=3, image_steps=1,
+                              batch_size=2, motion_weight=2.0, eval_clips=1, stats_clips=2,
+                              motion_clips=0, probe_clips=0, progress=False))
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert "motion_l1" not in rows[0]  # single frames have no motion
+    for row in rows[1:]:
+        assert row["loss"] == pytest.approx(row["l1"] + 1e-6 * row["kl"] + 2 * row["motion_l1"])
+    with pytest.raises(ValueError, match="motion_weight must not be negative"):
+        VaeConfig(shards=shards, out=tmp_path / "r", motion_weight=-1)
+
+
 @torch.no_grad()
 def test_the_video_stage_starts_as_the_image_model_applied_frame_by_frame():
     torch.manual_seed(0)
@@ -314,7 +330,7 @@ def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
 # into the video one, and one stopped after step 10 with a discriminator trained for 2 steps.
 RESUME_RUN = dict(steps=12, image_steps=7, batch_size=2, warmup=2, min_lr=1e-4,
                   checkpoint_every=3, sample_posterior=True, eval_clips=1, stats_clips=2,
-                  adv_weight=0.5, adv_start=7, probe_clips=2, progress=False)
+                  adv_weight=0.5, adv_start=7, motion_weight=1.0, probe_clips=2, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -349,12 +365,14 @@ def test_training_vae_logs_every_step_on_the_warmup_cosine_schedule(whole_run):
     assert [r["lr"] for r in rows] == [learning_rate(s, lr=1e-3, warmup=2, total=12,
                                                      min_lr=1e-4) for s in range(12)]
     assert rows[0]["lr"] < rows[2]["lr"] == 1e-3 > rows[-1]["lr"] > 1e-4
-    # the adversary from step 8 (index 7) on: its loss in the total, the discriminator's beside
+    # the motion loss and the adversary from step 8 (index 7) on: their losses in the total,
+    # the discriminator's beside
     assert [r["step"] for r in rows if "d_loss" in r] == list(range(8, 13))
+    assert [r["step"] for r in rows if "motion_l1" in r] == list(range(8, 13))
     for r in rows[7:]:
-        assert r["loss"] != pytest.approx(r["l1"] + 1e-6 * r["kl"])
-        assert r["loss"] == pytest.approx(r["l1"] + 1e-6 * r["kl"] + r["adv_factor"] * r["g_loss"],
-                                          rel=1e-5)
+        assert r["loss"] != pytest.approx(r["l1"] + 1e-6 * r["kl"] + r["motion_l1"])
+        assert r["loss"] == pytest.approx(r["l1"] + 1e-6 * r["kl"] + r["motion_l1"]
+                                          + r["adv_factor"] * r["g_loss"], rel=1e-5)
         assert r["adv_factor"] > 0 and r["d_loss"] >= 0
     assert sorted(p.name for p in (whole_run / "checkpoints").iterdir()) == \
         ["last", "step-000012"]  # keep_checkpoints=1: only the newest is needed to resume

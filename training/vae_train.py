@@ -3,8 +3,9 @@
 One config, :class:`VaeConfig`; :func:`train_vae` runs it and returns the run folder::
 
     <run>/vae_train.json   the VaeConfig and the shard set's size and clip length
-    <run>/metrics.jsonl    one line per step: step, loss, l1, kl, lr, grad_norm, and with the
-                           adversary g_loss, d_loss, adv_factor (training.run_log)
+    <run>/metrics.jsonl    one line per step: step, loss, l1, kl, lr, grad_norm, with
+                           motion_weight motion_l1, and with the adversary g_loss, d_loss,
+                           adv_factor (training.run_log)
     <run>/checkpoints/     step-NNNNNN/ folders and `last` (training.checkpoint): weights,
                            optimizer, RNG, the window stream's position, the discriminator and
                            its optimizer (a companion); what --resume reads
@@ -29,13 +30,15 @@ spatial code is learnt at a fraction of the cost, then video windows train the t
 from the image model applied frame by frame: training.vae_start.per_frame_start); evaluation uses
 the first window of the first ``eval_clips`` clips of ``eval_split``. The loss is the L1
 reconstruction error plus ``kl_weight`` times the KL divergence of the posterior to a unit
-Gaussian, both as means per element; with ``adv_weight``, from step ``adv_start`` on, plus a hinge
-adversarial loss from a 3D patch discriminator on the windows, scaled by the adaptive weight
-(training.vae_adversary), the discriminator updated once a step on the same windows and their
-reconstructions. AdamW with linear warm-up and a cosine decay to ``min_lr`` (training.schedule; by
-default neither: a constant rate). The same config on the same machine gives the same weights, also
-when the run was killed and continued with ``resume`` (from ``checkpoints/last``: the saved config
-takes the place of the defaults, and only :data:`RESUMABLE` fields may change).
+Gaussian, both as means per element; with ``motion_weight``, on video windows, plus that weight
+times the L1 error of the frame-to-frame differences; with ``adv_weight``, from step ``adv_start``
+on, plus a hinge adversarial loss from a 3D patch discriminator on the windows, scaled by the
+adaptive weight (training.vae_adversary), the discriminator updated once a step on the same windows
+and their reconstructions. AdamW with linear warm-up and a cosine decay to ``min_lr``
+(training.schedule; by default neither: a constant rate). The same config on the same machine gives
+the same weights, also when the run was killed and continued with ``resume`` (from
+``checkpoints/last``: the saved config takes the place of the defaults, and only :data:`RESUMABLE`
+fields may change).
 """
 
 from __future__ import annotations
@@ -103,6 +106,10 @@ class VaeConfig:
     #                              with; e.g. warmup 20, min_lr 0 for warm-up and cosine
     weight_decay: float = 0.0  # AdamW weight decay
     kl_weight: float = 1e-6  # weight of the mean KL per latent element against the mean L1
+    motion_weight: float = 0.0  # weight of the L1 error of the frame-to-frame differences (the
+    #                             reconstruction's against the window's) against the frames'
+    #                             L1: pays for the scene's motion, which the frames' L1 lets
+    #                             a VAE blur or hold still; 0: none (image steps never have it)
     sample_posterior: bool = False  # decode a posterior sample (True) or its mean while training
     grad_clip: float = 1.0  # gradient norm clip
     shuffle: int = 64  # clip shuffle buffer (0: shard order)
@@ -157,8 +164,8 @@ class VaeConfig:
             problems.append(f"lr and grad_clip must be positive, got {self.lr}, {self.grad_clip}")
         if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
             problems.append(f"need 0 <= min_lr <= lr, got min_lr={self.min_lr}, lr={self.lr}")
-        for name in ("weight_decay", "kl_weight", "shuffle", "warmup", "checkpoint_every",
-                     "keep_checkpoints"):
+        for name in ("weight_decay", "kl_weight", "motion_weight", "shuffle", "warmup",
+                     "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -261,6 +268,13 @@ def first_windows(urls: list[str], frames: int, count: int) -> list[Tensor]:
         if len(clips) == count:
             break
     return clips
+
+
+def motion_error(y: Tensor, x: Tensor) -> Tensor:
+    """Mean L1 error of the frame-to-frame differences of videos ``y`` against ``x``
+    (``[B, C, T, H, W]``): what a held or blurred picture misses of the motion, blind to an error
+    all frames share."""
+    return (y.diff(dim=2) - x.diff(dim=2)).abs().mean()
 
 
 def adversary(cfg: VaeConfig, device: torch.device
@@ -377,6 +391,10 @@ def train_vae(cfg: VaeConfig) -> Path:
             recon = (y - x).abs().mean()
             kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1.0 - posterior.logvar).mean()
             loss = recon + cfg.kl_weight * kl
+            motion = None
+            if cfg.motion_weight and frames > 1:
+                motion = motion_error(y, x)
+                loss = loss + cfg.motion_weight * motion
             fight = companions is not None and step >= cfg.adv_start
             if fight:
                 disc, disc_opt = companions[DISCRIMINATOR]
@@ -400,21 +418,21 @@ def train_vae(cfg: VaeConfig) -> Path:
                 optimizer.state.clear()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
-            row = {}
+            row = {} if motion is None else {"motion_l1": motion.item()}
             if fight:  # the discriminator's update, on this batch and its reconstruction
                 d_loss = discriminator_loss(disc(x), disc(y.detach()))
                 disc_opt.zero_grad(set_to_none=True)
                 d_loss.backward()
                 disc_opt.step()
-                row = {"g_loss": g_loss.item(), "d_loss": d_loss.item(),
-                       "adv_factor": factor.item()}
+                row.update(g_loss=g_loss.item(), d_loss=d_loss.item(),
+                           adv_factor=factor.item())
             step += 1
             state["seconds"] += time.perf_counter() - began
             state["final_l1"] = recon.item()
             log.emit({"step": step, "loss": loss.item(), "l1": recon.item(), "kl": kl.item(),
                       "lr": lr, "grad_norm": float(norm), **row})
             log.advance(l1=f"{recon.item():.4f}", kl=f"{kl.item():.3g}",
-                        **({"d": f"{row['d_loss']:.3f}"} if row else {}))
+                        **({"d": f"{row['d_loss']:.3f}"} if "d_loss" in row else {}))
             if step == cfg.steps or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint.save(run, step, solo, model=model, optimizer=optimizer, ema=None,
                                 trainer={"config": _config_json(cfg), "state": state},
