@@ -92,6 +92,16 @@ def test_from_shards_to_a_sampled_video_through_the_command_line(tmp_path_factor
                      "--actions", str(episode), "--frames", "21", "--out", str(from_video),
                      "--steps", "2", "--no-progress"]) == 0
     assert np.array_equal(np.stack(list(read_frames(from_video))), a)
+    # the run keeps what it needs of its footage: sampled where its shards are not, it makes
+    # the same video at the shards' size and frame rate
+    dataset = json.loads((latents / "dataset.json").read_text())
+    latents.rename(tmp_path / "elsewhere")
+    away = tmp_path / "away.mp4"
+    assert training(["sample", "--ckpt", str(run), "--image", str(tmp_path / "first.png"),
+                     "--actions", str(episode / "actions.csv"), "--frames", "21",
+                     "--out", str(away), "--steps", "2", "--no-progress"]) == 0
+    assert np.array_equal(np.stack(list(read_frames(away))), a)
+    assert probe(away).fps == probe(out).fps == dataset["fps"]
 
 
 def test_the_shipped_configs_load():

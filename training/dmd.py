@@ -368,7 +368,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
         # run's config, so training play and eval load a DMD run like the stage-1 run
         trainer = {"config": {**run_cfg, "dmd": dataclasses.asdict(cfg)}, "vae": build.identity,
                    "image_encoder": images.identity, "preset": s_trainer.get("preset"),
-                   "model": dataclasses.asdict(model_cfg), "stream": s_trainer.get("stream")}
+                   "model": dataclasses.asdict(model_cfg), "stream": s_trainer.get("stream"),
+                   "footage": s_trainer.get("footage")}
         checkpoint.save(out, step, d, model=student, optimizer=optimizer, ema=ema,
                         trainer=trainer, rank_tensors=tensors,
                         rank_meta={"position": clips.position}, keep=cfg.keep_checkpoints,

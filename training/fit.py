@@ -631,8 +631,12 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     sigmas = ode_sigmas(cfg.shards) if cfg.objective == "ode" else None
     streaming = {} if causal is None else {"block": causal.block, "local": causal.local,
                                            "sink": causal.sink}
+    dataset = read_dataset(cfg.shards)
+    # what training sample and play need of the footage, kept with the weights: the shards
+    # may be gone (or a URL out of reach) where the run is played
+    footage = {"size": dataset.get("size"), "fps": dataset.get("fps")}
     if cfg.objective == "ode":  # the student denoises at the teacher's stored timesteps
-        ode = read_dataset(cfg.shards)["ode"]
+        ode = dataset["ode"]
         streaming.update(timesteps=list(ode["timesteps"]), shift=ode["shift"])
     train_model = distributed.wrap(model, d, cfg.parallel)
     optimizer = make_optimizer(model, cfg.lr, (cfg.beta1, cfg.beta2), cfg.weight_decay)
@@ -695,7 +699,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         trainer = {"config": dataclasses.asdict(cfg), "vae": build.identity,
                    "image_encoder": images.identity,
                    "preset": cfg.preset, "model": dataclasses.asdict(model_cfg),
-                   "stream": streaming}
+                   "stream": streaming, "footage": footage}
         checkpoint.save(out, step, d, model=model, optimizer=optimizer, ema=ema,
                         trainer=trainer, rank_tensors=tensors, rank_meta=meta,
                         keep=cfg.keep_checkpoints)

@@ -231,15 +231,25 @@ def load_run(ckpt: Path, vae_path: Path | None = None, ema: bool = True,
     if images.identity != trainer["image_encoder"]:
         raise ValueError(f"{step_dir} was trained with image encoder "
                          f"{trainer['image_encoder']}, not {images.identity}")
-    size = fps = None
-    try:  # the frame size and rate of the footage it trained on, while its shards are there
-        info = read_dataset(run_cfg.get("shards") or "")
-        size, fps = (int(info["size"][0]), int(info["size"][1])), info.get("fps")
-    except (OSError, ValueError, KeyError, TypeError, IndexError):
-        pass
+    size, fps = _footage(trainer)
     space = get_space(run_cfg.get("action_space") or cfg.space)
     return LoadedRun(model.to(device).eval(), vae, images, space, int(run_cfg["frames"]), size,
                      fps, int(trainer["step"]), trainer.get("stream", {}))
+
+
+def _footage(trainer: dict) -> tuple[tuple[int, int] | None, float | None]:
+    """``(width, height)`` and frame rate of the footage a run trained on: as its checkpoint
+    records them, or for a run from before they were recorded, from its shards' dataset.json
+    while it can be read; None where unknown."""
+    info = trainer.get("footage")
+    if info is None:
+        try:
+            info = read_dataset(trainer["config"].get("shards") or "")
+        except (OSError, ValueError):
+            return None, None
+    size, fps = info.get("size"), info.get("fps")
+    return (None if size is None else (int(size[0]), int(size[1])),
+            None if fps is None else float(fps))
 
 
 # The inputs of an actions.csv, the contract's first columns: a file of just these is what
