@@ -340,6 +340,14 @@ def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         fit(cfg)
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    # the checkpoint keeps the footage's size and frame rate for sample and play
+    dataset = json.loads((Path(data["shards"]) / "dataset.json").read_text())
+    footage = checkpoint.read_trainer(checkpoint.latest(tmp_path / "run"))["footage"]
+    assert footage == {"size": dataset["size"], "fps": dataset["fps"]}
+    with pytest.raises(ValueError, match="holds no ODE pairs .*objective ode trains on"):
+        fit(load_config(None, run_config(data, tmp_path / "ode", objective="ode", error_buffer=0,
+                                         history_noise=0.0)))
+    assert not (tmp_path / "ode").exists()
 
 
 @contextmanager

@@ -377,7 +377,7 @@ def check(cfg: FitConfig) -> None:
             raise ValueError(f"init_run {cfg.init_run} is a {preset!r} model; this run's preset "
                              f"is {cfg.preset!r}")
     if cfg.objective == "ode":
-        ode_sigmas(cfg.shards)
+        ode_sigmas(read_dataset(cfg.shards), cfg.shards)
     if cfg.causal_block and cfg.sample_every:
         raise ValueError("sample_every samples bidirectionally; a causal model is evaluated "
                          "block by block with eval_every (or training play)")
@@ -471,10 +471,9 @@ def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.G
     return loss, residuals.transpose(1, 2).flatten(0, 1)
 
 
-def ode_sigmas(shards: str | Path) -> Tensor:
-    """The sigmas of the stored trajectory points of an ODE-pair shard set (its
-    ``dataset.json``), float32 ``[K]``."""
-    info = read_dataset(shards)
+def ode_sigmas(info: dict, shards: str | Path) -> Tensor:
+    """The sigmas of the stored trajectory points of an ODE-pair shard set from its
+    ``dataset.json`` (``info``, read from ``shards``), float32 ``[K]``."""
     if "ode" not in info:
         raise ValueError(f"{shards} holds no ODE pairs (no 'ode' in its dataset.json): objective "
                          f"ode trains on the output of training odepairs")
@@ -628,10 +627,10 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     causal = cfg.causal()
     frame_mask = (None if causal is None else
                   block_causal_mask(latent_frames(cfg.frames), causal, d.device))
-    sigmas = ode_sigmas(cfg.shards) if cfg.objective == "ode" else None
+    dataset = read_dataset(cfg.shards)
+    sigmas = ode_sigmas(dataset, cfg.shards) if cfg.objective == "ode" else None
     streaming = {} if causal is None else {"block": causal.block, "local": causal.local,
                                            "sink": causal.sink}
-    dataset = read_dataset(cfg.shards)
     # what training sample and play need of the footage, kept with the weights: the shards
     # may be gone (or a URL out of reach) where the run is played
     footage = {"size": dataset.get("size"), "fps": dataset.get("fps")}
