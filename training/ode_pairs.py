@@ -80,6 +80,7 @@ class PairsConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "shards", str(self.shards))  # a Path is taken as its name
         problems = []
         for name in ("count", "batch_size", "maxcount", "substeps"):
             if getattr(self, name) < 1:
@@ -143,7 +144,7 @@ def make_pairs(cfg: PairsConfig) -> Path:
     for split, count in splits.items():
         if not count:
             continue
-        sources = _sources(str(cfg.shards), split, count)
+        sources = _sources(cfg.shards, split, count)
         tars[split], writer, in_tar = [], None, 0
         for lo in range(0, count, cfg.batch_size):
             batch = sources[lo:lo + cfg.batch_size]
