@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,17 +17,21 @@ from curation.probe_score import score_actions
 from datagen.episode import KEYS
 from shards.action_space import get_space
 from training.action_scripts import SCRIPTS, fits_space, script_actions, script_names
+from training.agreement import PSNR_CAP
 from training.cli import main as training
 from training.evaluate import (
     EVAL_JSON,
+    EvalConfig,
     HeldOutClip,
     drift,
+    evaluate,
     given_actions,
     read_video,
     score,
     vae_ceiling,
 )
 from training.fit import FitConfig, fit
+from training.sample import load_run
 from training.vae import WanVAE, build_vae
 
 W = KEYS.index("w")
@@ -184,6 +189,24 @@ def test_fit_evaluates_at_intervals_and_training_eval_writes_a_deterministic_rep
     assert len(a["curves"]["scripts"]["brightness"]) == 13
     videos = sorted(p.name for p in (tmp_path / "a").glob("*.mp4"))
     assert len(videos) == 2 + 3 and "script-turn-right.mp4" in videos
+
+    # against itself as the reference the model agrees exactly; the reference against itself
+    # at another noise seed does not, and the model's own numbers are those of the plain run
+    assert training([*args, "--reference", str(run), "--out", str(tmp_path / "r")]) == 0
+    assert "against the reference" in capsys.readouterr().out
+    r = json.loads((tmp_path / "r" / EVAL_JSON).read_text())
+    ref = r.pop("reference")
+    assert r == a and ref["step"] == 4 and ref["scripts"] == ["w", "turn-right", "idle"]
+    assert ref["model"]["psnr"] == ref["model"]["scripts_psnr"] == PSNR_CAP
+    assert ref["model"]["response"] == pytest.approx({"cosine": 1.0, "ratio": 1.0})
+    assert ref["reference_self"]["psnr"] < PSNR_CAP
+    assert ref["reference_self"]["response"]["cosine"] < 1
+    assert len(ref["model"]["psnr_curve"]) == a["frames"]
+    assert "Against the reference" in (tmp_path / "r" / "index.html").read_text()
+    other = replace(load_run(run), space=get_space("keys7"))
+    with pytest.raises(ValueError, match="cannot be compared"):
+        evaluate(load_run(run), data["raw"], tmp_path / "e", EvalConfig(), reference=other)
+    assert not (tmp_path / "e").exists()
 
     # without --steps the command samples as fit's --eval-every does, so their numbers compare
     assert training(["eval", "--ckpt", str(run), "--shards", str(data["raw"]), "--clips", "1",

@@ -131,6 +131,8 @@ def _eval(args: argparse.Namespace) -> int:
         cfg = EvalConfig(**given_fields(args, EvalConfig))
         sampler = dataclasses.replace(EVAL_SAMPLER, **given_fields(args, SamplerConfig))
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
+        reference = (load_run(args.reference, ema=not args.no_ema, device=args.device)
+                     if args.reference else None)
         run_dir = args.ckpt if (args.ckpt / CONFIG_FILE).is_file() else args.ckpt.parent.parent
         out = args.out or (run_dir / EVAL_DIR / f"step-{run_.step:06d}")
         board = None
@@ -140,7 +142,7 @@ def _eval(args: argparse.Namespace) -> int:
             board = SummaryWriter(str(args.tensorboard))
         try:
             results = evaluate(run_, args.shards, out, cfg, sampler, board,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, reference=reference)
         finally:
             if board is not None:
                 board.close()
@@ -261,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path,
                     help=f"report folder (default: <ckpt>/{EVAL_DIR}/step-N; replaced)")
     ev.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
+    ev.add_argument("--reference", type=Path,
+                    help="a run to compare the rollouts with, pixel by pixel (e.g. a student's "
+                    "teacher)")
     ev.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     ev.add_argument("--device", default="cpu", help="torch device")
     ev.add_argument("--tensorboard", type=Path, help="also write eval/... scalars here")

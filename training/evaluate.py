@@ -22,6 +22,10 @@ For a trained run, on held-out clips of a shard split (``EvalConfig``):
 - **temporal consistency**: ``confidence`` (the probe's mean per-frame confidence: how well one
   rigid camera motion explains consecutive frames) and ``frame_diff`` (mean absolute difference
   of consecutive frames, 0-255).
+- **against a reference run** (``reference``, e.g. a student's teacher), when one is given: the
+  reference's rollouts from the same first frames under the same recorded actions and scripts,
+  compared frame by frame with the model's (:mod:`training.agreement`), beside the reference
+  against itself at another noise seed.
 
 "Given" actions are what the model received: the recorded or scripted actions mapped into its
 action space and back (``shards.action_space``; keys outside the space are 0), scored on the
@@ -37,7 +41,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -54,6 +58,7 @@ from shards.action_space import ActionSpace, from_space, to_space
 from shards.location import open_shards
 from shards.reader import decode_mp4, raw_samples
 from training.action_scripts import fits_space, script_actions, script_names
+from training.agreement import agreement
 from training.generator import Generator, StreamConfig
 from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
 from training.vae import WanVAE
@@ -277,16 +282,46 @@ def _video(run: LoadedRun, path: Path, panels: dict[str, np.ndarray], keys: np.n
     return path.name
 
 
+def against_reference(reference: LoadedRun, firsts: np.ndarray, keys: np.ndarray,
+                      mouse: np.ndarray, made: np.ndarray,
+                      scripted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                      sampler: SamplerConfig
+                      ) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """The model's rollouts (``made`` under recorded ``keys``, ``mouse`` from ``firsts``;
+    ``scripted``: name -> (keys, mouse, rollouts) of each script) against the reference's under
+    the same inputs, and the reference against itself at the next seed
+    (:func:`training.agreement.agreement`); also the reference's rollouts, recorded and
+    scripted."""
+    def roll(s: SamplerConfig) -> tuple[np.ndarray, np.ndarray | None]:
+        videos = rollout(reference, firsts, keys, mouse, s)
+        starts = firsts[:len(next(iter(scripted.values()))[2])] if scripted else firsts
+        scripts = np.stack([rollout(reference, starts, k, m, s)
+                            for k, m, _ in scripted.values()]) if scripted else None
+        return videos, scripts
+
+    ref, ref_scripts = roll(sampler)
+    again, again_scripts = roll(replace(sampler, seed=sampler.seed + 1))
+    mine = np.stack([v for _, _, v in scripted.values()]) if scripted else None
+    return ({"step": reference.step, "scripts": list(scripted),
+             "model": agreement(made, ref, mine, ref_scripts),
+             "reference_self": agreement(again, ref, again_scripts, ref_scripts)},
+            ref, ref_scripts)
+
+
 def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
              sampler: SamplerConfig = EVAL_SAMPLER, board: object = None,
-             progress: bool = False) -> dict:
+             progress: bool = False, reference: LoadedRun | None = None) -> dict:
     """Run the evaluation (module docstring) and write its report folder ``out``; returns the
     numbers (also in ``out/eval.json``); ``board``: a TensorBoard ``SummaryWriter`` for
-    ``eval/...`` scalars at the run's step."""
+    ``eval/...`` scalars at the run's step; ``reference``: a run to compare the rollouts with
+    (same action space)."""
     def say(text: str) -> None:
         if progress:
             print(text, flush=True)
 
+    if reference is not None and reference.space.name != run.space.name:
+        raise ValueError(f"the reference plays action space {reference.space.name!r}, the model "
+                         f"{run.space.name!r}: their rollouts cannot be compared")
     clips = held_out_clips(shards, cfg.split, cfg.clips)
     n = min(len(c.keys) for c in clips)
     n = min(n, cfg.frames) if cfg.frames else n
@@ -298,8 +333,9 @@ def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
     say(f"eval: {len(clips)} held-out clip(s) of {n} frames under their recorded actions")
     firsts = np.stack([c.frames[0] for c in clips])
     given = [given_actions(c.keys[:n], c.mouse[:n], run.space) for c in clips]
-    made = rollout(run, firsts, np.stack([c.keys[:n] for c in clips]),
-                   np.stack([c.mouse[:n] for c in clips]), sampler)
+    recorded_keys = np.stack([c.keys[:n] for c in clips])
+    recorded_mouse = np.stack([c.mouse[:n] for c in clips])
+    made = rollout(run, firsts, recorded_keys, recorded_mouse, sampler)
     recorded = [read_video(v, k, m, fov, fps) for v, (k, m) in zip(made, given, strict=True)]
     truth = read_clips(clips, given, n, fov, fps)
     say("eval: the held-out clips through the VAE")
@@ -309,15 +345,15 @@ def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
     length = cfg.script_frames or 3 * (run.frames - 1) + 1
     starts = firsts[:max(1, cfg.script_images)]
     scripts: dict[str, list[Reading]] = {}
-    script_videos: dict[str, np.ndarray] = {}
+    scripted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for i, name in enumerate(names):
         say(f"eval: script {name} ({i + 1}/{len(names)}), {len(starts)} x {length} frames")
         keys, mouse = script_actions(name, length, fps)
-        videos = rollout(run, starts, np.repeat(keys[None], len(starts), 0),
-                         np.repeat(mouse[None], len(starts), 0), sampler)
-        k, m = given_actions(keys, mouse, run.space)
+        keys, mouse = np.repeat(keys[None], len(starts), 0), np.repeat(mouse[None], len(starts), 0)
+        videos = rollout(run, starts, keys, mouse, sampler)
+        k, m = given_actions(keys[0], mouse[0], run.space)
         scripts[name] = [read_video(v, k, m, fov, fps) for v in videos]
-        script_videos[name] = videos[0]
+        scripted[name] = (keys, mouse, videos)
 
     results = {
         "step": run.step, "space": run.space.name, "scored_keys": list(scored),
@@ -332,18 +368,29 @@ def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
                    **({"scripts": mean_curves([r for rs in scripts.values() for r in rs])}
                       if scripts else {})},
     }
+    ref_made = ref_scripted = None
+    if reference is not None:
+        say("eval: the reference's rollouts, at the model's noise seed and the next")
+        results["reference"], ref_made, ref_scripted = against_reference(
+            reference, firsts, recorded_keys, recorded_mouse, made, scripted, sampler)
 
     def render(folder: Path) -> str:
         video_files: list[tuple[str, str]] = []
         if cfg.videos:
-            for c, v, (k, m) in zip(clips, made, given, strict=True):
-                video_files.append((f"{c.key}: generated | ground truth", _video(
-                    run, folder / f"recorded-{c.key.replace('/', '_')}.mp4",
-                    {"generated": v, "ground truth": c.frames[:n]}, k, m, fps)))
-            for name, v in script_videos.items():
-                k, m = script_actions(name, length, fps)
-                video_files.append((f"script {name}", _video(
-                    run, folder / f"script-{name}.mp4", {f"generated: {name}": v}, k, m, fps)))
+            for i, (c, v, (k, m)) in enumerate(zip(clips, made, given, strict=True)):
+                panels = {"generated": v, "ground truth": c.frames[:n]}
+                if ref_made is not None:
+                    panels["reference"] = ref_made[i]
+                video_files.append((" | ".join([c.key + ": generated", *list(panels)[1:]]),
+                                    _video(run, folder / f"recorded-{c.key.replace('/', '_')}.mp4",
+                                           panels, k, m, fps)))
+            for j, (name, (k, m, v)) in enumerate(scripted.items()):
+                panels = {f"generated: {name}": v[0]}
+                if ref_scripted is not None:
+                    panels["reference"] = ref_scripted[j, 0]
+                video_files.append((f"script {name}" + (" | reference" if len(panels) > 1 else ""),
+                                    _video(run, folder / f"script-{name}.mp4", panels, k[0], m[0],
+                                           fps)))
         (folder / EVAL_JSON).write_text(json.dumps(results, indent=1) + "\n")
         return _page(results, folder, video_files)
 
@@ -368,7 +415,30 @@ def headline(results: dict) -> dict[str, float]:
     rec = results["recorded"]
     out.update({"drift_brightness": rec["end_brightness"], "drift_sharpness": rec["end_sharpness"],
                 "frame_diff": rec["frame_diff"], "confidence": rec["confidence"]})
+    ref = results.get("reference")
+    if ref:
+        for who, prefix in (("model", "reference"), ("reference_self", "reference_self")):
+            out[f"{prefix}_psnr"] = ref[who]["psnr"]
+            cosine = ref[who].get("response", {}).get("cosine")
+            if cosine is not None:
+                out[f"{prefix}_response"] = cosine
     return out
+
+
+def _reference_rows(ref: dict) -> list[list[str]]:
+    rows = []
+    for label, who in (("model", "model"), ("reference, another seed", "reference_self")):
+        a = ref[who]
+        response = a.get("response") or {"cosine": None, "ratio": None}
+        rows.append([label, f"{a['psnr']:.2f} dB",
+                     f"{a['scripts_psnr']:.2f} dB" if "scripts_psnr" in a else "n/a",
+                     "n/a" if response["cosine"] is None else f"{response['cosine']:.3f}",
+                     "n/a" if response["ratio"] is None else f"{response['ratio']:.2f}"])
+    return rows
+
+
+REFERENCE_HEADER = ["against the reference", "PSNR, recorded", "PSNR, scripts",
+                    "response cosine", "response size ratio"]
 
 
 def summary_table(results: dict) -> str:
@@ -383,6 +453,13 @@ def summary_table(results: dict) -> str:
             rows.append((label, _pct(s["keyboard"]), _pct(s["direction"]), _pct(s["unknown"]),
                          f"{s['mouse_median']:.2f} deg", f"{s['confidence']:.2f}",
                          f"{s['frame_diff']:.1f}"))
+    text = _columns(rows)
+    if results.get("reference"):
+        text += "\n\n" + _columns([REFERENCE_HEADER, *_reference_rows(results["reference"])])
+    return text
+
+
+def _columns(rows: list) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
@@ -448,6 +525,17 @@ def _drift_png(folder: Path, results: dict) -> str:
     return save_png(fig, folder, "drift.png")
 
 
+def _reference_png(folder: Path, ref: dict) -> str:
+    fig, ax = figure(6.0, 2.6)
+    for who, label in (("model", "model"), ("reference_self", "reference, another seed")):
+        curve = ref[who]["psnr_curve"]
+        ax.plot(range(1, len(curve)), curve[1:], label=label)
+    ax.set_xlabel("frame (recorded actions)")
+    ax.set_ylabel("PSNR against the reference (dB)")
+    ax.legend(fontsize=8)
+    return save_png(fig, folder, "reference.png")
+
+
 def _page(results: dict, folder: Path, videos: list[tuple[str, str]]) -> str:
     rec, truth = results["recorded"], results["ground_truth"]
     scripts = results["scripts"] or {}
@@ -475,6 +563,18 @@ def _page(results: dict, folder: Path, videos: list[tuple[str, str]]) -> str:
         "<h2>Drift and temporal consistency</h2>",
         img(_drift_png(folder, results), "drift curves"),
     ]
+    if results.get("reference"):
+        ref = results["reference"]
+        parts += [
+            f"<h2>Against the reference (step {ref['step']})</h2>",
+            "<p>The reference run's rollouts from the same first frames under the same inputs, "
+            "compared pixel by pixel (training.agreement): PSNR of the model's frames against "
+            "the reference's, and how the model's response to the scripts (each script's "
+            "rollout minus the mean over scripts) lines up with the reference's (cosine 1: "
+            "the same way; size ratio 1: as much). The reference against itself at another "
+            "noise seed is what a model that played exactly like it would reach.</p>",
+            table(REFERENCE_HEADER, _reference_rows(ref), {1, 2, 3, 4}),
+            img(_reference_png(folder, ref), "PSNR against the reference per frame")]
     if videos:
         parts.append("<h2>Videos</h2><div class=grid>" + "".join(
             f"<figure><video src='{esc(name)}' controls loop muted playsinline></video>"
