@@ -21,6 +21,7 @@ from shards.location import open_shards
 from shards.reader import clip_dataset
 from training import checkpoint
 from training.action_design import ActionDesign, sample_actions
+from training.agreement import PSNR_CAP
 from training.cli import main as training
 from training.conditioning import condition_video
 from training.data import Batch
@@ -201,6 +202,10 @@ def test_distill_stage_one_moves_the_student_to_the_teacher_resumes_exactly_and_
     assert "eval_ground_truth_mouse" in rows[-1]  # evaluated block by block, as it will play
     report = json.loads((whole / "eval" / "step-000040" / "eval.json").read_text())
     assert list(report["per_script"]) == ["w", "turn-left"] and report["script_frames"] == 25
+    # and against the teacher, the reference a distilled student is compared with by default
+    assert report["reference"]["scripts"] == ["w", "turn-left"]
+    assert rows[-1]["eval_reference_psnr"] < PSNR_CAP  # a student is not its teacher
+    assert "eval_reference_self_psnr" in rows[-1]
     trainer = checkpoint.read_trainer(checkpoint.latest(whole))
     assert trainer["stream"] == {"block": 3, "local": 6, "sink": 0,
                                  "timesteps": [1000.0, 666.0, 333.0], "shift": 5.0}
@@ -281,6 +286,7 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     assert all(0 <= r["exit_step"] < 3 and r["grad_norm"] > 0 for r in rows)
     assert (tmp_path / "whole" / "samples" / "step-000002" / "designed.mp4").is_file()
     assert "eval_ground_truth_keyboard" in rows[-1]
+    assert rows[-1]["eval_reference_psnr"] < PSNR_CAP  # against the teacher's rollouts
     assert (tmp_path / "whole" / "eval" / "step-000004" / "index.html").is_file()
     final = checkpoint.latest(tmp_path / "whole")
     assert (final / "critic.safetensors").is_file()

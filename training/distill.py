@@ -9,6 +9,9 @@ gradient accumulation, torchrun, progress and TensorBoard. :func:`distill_config
 the teacher's settings (preset, VAE, image encoder, action space), the pairs' clip length and
 the student defaults below; a TOML file and the flags override them.
 
+With ``--eval-every`` the student's rollouts are also compared with the teacher's
+(``eval_reference``, :mod:`training.agreement`): whether it comes to play as the teacher does.
+
 The checkpoints record the student's streaming settings (block, window, sink and the
 timesteps it was regressed at), so ``training play`` runs it as it was trained.
 """
@@ -51,5 +54,5 @@ def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
         raise ValueError(f"{pairs} holds no ODE pairs; make them with training odepairs")
     base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS,
             "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
-            "out": str(out)}
+            "eval_reference": str(teacher), "out": str(out)}
     return load_config(None, {**base, **(read_toml(file) if file else {}), **(flags or {})})

@@ -118,6 +118,8 @@ class DmdConfig:
     #                      and at the end, into <out>/eval/step-N (needs the student's VAE)
     eval_clips: int = 2  # held-out clips of the shards' val split
     eval_scripts: str = "w,s,turn-left,turn-right,idle"  # designed action scripts it also runs
+    eval_teacher: bool = True  # eval_every also compares the student's rollouts with the
+    #                            teacher's, pixel by pixel (training.agreement)
     tensorboard: bool = False
     progress: bool = True
 
@@ -152,8 +154,8 @@ class DmdConfig:
 
 
 RESUMABLE = frozenset({"resume", "steps", "num_workers", "checkpoint_every", "keep_checkpoints",
-                       "sample_every", "eval_every", "eval_clips", "eval_scripts", "tensorboard",
-                       "progress", "device"})
+                       "sample_every", "eval_every", "eval_clips", "eval_scripts", "eval_teacher",
+                       "tensorboard", "progress", "device"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,6 +351,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                        batch_size=cfg.batch_size, frames=frames, space=space, seed=cfg.seed,
                        shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
     fps = _fps(cfg.shards)
+    reference = (LoadedRun(teacher, vae, images, space, int(t_trainer["config"]["frames"]), None,
+                           fps, int(t_trainer["step"]))
+                 if cfg.eval_teacher and vae is not None else None)
 
     run_log = RunLog(out, master=d.master, steps=cfg.steps, step=step,
                      tensorboard=cfg.tensorboard, progress=cfg.progress,
@@ -440,7 +445,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                               step, s_trainer.get("stream", {})),
                     cfg.shards, out / EVAL_DIR / f"step-{step:06d}",
                     EvalConfig(clips=cfg.eval_clips, frames=frames, scripts=cfg.eval_scripts,
-                               script_images=min(2, cfg.eval_clips)))
+                               script_images=min(2, cfg.eval_clips)), reference=reference)
                 record.update({f"eval_{k}": v for k, v in headline(results).items()
                                if not math.isnan(v)})
             run_log.emit(record)

@@ -88,7 +88,7 @@ from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, veloci
 from training.image_encoder import make_image_encoder
 from training.precision import PRECISIONS, autocast, resolve_precision
 from training.run_log import METRICS_FILE, RunLog
-from training.sample import LoadedRun, validation_videos
+from training.sample import LoadedRun, load_run, validation_videos
 from training.schedule import learning_rate
 
 CONFIG_FILE = "config.toml"
@@ -164,6 +164,8 @@ class FitConfig:
     #                      reads keys and mouse back from rollouts (training.evaluate); needs vae
     eval_clips: int = 2  # held-out clips of the val split generated under recorded actions
     eval_scripts: str = "w,s,turn-left,turn-right,idle"  # designed action scripts it also runs
+    eval_reference: str = ""  # a run whose rollouts eval_every compares with, pixel by pixel
+    #                           (training.agreement); training distill sets the teacher
     tensorboard: bool = False  # TensorBoard scalars in <out>/tensorboard
     progress: bool = True  # tqdm bar (loss, it/s, samples/s, ETA)
 
@@ -243,7 +245,7 @@ class FitConfig:
 # Fields a resumed run may change; any other difference from the run's config.toml is an error.
 RESUMABLE = frozenset({"resume", "steps", "num_workers", "val_every", "val_batches",
                        "checkpoint_every", "keep_checkpoints", "sample_every", "eval_every",
-                       "eval_clips", "eval_scripts", "tensorboard",
+                       "eval_clips", "eval_scripts", "eval_reference", "tensorboard",
                        "progress", "device"})
 
 
@@ -670,6 +672,9 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
 
         vae = WanVAE.load(cfg.vae, device=d.device)
     images = make_image_encoder(model_cfg, cfg.image_encoder or None, d.device)
+    reference = (load_run(Path(cfg.eval_reference), device=str(d.device))
+                 if cfg.eval_every and cfg.eval_reference and d.master
+                 and cfg.parallel != "fsdp" else None)
     build = BatchBuilder(model_cfg, d.device, vae, identity, images)
     stream = ClipStream(open_shards(cfg.shards, cfg.train_split), build,
                         batch_size=cfg.batch_size, frames=cfg.frames, space=space,
@@ -775,7 +780,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                     run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step,
                                     streaming)
                     results = evaluate(run, cfg.shards, out / EVAL_DIR / f"step-{step:06d}",
-                                       cfg.eval_config())
+                                       cfg.eval_config(), reference=reference)
                     record.update({f"eval_{k}": v for k, v in headline(results).items()
                                    if not math.isnan(v)})
                 del sampler
