@@ -33,7 +33,7 @@ from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
 from training.play_window import open_window, zoom_for
-from training.sample import read_action_file, write_inputs
+from training.sample import read_action_file, to_uint8, write_inputs
 from training.terminal_input import Typed, block_actions, key_bytes, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
 
@@ -96,7 +96,9 @@ def test_blocks_stream_for_as_long_as_actions_come_with_flat_state(vae):
         sizes.append(gen.cache.nbytes())
         history.append(gen._history[0].shape[1])
     assert gen.cache.start == 36 and len(set(sizes[1:])) == 1 and len(set(history[2:])) == 1
-    # frame 0 is the image through the VAE; same seed and inputs, same frames
+    # frame 0 is the image itself, as training sample gives it; same seed and inputs, same
+    # frames
+    assert np.array_equal(first[0], to_uint8(image[0, :, None])[0])
     again = Generator(model, vae, images, get_space("mg2_universal"), StreamConfig(seed=3))
     again.reset(image)
     assert np.array_equal(again.step(*actions(9, 0)), first)

@@ -10,8 +10,10 @@ A session starts from one image and goes on for as long as actions arrive, a blo
 2. One more pass at ``t = 0`` on the final ``x0`` writes the block's clean keys and values into
    the rolling cache (:meth:`StreamCache.advance` then moves on).
 3. Each latent is decoded as soon as it is final, one at a time with the VAE decoder's causal
-   cache (:class:`training.vae.StreamingDecoder`): block 0 gives ``1 + 4 (block - 1)`` frames
-   (frame 0 is the image, reconstructed), every later block ``4 * block``.
+   cache (:class:`training.vae.StreamingDecoder`): block 0 gives ``1 + 4 (block - 1)`` frames,
+   every later block ``4 * block``. Frame 0 is the image itself, as in ``training sample``
+   (latent 0 is still decoded, for the decoder's cache), so rollouts of both measure drift
+   from the same frame.
 
 The condition channels (first-frame mask and the latents of the first frame followed by zero
 frames) are encoded latent by latent with the VAE encoder's causal cache, exactly as a whole
@@ -188,7 +190,10 @@ class Generator:
         self.model(x0, t0, cond, self._context, keyboard, mouse_t, cache=self.cache)
         self.cache.advance()
         frames = [self._decoder(x0[:, :, i:i + 1]) for i in range(latents)]
-        return to_uint8(torch.cat(frames, dim=2)[0].cpu())
+        video = to_uint8(torch.cat(frames, dim=2)[0].cpu())
+        if start == 0:  # frame 0 is the image itself, as training sample gives it
+            video[0] = to_uint8(self._image[0, :, None].clamp(-1, 1).cpu())[0]
+        return video
 
     def denoise(self, cond: Tensor, keyboard: Tensor, mouse: Tensor | None) -> Tensor:
         """The block's clean latents ``[1, 16, block, h, w]`` in ``len(timesteps)`` steps."""
