@@ -3,9 +3,14 @@
 Given a teacher run (``training fit``, e.g. the ``small`` run of ``bench_learn.py``) and its
 shard folder (with latents), runs ``training odepairs`` (``--pairs`` train + ``--val-pairs``),
 stage 1 (``training distill``, ``--ode-steps``) and stage 2 (``training dmd``, ``--dmd-steps``),
-then ``training eval`` of the teacher and of both students on the same held-out clips and
-scripts, and the students' play speed (``training play`` on ``--play-frames`` frames of designed
-actions, VAE decode included). Prints a markdown table and writes ``report.json`` in ``--out``.
+then ``training eval`` of the teacher, of the student at its start (the teacher's weights played
+block by block, before any distillation) and of both students on the same held-out clips and
+scripts, the students against the teacher (``--reference``: PSNR of their frames against the
+teacher's, agreement of their responses to the scripts; the teacher against itself at another
+seed as the level to reach), and the students' play speed (``training play`` on
+``--play-frames`` frames of designed actions, VAE decode included). Prints markdown tables and
+writes ``report.json`` in ``--out``. Stages already in ``--out`` (pairs, students) are reused, so
+a second run only evaluates.
 
     python benchmarks/bench_distill.py --teacher DIR/run --shards DIR/latents --out DIR2
 """
@@ -16,11 +21,13 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from training import checkpoint
 from training.action_design import sample_actions
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
@@ -29,6 +36,7 @@ from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.play import PlayStats, timed
+from training.run_log import METRICS_FILE
 from training.sample import load_run
 
 
@@ -68,30 +76,42 @@ def main() -> None:
     timings["odepairs_min"] = (time.perf_counter() - began) / 60
     began = time.perf_counter()
     student = out / "student"
-    summary = fit(distill_config(args.teacher, pairs, student, flags={
-        "steps": args.ode_steps, "batch_size": 4, "lr": 5e-4, "warmup": 20,
-        "val_every": max(1, args.ode_steps // 4), "val_batches": 4, "checkpoint_every": 0,
-        "num_workers": 1, "shuffle": 64}))
-    timings["ode_min"] = (time.perf_counter() - began) / 60
+    if checkpoint.latest(student) is None:
+        fit(distill_config(args.teacher, pairs, student, flags={
+            "steps": args.ode_steps, "batch_size": 4, "lr": 5e-4, "warmup": 20,
+            "val_every": max(1, args.ode_steps // 4), "val_batches": 4, "checkpoint_every": 0,
+            "num_workers": 1, "shuffle": 64}))
+        timings["ode_min"] = (time.perf_counter() - began) / 60
     began = time.perf_counter()
     dmd = out / "dmd"
-    train_dmd(DmdConfig(out=str(dmd), student=str(student), teacher=str(args.teacher),
-                        shards=str(args.shards), steps=args.dmd_steps, lr=1e-5, critic_lr=1e-5,
-                        checkpoint_every=0, num_workers=1))
-    timings["dmd_min"] = (time.perf_counter() - began) / 60
+    if checkpoint.latest(dmd) is None:
+        train_dmd(DmdConfig(out=str(dmd), student=str(student), teacher=str(args.teacher),
+                            shards=str(args.shards), steps=args.dmd_steps, lr=1e-5,
+                            critic_lr=1e-5, checkpoint_every=0, num_workers=1))
+        timings["dmd_min"] = (time.perf_counter() - began) / 60
+    val_losses = [r["val_loss"] for r in map(json.loads, (student / METRICS_FILE).read_text(
+        ).splitlines()) if "val_loss" in r]
     cfg = EvalConfig(clips=args.eval_clips, scripts="w,s,a,d,turn-left,turn-right,idle",
                      script_images=2)
-    scores = {}
-    for name, run in (("teacher", args.teacher), ("student (ODE)", student),
-                      ("student (DMD)", dmd)):
-        scores[name] = headline(evaluate(load_run(run), args.shards, out / "eval" / name.split()[
-            -1].strip("()").lower(), cfg))
+    teacher = load_run(args.teacher)
+    models = {"teacher": teacher,
+              "student (start)": replace(teacher, stream=load_run(student).stream),
+              "student (ODE)": load_run(student), "student (DMD)": load_run(dmd)}
+    scores, against = {}, {}
+    for name, run in models.items():
+        tag = name.split()[-1].strip("()").lower()
+        reference = None if run is teacher else teacher
+        results = evaluate(run, args.shards, out / "eval" / tag, cfg, reference=reference)
+        scores[name] = headline(results)
+        if reference is not None:
+            against[name] = results["reference"]["model"]
+            against["teacher (another seed)"] = results["reference"]["reference_self"]
     speeds = {name: play_speed(run, args.play_frames)
               for name, run in (("student (ODE)", student), ("student (DMD)", dmd))}
     report = {"machine": {"cpu": platform.processor() or platform.machine(),
                           "threads": args.threads, "torch": torch.__version__},
-              "ode_val_loss": [summary.first_val_loss, summary.val_loss], "timings": timings,
-              "eval": scores, "play_fps": speeds}
+              "ode_val_loss": [val_losses[0], val_losses[-1]], "timings": timings,
+              "eval": scores, "against_teacher": against, "play_fps": speeds}
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print("| model | keyboard / mouse (recorded) | keyboard / mouse (scripts) | unknown | "
           "sharpness at the end | play frames/s |")
@@ -101,6 +121,15 @@ def main() -> None:
         print(f"| {name} | {100 * s['recorded_keyboard']:.1f} / {100 * s['recorded_mouse']:.1f} % "
               f"| {100 * s['scripts_keyboard']:.1f} / {100 * s['scripts_mouse']:.1f} % | "
               f"{100 * s['recorded_unknown']:.0f} % | {s['drift_sharpness']:.3f} | {fps} |")
+    print()
+    print("| against the teacher | PSNR, recorded | PSNR, scripts | response cosine | "
+          "response size ratio |")
+    print("|---|---|---|---|---|")
+    for name, a in against.items():
+        r = a.get("response") or {"cosine": None, "ratio": None}
+        print(f"| {name} | {a['psnr']:.2f} dB | {a['scripts_psnr']:.2f} dB | "
+              + " | ".join("n/a" if r[k] is None else f"{r[k]:.3f}" for k in ("cosine", "ratio"))
+              + " |")
     print(json.dumps(report, indent=1))
 
 
