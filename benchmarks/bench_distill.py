@@ -31,7 +31,7 @@ from training import checkpoint
 from training.action_design import sample_actions
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
-from training.evaluate import EvalConfig, evaluate, headline
+from training.evaluate import EvalConfig, Reference, evaluate, headline
 from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
@@ -94,14 +94,15 @@ def main() -> None:
     cfg = EvalConfig(clips=args.eval_clips, scripts="w,s,a,d,turn-left,turn-right,idle",
                      script_images=2)
     teacher = load_run(args.teacher)
+    reference = Reference(teacher)  # its rollouts are made once for the three students
     models = {"teacher": teacher,
               "student (start)": replace(teacher, stream=load_run(student).stream),
               "student (ODE)": load_run(student), "student (DMD)": load_run(dmd)}
     scores, against = {}, {}
     for name, run in models.items():
         tag = name.split()[-1].strip("()").lower()
-        reference = None if run is teacher else teacher
-        results = evaluate(run, args.shards, out / "eval" / tag, cfg, reference=reference)
+        results = evaluate(run, args.shards, out / "eval" / tag, cfg,
+                           reference=None if run is teacher else reference)
         scores[name] = headline(results)
         if reference is not None:
             against[name] = results["reference"]["model"]

@@ -23,6 +23,7 @@ from training.evaluate import (
     EVAL_JSON,
     EvalConfig,
     HeldOutClip,
+    Reference,
     drift,
     evaluate,
     given_actions,
@@ -31,7 +32,7 @@ from training.evaluate import (
     vae_ceiling,
 )
 from training.fit import FitConfig, fit
-from training.sample import load_run
+from training.sample import SamplerConfig, load_run
 from training.vae import WanVAE, build_vae
 
 W = KEYS.index("w")
@@ -203,10 +204,23 @@ def test_fit_evaluates_at_intervals_and_training_eval_writes_a_deterministic_rep
     assert ref["reference_self"]["response"]["cosine"] < 1
     assert len(ref["model"]["psnr_curve"]) == a["frames"]
     assert "Against the reference" in (tmp_path / "r" / "index.html").read_text()
-    other = replace(load_run(run), space=get_space("keys7"))
+    other = Reference(replace(load_run(run), space=get_space("keys7")))
     with pytest.raises(ValueError, match="cannot be compared"):
         evaluate(load_run(run), data["raw"], tmp_path / "e", EvalConfig(), reference=other)
     assert not (tmp_path / "e").exists()
+
+    # a reference's rollouts are made once per input: a second evaluation (as --eval-every
+    # runs one against the frozen teacher) runs none of its model, and gives the same numbers
+    reference = Reference(load_run(run))
+    cfg = EvalConfig(clips=1, scripts="w,idle", script_frames=13, videos=False)
+    sampler = SamplerConfig(steps=2)
+    first = evaluate(load_run(run), data["raw"], tmp_path / "f", cfg, sampler,
+                     reference=reference)
+    calls = []
+    reference.run.model.register_forward_hook(lambda *_: calls.append(1))
+    again = evaluate(load_run(run), data["raw"], tmp_path / "g", cfg, sampler,
+                     reference=reference)
+    assert not calls and again["reference"] == first["reference"]
 
     # without --steps the command samples as fit's --eval-every does, so their numbers compare
     assert training(["eval", "--ckpt", str(run), "--shards", str(data["raw"]), "--clips", "1",

@@ -21,7 +21,7 @@ from training.config import PRESETS, get_preset
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
 from training.encode import EncodeConfig, encode_shards
-from training.evaluate import EVAL_SAMPLER, EvalConfig, evaluate, summary_table
+from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, summary_table
 from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config, read_toml
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
@@ -131,8 +131,8 @@ def _eval(args: argparse.Namespace) -> int:
         cfg = EvalConfig(**given_fields(args, EvalConfig))
         sampler = dataclasses.replace(EVAL_SAMPLER, **given_fields(args, SamplerConfig))
         run_ = load_run(args.ckpt, args.vae, ema=not args.no_ema, device=args.device)
-        reference = (load_run(args.reference, ema=not args.no_ema, device=args.device)
-                     if args.reference else None)
+        reference = (Reference(load_run(args.reference, ema=not args.no_ema,
+                                        device=args.device)) if args.reference else None)
         run_dir = args.ckpt if (args.ckpt / CONFIG_FILE).is_file() else args.ckpt.parent.parent
         out = args.out or (run_dir / EVAL_DIR / f"step-{run_.step:06d}")
         board = None

@@ -56,7 +56,7 @@ from training.config import DiTConfig
 from training.data import Batch, BatchBuilder, ClipStream
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import EvalConfig, evaluate, headline, held_out_clips
+from training.evaluate import EvalConfig, Reference, evaluate, headline, held_out_clips
 from training.fit import (
     CONFIG_FILE,
     EVAL_DIR,
@@ -351,8 +351,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                        batch_size=cfg.batch_size, frames=frames, space=space, seed=cfg.seed,
                        shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
     fps = _fps(cfg.shards)
-    reference = (LoadedRun(teacher, vae, images, space, int(t_trainer["config"]["frames"]), None,
-                           fps, int(t_trainer["step"]))
+    reference = (Reference(LoadedRun(teacher, vae, images, space,
+                                     int(t_trainer["config"]["frames"]), None, fps,
+                                     int(t_trainer["step"])))
                  if cfg.eval_teacher and vae is not None else None)
 
     run_log = RunLog(out, master=d.master, steps=cfg.steps, step=step,

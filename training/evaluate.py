@@ -38,6 +38,7 @@ writer it is given; it returns the numbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -282,7 +283,29 @@ def _video(run: LoadedRun, path: Path, panels: dict[str, np.ndarray], keys: np.n
     return path.name
 
 
-def against_reference(reference: LoadedRun, firsts: np.ndarray, keys: np.ndarray,
+class Reference:
+    """A run the evaluated model is compared with (``training eval --reference``), its rollouts
+    remembered by their exact inputs: a frozen teacher's are the same at every evaluation of a
+    distillation run, so they are made once."""
+
+    def __init__(self, run: LoadedRun) -> None:
+        self.run = run
+        self._made: dict[str, np.ndarray] = {}
+
+    def rollout(self, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
+                sampler: SamplerConfig) -> np.ndarray:
+        """:func:`rollout` of the reference run, made once per distinct input."""
+        digest = hashlib.sha256(repr(asdict(sampler)).encode())
+        for a in (firsts, keys, mouse):
+            digest.update(f"{a.dtype}{a.shape}".encode())
+            digest.update(np.ascontiguousarray(a).tobytes())
+        key = digest.hexdigest()
+        if key not in self._made:
+            self._made[key] = rollout(self.run, firsts, keys, mouse, sampler)
+        return self._made[key]
+
+
+def against_reference(reference: Reference, firsts: np.ndarray, keys: np.ndarray,
                       mouse: np.ndarray, made: np.ndarray,
                       scripted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
                       sampler: SamplerConfig
@@ -293,16 +316,16 @@ def against_reference(reference: LoadedRun, firsts: np.ndarray, keys: np.ndarray
     (:func:`training.agreement.agreement`); also the reference's rollouts, recorded and
     scripted."""
     def roll(s: SamplerConfig) -> tuple[np.ndarray, np.ndarray | None]:
-        videos = rollout(reference, firsts, keys, mouse, s)
+        videos = reference.rollout(firsts, keys, mouse, s)
         starts = firsts[:len(next(iter(scripted.values()))[2])] if scripted else firsts
-        scripts = np.stack([rollout(reference, starts, k, m, s)
+        scripts = np.stack([reference.rollout(starts, k, m, s)
                             for k, m, _ in scripted.values()]) if scripted else None
         return videos, scripts
 
     ref, ref_scripts = roll(sampler)
     again, again_scripts = roll(replace(sampler, seed=sampler.seed + 1))
     mine = np.stack([v for _, _, v in scripted.values()]) if scripted else None
-    return ({"step": reference.step, "scripts": list(scripted),
+    return ({"step": reference.run.step, "scripts": list(scripted),
              "model": agreement(made, ref, mine, ref_scripts),
              "reference_self": agreement(again, ref, again_scripts, ref_scripts)},
             ref, ref_scripts)
@@ -310,18 +333,18 @@ def against_reference(reference: LoadedRun, firsts: np.ndarray, keys: np.ndarray
 
 def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
              sampler: SamplerConfig = EVAL_SAMPLER, board: object = None,
-             progress: bool = False, reference: LoadedRun | None = None) -> dict:
+             progress: bool = False, reference: Reference | None = None) -> dict:
     """Run the evaluation (module docstring) and write its report folder ``out``; returns the
     numbers (also in ``out/eval.json``); ``board``: a TensorBoard ``SummaryWriter`` for
     ``eval/...`` scalars at the run's step; ``reference``: a run to compare the rollouts with
-    (same action space)."""
+    (same action space and footage size)."""
     def say(text: str) -> None:
         if progress:
             print(text, flush=True)
 
-    if reference is not None and reference.space.name != run.space.name:
-        raise ValueError(f"the reference plays action space {reference.space.name!r}, the model "
-                         f"{run.space.name!r}: their rollouts cannot be compared")
+    if reference is not None and reference.run.space.name != run.space.name:
+        raise ValueError(f"the reference plays action space {reference.run.space.name!r}, the "
+                         f"model {run.space.name!r}: their rollouts cannot be compared")
     clips = held_out_clips(shards, cfg.split, cfg.clips)
     n = min(len(c.keys) for c in clips)
     n = min(n, cfg.frames) if cfg.frames else n

@@ -83,7 +83,7 @@ from training.config import DiTConfig, get_preset
 from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import EvalConfig, evaluate, headline
+from training.evaluate import EvalConfig, Reference, evaluate, headline
 from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
 from training.precision import PRECISIONS, autocast, resolve_precision
@@ -672,7 +672,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
 
         vae = WanVAE.load(cfg.vae, device=d.device)
     images = make_image_encoder(model_cfg, cfg.image_encoder or None, d.device)
-    reference = (load_run(Path(cfg.eval_reference), device=str(d.device))
+    reference = (Reference(load_run(Path(cfg.eval_reference), device=str(d.device)))
                  if cfg.eval_every and cfg.eval_reference and d.master
                  and cfg.parallel != "fsdp" else None)
     build = BatchBuilder(model_cfg, d.device, vae, identity, images)
