@@ -337,7 +337,7 @@ def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
     """Run the evaluation (module docstring) and write its report folder ``out``; returns the
     numbers (also in ``out/eval.json``); ``board``: a TensorBoard ``SummaryWriter`` for
     ``eval/...`` scalars at the run's step; ``reference``: a run to compare the rollouts with
-    (same action space and footage size)."""
+    (same action space)."""
     def say(text: str) -> None:
         if progress:
             print(text, flush=True)
