@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--val-pairs", type=int, default=16)
     parser.add_argument("--ode-steps", type=int, default=400)
     parser.add_argument("--dmd-steps", type=int, default=40)
+    parser.add_argument("--dmd-lr", type=float, default=1e-5, help="the DMD generator's")
+    parser.add_argument("--critic-lr", type=float, default=1e-5, help="the DMD critic's")
     parser.add_argument("--eval-clips", type=int, default=4)
     parser.add_argument("--play-frames", type=int, default=201)
     parser.add_argument("--threads", type=int, default=1)
@@ -86,8 +88,8 @@ def main() -> None:
     dmd = out / "dmd"
     if checkpoint.latest(dmd) is None:
         train_dmd(DmdConfig(out=str(dmd), student=str(student), teacher=str(args.teacher),
-                            shards=str(args.shards), steps=args.dmd_steps, lr=1e-5,
-                            critic_lr=1e-5, checkpoint_every=0, num_workers=1))
+                            shards=str(args.shards), steps=args.dmd_steps, lr=args.dmd_lr,
+                            critic_lr=args.critic_lr, checkpoint_every=0, num_workers=1))
         timings["dmd_min"] = (time.perf_counter() - began) / 60
     val_losses = [r["val_loss"] for r in map(json.loads, (student / METRICS_FILE).read_text(
         ).splitlines()) if "val_loss" in r]
