@@ -106,7 +106,7 @@ def main() -> None:
         results = evaluate(run, args.shards, out / "eval" / tag, cfg,
                            reference=None if run is teacher else reference)
         scores[name] = headline(results)
-        if reference is not None:
+        if run is not teacher:
             against[name] = results["reference"]["model"]
             against["teacher (another seed)"] = results["reference"]["reference_self"]
     speeds = {name: play_speed(run, args.play_frames)
@@ -120,7 +120,8 @@ def main() -> None:
           "sharpness at the end | play frames/s |")
     print("|---|---|---|---|---|---|")
     for name, s in scores.items():
-        fps = f"{speeds[name]:.1f}" if name in speeds else "(many-step sampler)"
+        fps = (f"{speeds[name]:.1f}" if name in speeds else
+               "(many-step sampler)" if name == "teacher" else "n/a")
         print(f"| {name} | {100 * s['recorded_keyboard']:.1f} / {100 * s['recorded_mouse']:.1f} % "
               f"| {100 * s['scripts_keyboard']:.1f} / {100 * s['scripts_mouse']:.1f} % | "
               f"{100 * s['recorded_unknown']:.0f} % | {s['drift_sharpness']:.3f} | {fps} |")
