@@ -33,15 +33,18 @@ def psnr_curve(video: np.ndarray, reference: np.ndarray) -> np.ndarray:
                          "compared")
     err = (video.astype(np.float64) - reference.astype(np.float64)) ** 2
     axes = tuple(i for i in range(err.ndim) if i != err.ndim - 4)
-    mse = err.mean(axis=axes)
-    return np.minimum(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-30)), PSNR_CAP)
+    return _decibels(err.mean(axis=axes))
 
 
 def psnr(video: np.ndarray, reference: np.ndarray) -> float:
     """PSNR in dB over all frames after the first (the given image)."""
     err = (video[..., 1:, :, :, :].astype(np.float64)
            - reference[..., 1:, :, :, :].astype(np.float64)) ** 2
-    return float(min(10 * np.log10(255.0 ** 2 / max(err.mean(), 1e-30)), PSNR_CAP))
+    return float(_decibels(err.mean()))
+
+
+def _decibels(mse: np.ndarray | float) -> np.ndarray:
+    return np.minimum(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-30)), PSNR_CAP)
 
 
 def responses(videos: np.ndarray) -> np.ndarray:
