@@ -35,6 +35,25 @@ def shown_rows(times: np.ndarray, fps: float) -> np.ndarray:
     return np.searchsorted(times, out_t + TIME_EPS_S, side="right").astype(np.int64) - 1
 
 
+def merge_inputs(shown: np.ndarray, keys: np.ndarray, mouse: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs of output frames that show rows ``shown`` (:func:`shown_rows`) of source rows
+    with ``keys`` (0/1 ``[N, K]``) and ``mouse`` deltas (``[N, M]``): uint8 keys ``[T, K]`` OR-ed
+    and float64 mouse ``[T, M]`` summed over the rows since the previous frame's, frame 0 row 0's
+    alone; where no new row arrives, zero mouse and the shown row's keys (held)."""
+    # Rows merged into output frame j: (shown[j-1], shown[j]]; frame 0 takes row 0 alone. The
+    # non-empty ranges tile [0, shown[-1]] in order, so one reduceat sums them all.
+    new_row = np.ones(len(shown), dtype=bool)
+    new_row[1:] = shown[1:] > shown[:-1]
+    starts = np.concatenate(([0], shown[:-1] + 1))[new_row]
+    stop = shown[-1] + 1
+    merged = np.zeros((len(shown), mouse.shape[1]))
+    merged[new_row] = np.add.reduceat(np.asarray(mouse, dtype=np.float64)[:stop], starts, axis=0)
+    held = np.asarray(keys)[shown].copy()  # the shown row's keys, kept where no new row arrives
+    held[new_row] = np.maximum.reduceat(np.asarray(keys)[:stop], starts, axis=0)
+    return held.astype(np.uint8), merged
+
+
 def resample(segment: Segment, fps: float) -> Segment:
     """``segment`` at ``fps`` frames per second (see the module docstring)."""
     if not fps > 0 or not math.isfinite(fps):
@@ -49,21 +68,11 @@ def resample(segment: Segment, fps: float) -> Segment:
     if np.any(np.diff(times) < 0):
         raise ValueError(f"segment of episode {segment.episode}: times must not decrease")
     shown = shown_rows(times, fps)
-    # Rows merged into output frame j: (shown[j-1], shown[j]]; frame 0 takes row 0 alone. The
-    # non-empty ranges tile [0, shown[-1]] in order, so one reduceat sums them all.
-    new_row = np.ones(len(shown), dtype=bool)
-    new_row[1:] = shown[1:] > shown[:-1]
-    starts = np.concatenate(([0], shown[:-1] + 1))[new_row]
     labels = {c: segment.labels[c][shown] for c in LABEL_COLUMNS}
-    stop = shown[-1] + 1
-    for c in MOUSE_COLUMNS:
-        merged = np.zeros(len(shown))
-        merged[new_row] = np.add.reduceat(segment.labels[c][:stop], starts)
-        labels[c] = merged
-    for c in KEY_COLUMNS:
-        held = labels[c].copy()  # the shown row's keys, kept where no new row arrives
-        held[new_row] = np.maximum.reduceat(segment.labels[c][:stop], starts)
-        labels[c] = held.astype(np.uint8)
+    keys, mouse = merge_inputs(shown, np.stack([segment.labels[c] for c in KEY_COLUMNS], 1),
+                               np.stack([segment.labels[c] for c in MOUSE_COLUMNS], 1))
+    labels.update({c: keys[:, i].copy() for i, c in enumerate(KEY_COLUMNS)})
+    labels.update({c: mouse[:, i].copy() for i, c in enumerate(MOUSE_COLUMNS)})
     from_fps = (segment.resampling or {}).get("from_fps", segment.fps)
     return dataclasses.replace(
         segment, source_frames=segment.source_frames[shown], labels=labels, fps=float(fps),

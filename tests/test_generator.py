@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import select
@@ -32,8 +33,9 @@ from training.dit import WorldDiT
 from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
+from training.play import play
 from training.play_window import open_window, zoom_for
-from training.sample import read_action_file, to_uint8, write_inputs
+from training.sample import load_run, read_action_file, to_uint8, write_inputs
 from training.terminal_input import Typed, block_actions, key_bytes, parse
 from training.vae import StreamingDecoder, StreamingEncoder, VaeError, WanVAE, build_vae
 
@@ -201,6 +203,35 @@ def test_training_play_writes_a_frame_per_action_block_by_block(tiny_run, tmp_pa
     assert "whole block" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_play_takes_a_30_fps_episode_at_the_rate_its_model_learnt(tiny_run, tmp_path):
+    run, episode = tiny_run
+    learnt_at_15 = dataclasses.replace(load_run(run), fps=15.0)  # footage curated with --fps 15
+    out = tmp_path / "play.mp4"
+    play(learnt_at_15, episode / "video.mp4", episode, out, StreamConfig(), progress=False)
+    info = probe(out)
+    assert info.frames == len(read_action_file(episode).keys) // 2 and info.fps == 15.0
+
+
+def test_inputs_recorded_at_another_rate_are_merged_or_held_as_curation_does(tmp_path):
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 2, (9, len(KEYS)), dtype=np.uint8)
+    mouse = rng.normal(size=(9, 2))
+    path = tmp_path / "a.actions.csv"
+    write_inputs(path, keys, mouse, 30.0)
+    at_30 = read_action_file(path)
+    k, m = at_30.at(15.0)  # frame j shows row 2j and merges rows 2j-1 and 2j
+    assert len(k) == 5 and np.array_equal(k[0], keys[0]) and np.array_equal(m[0], mouse[0])
+    assert np.array_equal(k[1:], keys[1::2] | keys[2::2])
+    assert np.allclose(m[1:], mouse[1::2] + mouse[2::2])
+    assert np.allclose(m.sum(0), mouse.sum(0))  # the camera turns as far
+    same = at_30.at(30.0)
+    assert np.array_equal(same[0], keys) and np.array_equal(same[1], mouse)
+    k, m = at_30.at(60.0)  # each row shown twice: the keys held, the mouse moved once
+    assert len(k) == 17 and np.array_equal(k[2::2], keys[1:]) and np.array_equal(k[1::2], keys[:-1])
+    assert np.array_equal(m[2::2], mouse[1:]) and not m[1::2].any()
+
+
 def test_typed_keys_become_the_next_blocks_held_inputs():
     typed = parse(b"wD \x1b[D\x1b[Djk\x17")
     assert typed.keys == {"w", "d", "shift", "space", "ctrl"} and not typed.quit
@@ -295,8 +326,9 @@ def test_a_person_plays_from_a_terminal(tiny_run, tmp_path):
     assert (tmp_path / "session.preview.png").is_file()
     # what was played is written beside the video, a row per frame, and replays the session
     inputs = tmp_path / "session.actions.csv"
-    keys, mouse = read_action_file(inputs)
-    assert len(keys) == probe(out).frames
+    played_inputs = read_action_file(inputs)
+    keys, mouse = played_inputs.at(15.0)  # written at the model's rate: read back unchanged
+    assert np.array_equal(keys, played_inputs.keys) and len(keys) == probe(out).frames
     # each block's rows hold what its status line says was played (a key typed after a block's
     # time is up drives the one after, so a loaded machine may add idle blocks in between)
     played = re.findall(rb"block \d+: (.+?) -> (\d+) frames in ", play.seen)
@@ -323,8 +355,9 @@ def test_an_inputs_only_action_file_reads_back_exactly_and_bad_ones_are_named(tm
     path = tmp_path / "a.actions.csv"
     write_inputs(path, keys[:2], mouse[:2], 15.0)
     write_inputs(path, keys[2:], mouse[2:], 15.0, first=2)
-    got_keys, got_mouse = read_action_file(path)
-    assert np.array_equal(got_keys, keys) and np.array_equal(got_mouse, mouse)
+    got = read_action_file(path)
+    assert np.array_equal(got.keys, keys) and np.array_equal(got.mouse, mouse)
+    assert np.array_equal(got.times, np.arange(5) / 15.0)
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")
     with pytest.raises(ValueError, match="frames 0, 1, 2"):
@@ -354,10 +387,12 @@ def test_the_actions_of_a_shard_clip_read_by_key_and_a_bad_tar_is_named(tmp_path
             writer.write({"__key__": key, **arrays})
         writer.close()
     for key in (None, "ep1/clip-000001"):
-        got_keys, got_mouse = read_action_file(tmp_path / "train-000000.tar", key)
+        got = read_action_file(tmp_path / "train-000000.tar", key)
         keys, mouse = clips[key or "ep0/clip-000000"]
-        assert np.array_equal(got_keys, keys) and np.array_equal(got_mouse, mouse)
-        assert got_mouse.dtype == np.float64
+        assert np.array_equal(got.keys, keys) and np.array_equal(got.mouse, mouse)
+        assert got.mouse.dtype == np.float64
+        assert got.times is None  # no json member: the rows are played as they are
+        assert got.at(15.0)[0] is got.keys
     with pytest.raises(KeyError, match="no clip 'ep9/clip-000009' in"):
         read_action_file(tmp_path / "train-000000.tar", "ep9/clip-000009")
     (tmp_path / "bad.tar").write_bytes(b"not a tar")

@@ -75,8 +75,9 @@ def _vae(args: argparse.Namespace) -> int:
     end = metrics["end"]
     if end["motion_within"] is not None:  # windows of 5 frames or more
         hint = "" if end["motion_within"] >= 0.5 else (": frames repeat inside each latent, so "
-                                                       "motion moves in steps of 4 frames; train "
-                                                       "the video stage longer")
+                                                       "motion moves in steps of 4 frames; a loss "
+                                                       "on the frame differences keeps more of "
+                                                       "it (--motion-weight 1)")
         print(f"motion kept inside latents {end['motion_within']:.2f}, across latents "
               f"{end['motion_across']:.2f} of the footage's frame-to-frame change{hint}")
     if probe := metrics["probe"]:
@@ -244,14 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--image", type=Path, required=True,
                      help="first frame: an image, or a video (its first frame)")
     smp.add_argument("--actions", type=Path, required=True,
-                     help="an episode's actions.csv (or its folder), or a shard tar")
+                     help="an episode's actions.csv (or its folder), or a shard tar; resampled "
+                          "to the frame rate the model trained at, as curation does")
     smp.add_argument("--key", help="the clip of a shard tar (default: its first)")
     smp.add_argument("--out", type=Path, required=True, help="output MP4")
     smp.add_argument("--frames", type=int, help="frames to generate (default: every action)")
     smp.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
     smp.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
     smp.add_argument("--overlay", action="store_true", help="draw the inputs over the video")
-    smp.add_argument("--fps", type=float, help="frame rate of the MP4 (default: the shards')")
+    smp.add_argument("--fps", type=float, help="frame rate of the MP4 (default: that of the "
+                     "footage the model trained on, at which it takes its inputs either way)")
     smp.add_argument("--device", default="cpu", help="torch device")
     smp.add_argument("--no-progress", action="store_true")
     config_flags(smp, SamplerConfig, "sampling (SamplerConfig)")
@@ -299,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     ply.add_argument("--image", type=Path, required=True,
                      help="first frame: an image, or a video (its first frame)")
     ply.add_argument("--actions", type=Path,
-                     help="an episode's actions.csv (or its folder), or a shard tar")
+                     help="an episode's actions.csv (or its folder), or a shard tar; resampled "
+                          "to the frame rate the model trained at, as curation does")
     ply.add_argument("--interactive", action="store_true",
                      help="play from the keyboard in this terminal, or in the window that "
                           "opens when a display exists (q quits)")
@@ -313,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     ply.add_argument("--frames", type=int, help="frames to play (default: every action)")
     ply.add_argument("--vae", type=Path, help="VAE folder (default: the run's)")
     ply.add_argument("--no-ema", action="store_true", help="the raw weights, not their EMA")
-    ply.add_argument("--fps", type=float, help="frame rate of the MP4 (default: the shards')")
+    ply.add_argument("--fps", type=float, help="frame rate of the MP4 (default: that of the "
+                     "footage the model trained on, at which it takes its inputs either way)")
     ply.add_argument("--device", default="cpu", help="torch device")
     ply.add_argument("--no-progress", action="store_true", help="no per-block lines")
     config_flags(ply, StreamConfig, "streaming (StreamConfig; see docs/training.md)")

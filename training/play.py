@@ -76,11 +76,13 @@ def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfi
          key: str | None = None, frames: int | None = None, fps: float | None = None,
          progress: bool = True) -> PlayStats:
     """Generate from ``image`` under the actions of ``actions`` (an episode CSV or its folder,
-    or clip ``key`` of a shard tar), ``frames`` of them at most, into ``out``."""
-    keys, mouse = read_action_file(actions, key)
+    or clip ``key`` of a shard tar; resampled to the model's frame rate, ActionFile.at),
+    ``frames`` of them at most, into ``out``."""
+    keys, mouse = read_action_file(actions, key).at(run.fps)
     if frames is not None:
         if not 1 <= frames <= len(keys):
-            raise ValueError(f"{actions} has {len(keys)} frames of actions; --frames must be "
+            raise ValueError(f"{actions} has {len(keys)} frames of actions at the model's "
+                             f"{run.fps or 'unknown'} fps; --frames must be "
                              f"1..{len(keys)}, got {frames}")
         keys, mouse = keys[:frames], mouse[:frames]
     generator = Generator(run.model, run.vae, run.images, run.space, cfg)
@@ -139,7 +141,8 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
     terminal = terminal or TerminalInput()
     generator = Generator(run.model, run.vae, run.images, run.space, cfg)
     generator.reset(load_image(image, run.size).to(run.vae.device))
-    fps = fps or run.fps or 15.0
+    rate = run.fps or fps or 15.0  # of the inputs: the frame rate the model learnt them at
+    fps = fps or rate  # of the video
     preview = out.with_name(out.stem + ".preview.png")
     inputs = out.with_name(out.stem + ".actions.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,7 +156,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
         try:
             while not typed.quit and not (max_blocks and len(seconds) >= max_blocks):
                 n = generator.frames_needed
-                keys, mouse = block_actions(typed, n, fps)
+                keys, mouse = block_actions(typed, n, rate)
                 began, early = time.perf_counter(), b""
                 if shown is None:
                     block = generator.step(keys, mouse)
@@ -167,7 +170,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                     writer = H264Writer(out, block.shape[2], block.shape[1], fps, crf=18)
                 for frame in block:
                     writer.write(frame)
-                write_inputs(inputs, keys, mouse, fps, first=done)
+                write_inputs(inputs, keys, mouse, rate, first=done)
                 done += n
                 status = (f"block {len(seconds)}: {typed.describe()} -> {n} frames in "
                           f"{seconds[-1] * 1000:.0f} ms ({n / seconds[-1]:.1f} frames/s)")

@@ -16,12 +16,14 @@ held-out clips during ``training fit``.
 
 ``load_run`` and ``read_action_file`` serve ``training sample``: a trained model (EMA weights by
 default) with its VAE and image encoder, checked against the identities the checkpoint
-recorded, and frame actions from an episode CSV (contract form) or a clip of a shard tar.
+recorded, and frame actions from an episode CSV (contract form) or a clip of a shard tar, at
+the frame rate the model trained at.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ import torch
 from torch import Tensor
 
 from curation.preview import MIN_HEIGHT, draw_overlay, layout
+from curation.resample import merge_inputs, shown_rows
 from datagen.episode import KEY_COLUMNS, read_actions
 from datagen.video import H264Writer, read_frames
 from shards.action_space import ActionSpace, from_space, get_space, to_space
@@ -257,10 +260,28 @@ def _footage(trainer: dict) -> tuple[tuple[int, int] | None, float | None]:
 INPUT_COLUMNS = ("frame", "t", *KEY_COLUMNS, "mouse_dx", "mouse_dy")
 
 
-def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Recorded keys (uint8 ``[T, 7]``) and mouse (``[T, 2]`` degrees) of an episode's
-    ``actions.csv`` (or its folder), of a CSV of :data:`INPUT_COLUMNS` only, or of clip ``key``
-    (default: the first) of a shard tar."""
+@dataclass(frozen=True)
+class ActionFile:
+    """The inputs of an action file, a row per frame at the rate the file was made at."""
+
+    keys: np.ndarray  # uint8 [N, 7], KEY_COLUMNS
+    mouse: np.ndarray  # float64 [N, 2] degrees, summed over each row's frame interval
+    times: np.ndarray | None  # float64 [N] seconds of the rows; None where the file says none
+
+    def at(self, fps: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """Keys and mouse a frame at ``fps`` frames per second, resampled as ``curation filter``
+        resamples footage (curation.resample: each frame shows the last row at or before its
+        time; mouse deltas summed, keys OR-ed over the rows it merges), so a model plays its
+        inputs at the rate it learnt them; the rows as they are when either rate is unknown."""
+        if fps is None or self.times is None:
+            return self.keys, self.mouse
+        return merge_inputs(shown_rows(self.times, fps), self.keys, self.mouse)
+
+
+def read_action_file(path: Path, key: str | None = None) -> ActionFile:
+    """The inputs of an episode's ``actions.csv`` (or its folder), of a CSV of
+    :data:`INPUT_COLUMNS` only (both timed by their ``t`` column), or of clip ``key`` (default:
+    the first) of a shard tar (timed by its json's fps)."""
     path = Path(path)
     if path.is_dir():
         path = path / "actions.csv"
@@ -276,17 +297,26 @@ def read_action_file(path: Path, key: str | None = None) -> tuple[np.ndarray, np
             if key is None or members["__key__"] == key:
                 keys = np.load(io.BytesIO(members["keys.npy"]), allow_pickle=False)
                 mouse = np.load(io.BytesIO(members["mouse.npy"]), allow_pickle=False)
-                return keys.astype(np.uint8), mouse.astype(np.float64)
+                fps = json.loads(members["json"]).get("fps") if "json" in members else None
+                times = None if fps is None else np.arange(len(keys)) / float(fps)
+                return ActionFile(keys.astype(np.uint8), mouse.astype(np.float64), times)
         raise KeyError(f"no clip {key!r} in {path}")
     if key is not None:
         raise ValueError("--key selects a clip of a shard tar, not of a CSV")
     _, columns = read_actions(path)
     keys = np.stack([columns[c] for c in KEY_COLUMNS], axis=1).astype(np.uint8)
     mouse = np.stack([columns["mouse_dx"], columns["mouse_dy"]], axis=1).astype(np.float64)
-    return keys, mouse
+    return ActionFile(keys, mouse, _times(path, columns["t"]))
 
 
-def _read_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _times(path: Path, t: np.ndarray) -> np.ndarray:
+    times = np.asarray(t, dtype=np.float64)
+    if np.any(np.diff(times) < 0):
+        raise ValueError(f"{path}: times (column t) must not decrease")
+    return times
+
+
+def _read_inputs(path: Path) -> ActionFile:
     try:
         table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
     except ValueError as exc:
@@ -296,7 +326,7 @@ def _read_inputs(path: Path) -> tuple[np.ndarray, np.ndarray]:
     keys = table[:, 2:2 + len(KEY_COLUMNS)]
     if not np.isin(keys, (0, 1)).all():
         raise ValueError(f"{path}: key columns must be 0 or 1")
-    return keys.astype(np.uint8), table[:, -2:].copy()
+    return ActionFile(keys.astype(np.uint8), table[:, -2:].copy(), _times(path, table[:, 1]))
 
 
 def write_inputs(path: Path, keys: np.ndarray, mouse: np.ndarray, fps: float,
@@ -341,13 +371,15 @@ def load_image(path: Path, size: tuple[int, int] | None) -> Tensor:
 def sample_video(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: SamplerConfig,
                  key: str | None = None, frames: int | None = None, overlay: bool = False,
                  fps: float | None = None, progress: bool = True) -> Path:
-    """``training sample``: a video from an image and an action file, written to ``out`` at
-    ``fps`` (default: the training shards' frame rate, else 15)."""
+    """``training sample``: a video from an image and an action file (resampled to the frame
+    rate the model trained at, :meth:`ActionFile.at`), written to ``out`` at ``fps`` (default:
+    that frame rate, else 15)."""
+    keys, mouse_deg = read_action_file(actions, key).at(run.fps)
     fps = fps or run.fps or 15.0
-    keys, mouse_deg = read_action_file(actions, key)
     if frames is not None:
         if frames > len(keys):
-            raise ValueError(f"{actions} has {len(keys)} frames of actions, not {frames}")
+            raise ValueError(f"{actions} has {len(keys)} frames of actions at the model's "
+                             f"{run.fps or 'unknown'} fps, not {frames}")
         keys, mouse_deg = keys[:frames], mouse_deg[:frames]
     keyboard, mouse = to_space(keys, mouse_deg, run.space)
     first = load_image(image, run.size).to(run.vae.device)
