@@ -22,8 +22,9 @@ class FilterConfig:
     static_threshold: float = 2.0  # mean |difference| below which nothing moves between frames
     static_min_s: float = 3.0  # a still stretch at least this long (and no camera motion) splits
     # --- velocity validity
-    speed_eps: float = 0.05  # m/s: a frame whose agent speed is at most this and whose camera
-    turn_eps: float = 0.05  # turns by at most this many degrees is stationary
+    speed_eps: float = 0.05  # m/s: a frame is stationary if its agent's speed is at most this
+    #                          and its camera turns by at most turn_eps
+    turn_eps: float = 0.05  # degrees a frame: a stationary frame's camera turns at most this
     invalid_tolerance_s: float = 3.0  # runs of stationary frames longer than this are dropped
     # --- time resampling
     fps: float | None = None  # output frame rate; None keeps each episode's own

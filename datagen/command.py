@@ -3,8 +3,9 @@
 A command raises :class:`UsageError` for anything the user can fix; :func:`run` prints it as
 one ``<prog>: error: ...`` line with exit code 2, and turns Ctrl-C into a message and 130.
 :func:`config_flags` gives a command one ``--flag`` per field of its config dataclass, its help
-the comment beside the field, and :func:`given_fields` collects the ones the user set, so a
-config, its flags and their help never drift.
+the comment beside the field (a boolean one alone means true: ``--resume``), and
+:func:`given_fields` collects the ones the user set, so a config, its flags and their help never
+drift.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _parser_for(kind: object) -> tuple[Callable[[str], object], str]:
 
 
 _FIELD = re.compile(r"^\s+(\w+):[^#]*#\s?(.*)$")
-_MORE = re.compile(r"^\s+#\s*(.*)$")
+_MORE = re.compile(r"^\s+#(?!\s*---)\s*(.*)$")  # not a "# --- section" line
 
 
 def field_comments(cls: type) -> dict[str, str]:
@@ -107,8 +108,9 @@ def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
         if defaults is not None:
             default = getattr(defaults, f.name)
         said = comments.get(f.name, "").replace("%", "%%")
+        flag = {"nargs": "?", "const": True} if kind is _boolean else {}  # bare --resume: true
         group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
-                           metavar=metavar,
+                           metavar=metavar, **flag,
                            help=f"{said} (default: {default})" if said else f"default: {default}")
 
 

@@ -230,7 +230,9 @@ class _Settings:
     size: int = 4  # frames per clip
     rate: float | None = None  # 100% of lr when None;
     #                            continued below
+    # --- a section of its own, not part of rate's help
     plain: str = "x"
+    check: bool = False  # check it
 
 
 def test_config_flags_take_their_help_from_the_fields_comments():
@@ -246,3 +248,8 @@ def test_config_flags_take_their_help_from_the_fields_comments():
     assert helps["plain"] == "default: x"
     assert "100% of lr" in parser.format_help()  # argparse's % escape
     assert given_fields(parser.parse_args(["--rate", "0.5"]), _Settings) == {"rate": 0.5}
+    # a boolean is true given alone, and takes a value too
+    for argv, value in ((["--check"], True), (["--check", "false"], False),
+                        (["--check", "yes"], True)):
+        assert given_fields(parser.parse_args(argv), _Settings) == {"check": value}
+    assert given_fields(parser.parse_args([]), _Settings) == {}

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -320,6 +321,18 @@ def test_resume_after_sigkill_continues_exactly_like_an_uninterrupted_run(data, 
     a = checkpoint.load_weights(checkpoint.latest(tmp_path / "whole"), ema=True)
     b = checkpoint.load_weights(checkpoint.latest(run), ema=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_frames_the_model_cannot_patch_are_refused_before_anything_is_written(data, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(data["raw"], shards)
+    meta = json.loads((shards / "dataset.json").read_text())
+    (shards / "dataset.json").write_text(json.dumps({**meta, "size": [72, 40]}))  # 8s, not 16s
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"frames are 72x40; .* a multiple of 16 .* --size"):
+        fit(FitConfig(out=str(out), shards=str(shards), vae=str(data["vae"]), steps=1,
+                      progress=False))
+    assert not out.exists()
 
 
 def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):

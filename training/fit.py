@@ -363,6 +363,12 @@ def check(cfg: FitConfig) -> None:
     if cfg.eval_every and not cfg.vae:
         raise ValueError("eval_every needs vae: the evaluation decodes the rollouts to pixels")
     model = get_preset(cfg.preset)
+    size, multiple = read_dataset(cfg.shards).get("size"), 8 * max(model.patch[1:])
+    if size and (size[0] % multiple or size[1] % multiple):
+        raise ValueError(f"the shards' frames are {size[0]}x{size[1]}; the model needs both sides "
+                         f"a multiple of {multiple} (the VAE's 8 times the patch "
+                         f"{model.patch[1]}x{model.patch[2]}): curate with curation filter "
+                         f"--size, e.g. 640x352")
     space = get_space(cfg.action_space or model.space)
     if len(space.keys) != model.action.keyboard_dim or space.mouse != model.action.mouse:
         raise ValueError(f"action space {space.name!r} ({len(space.keys)} keys, mouse "
