@@ -335,6 +335,14 @@ def test_frames_the_model_cannot_patch_are_refused_before_anything_is_written(da
     assert not out.exists()
 
 
+def test_sample_videos_and_evaluation_without_a_vae_are_refused_up_front(data, tmp_path):
+    for name in ("sample_every", "eval_every"):  # pre-encoded latents need a VAE to be seen
+        with pytest.raises(ValueError, match=f"{name} needs vae"):
+            fit(FitConfig(out=str(tmp_path / name), shards=str(data["shards"]), steps=1,
+                          progress=False, **{name: 1}))
+        assert not (tmp_path / name).exists()
+
+
 def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
     cfg = load_config(None, run_config(data, tmp_path / "run", steps=3, checkpoint_every=0,
                                        val_every=2, num_workers=0))

@@ -360,8 +360,9 @@ def check(cfg: FitConfig) -> None:
             raise FileNotFoundError(f"{exc}; validation needs held-out clips: set val_every, "
                                     f"sample_every and eval_every to 0, or write a val split "
                                     f"(curation filter --val-fraction)") from None
-    if cfg.eval_every and not cfg.vae:
-        raise ValueError("eval_every needs vae: the evaluation decodes the rollouts to pixels")
+    for name in ("eval_every", "sample_every"):
+        if getattr(cfg, name) and not cfg.vae:
+            raise ValueError(f"{name} needs vae: it decodes what the model makes to pixels")
     model = get_preset(cfg.preset)
     size, multiple = read_dataset(cfg.shards).get("size"), 8 * max(model.patch[1:])
     if size and (size[0] % multiple or size[1] % multiple):
@@ -781,7 +782,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                     ema.copy_to(sampler)
                 if videos_due:
                     validation_videos(sampler, val[0], vae,
-                                      out / SAMPLES_DIR / f"step-{step:06d}")
+                                      out / SAMPLES_DIR / f"step-{step:06d}",
+                                      fps=footage["fps"] or 15.0, space=space)
                 if eval_due:
                     run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step,
                                     streaming)

@@ -171,14 +171,12 @@ def overlay_video(path: Path, panels: dict[str, np.ndarray], keyboard: np.ndarra
 
 
 @torch.no_grad()
-def validation_videos(model: WorldDiT, batch: Batch, vae: WanVAE | None, out_dir: Path,
+def validation_videos(model: WorldDiT, batch: Batch, vae: WanVAE, out_dir: Path,
                       cfg: SamplerConfig = SamplerConfig(steps=20), fps: float = 15.0,
                       space: ActionSpace | str | None = None) -> list[Path]:
     """For each clip of a held-out batch: the video generated from its first frame and recorded
-    actions, beside the ground truth (its latents decoded), inputs drawn over both. Needs the
-    VAE to decode; without one (latents pre-encoded and no ``--vae``) nothing is written."""
-    if vae is None:
-        return []
+    actions, beside the ground truth (its latents decoded by ``vae``), inputs drawn over both
+    (``space``: the run's action space, default the model's)."""
     space = get_space(space or model.cfg.space)
     generator = torch.Generator().manual_seed(cfg.seed)
     latents = denoise(model, batch.cond[:, 4:], batch.image, batch.keyboard, batch.mouse, cfg,
