@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from test_dit import inputs, trained
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from training.action_module import action_span
@@ -77,6 +79,20 @@ def test_a_block_can_be_denoised_in_several_calls_before_it_is_final():
     assert torch.equal(outs[0], outs[1])
 
 
+class AttentionShapes(TorchFunctionMode):
+    """The query and key shapes of every attention call: FlopCounterMode counts no FLOPs for
+    scaled_dot_product_attention on a CPU, so equal FLOPs alone say nothing of attention."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.scaled_dot_product_attention:
+            self.shapes.append((tuple(args[0].shape), tuple(args[1].shape)))
+        return func(*args, **(kwargs or {}))
+
+
 def test_rolling_eviction_keeps_per_block_work_and_memory_flat():
     cfg = CausalConfig(3, 6)
     model = trained(WorldDiT(TINY)).eval()
@@ -93,9 +109,9 @@ def test_rolling_eviction_keeps_per_block_work_and_memory_flat():
                         keyboard=torch.ones(1, last + 1 - first, 4),
                         mouse=torch.zeros(1, last + 1 - first, 2), cache=cache)
             if block in (10, 299):
-                with FlopCounterMode(display=False) as counter:
+                with FlopCounterMode(display=False) as counter, AttentionShapes() as attention:
                     out = model(**args)
-                flops[block] = counter.get_total_flops()
+                flops[block] = (counter.get_total_flops(), attention.shapes)
                 sizes[block] = cache.nbytes()
                 buffers[block] = [c.keys.data_ptr() for c in cache.layers.values()]
             else:
@@ -104,6 +120,9 @@ def test_rolling_eviction_keeps_per_block_work_and_memory_flat():
             cache.advance()
     assert cache.start == 900
     assert flops[10] == flops[299] and sizes[10] == sizes[299]
+    # the self-attentions read a full window: 6 latents of 2x3 patches, for 3 latents' queries
+    assert ((1, TINY.num_heads, 3 * 6, TINY.head_dim), (1, TINY.num_heads, 6 * 6, TINY.head_dim)) \
+        in flops[299][1]
     assert buffers[10] == buffers[299]  # preallocated once, never reallocated
 
 

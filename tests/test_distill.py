@@ -26,7 +26,7 @@ from training.cli import main as training
 from training.conditioning import condition_video
 from training.data import Batch
 from training.distill import distill_config
-from training.dmd import DmdConfig, dmd_loss, train_dmd
+from training.dmd import DmdConfig, dmd_loss, score_noise, train_dmd
 from training.evaluate import held_out_clips
 from training.fit import FitConfig, fit, ode_loss
 from training.flow import ode_grid
@@ -271,6 +271,18 @@ def trace(rows: list[dict]) -> list[tuple]:
 
 
 @pytest.mark.slow
+def test_score_timesteps_are_drawn_uniformly_then_shifted_then_clamped():
+    x = torch.randn(4000, 16, 3, 1, 1)
+    cfg = DmdConfig(student="s", teacher="t", shards="d", out="o")
+    _, sigma, _ = score_noise(x, cfg, 5.0, torch.Generator().manual_seed(0))
+    t = 1000 * sigma[:, 1].double()
+    assert (sigma[:, 0] == 0).all() and (sigma[:, 1:] == sigma[:, 1:2]).all()
+    assert t.min() >= 20 - 1e-3 and t.max() <= 980 + 1e-3  # sigma is float32
+    # shift 5 sends u above 0.98 / (5 - 4 * 0.98) = 0.907 past 980: about 9 % sit on the clamp
+    assert 0.07 < (t > 980 - 1e-3).double().mean() < 0.11
+    assert abs((t < 500).double().mean() - 1 / 6) < 0.03  # shifted: P(t < 500) = 0.5 / 3
+
+
 def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, student,
                                                                          tmp_path):
     common = dict(student=str(student), teacher=str(teacher["teacher"]),

@@ -1,4 +1,4 @@
-"""Distillation stage 2: DMD self-forcing (``training distill --stage dmd``).
+"""Distillation stage 2: DMD self-forcing (``training dmd``).
 
 The student (the generator, from a stage-1 run) learns on its own rollouts. Per update:
 
@@ -8,11 +8,11 @@ The student (the generator, from a stage-1 run) learns on its own rollouts. Per 
    it without gradients and returns the ``x0`` predicted at it, with gradients. A clean pass at
    ``t = 0`` then writes the block into the cache. Latent 0 is the image.
 2. **Distribution matching.** The rollout ``x`` is noised at a score timestep ``t`` (uniform in
-   ``[min_t, max_t]``, shifted), and two models predict its clean latents: the frozen teacher
-   with classifier-free guidance on the actions (the *real* score, ``r``) and the trainable
-   critic (the *fake* score, ``f``, the teacher's architecture and start). The gradient
-   ``g = (f - r) / mean|x - r|`` (per sample) pushes the student's distribution towards the
-   teacher's; the loss is ``0.5 * ||x - sg(x - g)||^2`` over frames 1..F-1.
+   ``[0, 1000)``, shifted, clamped to ``[min_t, max_t]``), and two models predict its clean
+   latents: the frozen teacher with classifier-free guidance on the actions (the *real* score,
+   ``r``) and the trainable critic (the *fake* score, ``f``, the teacher's architecture and
+   start). The gradient ``g = (f - r) / mean|x - r|`` (per sample) pushes the student's
+   distribution towards the teacher's; the loss is ``0.5 * ||x - sg(x - g)||^2`` over frames 1..F-1.
 3. **The critic** follows the student's current distribution: ``critic_updates`` (5)
    flow-matching updates on fresh rollouts (no gradient into the student) per student update.
 
@@ -87,14 +87,15 @@ class DmdConfig:
     # --- models and data
     student: str = ""  # stage-1 run (training distill): the generator's start and settings
     teacher: str = ""  # the bidirectional run: the real score (frozen), the critic's start
-    shards: str = ""  # first frames and condition latents (latents.npy shards, or --vae)
+    shards: str = ""  # first frames and condition latents: latents.npy shards (training
+    #                   encode), or plain shards encoded with the student's VAE
     train_split: str = "train"
     frames: int = 0  # video frames per rollout, 4k+1; 0 = the student's training length
     shuffle: int = 64
     num_workers: int = 1
     # --- distribution matching
     guidance: float = 3.0  # CFG scale of the real score on the actions
-    min_t: float = 20.0  # score timesteps are uniform in [min_t, max_t], then shifted
+    min_t: float = 20.0  # score timesteps are uniform, shifted, then clamped to [min_t, max_t]
     max_t: float = 980.0
     critic_updates: int = 5  # critic updates per generator update
     # --- optimisation (Matrix-Game 2.0 / Self-Forcing: lr 6e-6, betas (0, 0.999))
@@ -202,11 +203,12 @@ def rollout(model: nn.Module, batch: Batch, causal: CausalConfig, sigmas: list[f
 def score_noise(x: Tensor, cfg: DmdConfig, shift: float, generator: torch.Generator
                 ) -> tuple[Tensor, Tensor, Tensor]:
     """``x`` noised at one score timestep per sample (frame 0 stays clean): ``x_t``, the
-    sigmas ``[B, F]`` and the noise."""
+    sigmas ``[B, F]`` and the noise. The timestep is uniform in [0, 1000), shifted, then
+    clamped to [min_t, max_t], as Self-Forcing draws it."""
     b, _, frames = x.shape[:3]
     u = torch.rand(b, generator=generator, dtype=torch.float64)
-    t = cfg.min_t + u * (cfg.max_t - cfg.min_t)
-    sigma = shift_sigma(t / NUM_TIMESTEPS, shift).float()[:, None].expand(b, frames).clone()
+    t = (NUM_TIMESTEPS * shift_sigma(u, shift)).clamp(cfg.min_t, cfg.max_t)
+    sigma = (t / NUM_TIMESTEPS).float()[:, None].expand(b, frames).clone()
     sigma[:, 0] = 0.0
     sigma = sigma.to(x.device)
     noise = torch.randn(x.shape, generator=generator).to(x)
