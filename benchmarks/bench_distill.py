@@ -31,7 +31,7 @@ from training import checkpoint
 from training.action_design import sample_actions
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
-from training.evaluate import EvalConfig, Reference, evaluate, headline
+from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, headline
 from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
@@ -51,6 +51,14 @@ def play_speed(run_dir: Path, frames: int) -> float:
     return PlayStats(sum(n for n, _ in made), made[0][0], [s for _, s in made]).fps
 
 
+def spread(values: list[float | None]) -> str:
+    """Mean and range of one number over eval seeds ("n/a" where any seed has none)."""
+    if any(v is None for v in values):
+        return "n/a"
+    mean = sum(values) / len(values)
+    return f"{mean:.2f}" + ("" if len(values) == 1 else f" ({min(values):.2f}-{max(values):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", type=Path, required=True)
@@ -63,6 +71,9 @@ def main() -> None:
     parser.add_argument("--dmd-lr", type=float, default=1e-5, help="the DMD generator's")
     parser.add_argument("--critic-lr", type=float, default=1e-5, help="the DMD critic's")
     parser.add_argument("--eval-clips", type=int, default=4)
+    parser.add_argument("--eval-seeds", default="0",
+                        help="eval noise seeds, comma-separated: the table against the teacher "
+                             "gives their mean and range, the probe's table the first's")
     parser.add_argument("--play-frames", type=int, default=201)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -100,15 +111,20 @@ def main() -> None:
     models = {"teacher": teacher,
               "student (start)": replace(teacher, stream=load_run(student).stream),
               "student (ODE)": load_run(student), "student (DMD)": load_run(dmd)}
+    seeds = [int(s) for s in args.eval_seeds.split(",")]
     scores, against = {}, {}
     for name, run in models.items():
         tag = name.split()[-1].strip("()").lower()
-        results = evaluate(run, args.shards, out / "eval" / tag, cfg,
-                           reference=None if run is teacher else reference)
-        scores[name] = headline(results)
-        if run is not teacher:
-            against[name] = results["reference"]["model"]
-            against["teacher (another seed)"] = results["reference"]["reference_self"]
+        for seed in seeds:
+            folder = out / "eval" / tag / ("" if seeds == [0] else f"seed-{seed}")
+            results = evaluate(run, args.shards, folder, cfg, replace(EVAL_SAMPLER, seed=seed),
+                               reference=None if run is teacher else reference)
+            scores.setdefault(name, headline(results))
+            if run is not teacher:
+                against.setdefault(name, []).append(results["reference"]["model"])
+                if name == "student (start)":  # the teacher's own numbers, the same each time
+                    against.setdefault("teacher (another seed)", []).append(
+                        results["reference"]["reference_self"])
     speeds = {name: play_speed(run, args.play_frames)
               for name, run in (("student (ODE)", student), ("student (DMD)", dmd))}
     report = {"machine": {"cpu": platform.processor() or platform.machine(),
@@ -126,14 +142,15 @@ def main() -> None:
               f"| {100 * s['scripts_keyboard']:.1f} / {100 * s['scripts_mouse']:.1f} % | "
               f"{100 * s['recorded_unknown']:.0f} % | {s['drift_sharpness']:.3f} | {fps} |")
     print()
-    print("| against the teacher | PSNR, recorded | PSNR, scripts | response cosine | "
-          "response size ratio |")
+    print(f"| against the teacher (eval seeds {args.eval_seeds}) | PSNR, recorded (dB) | PSNR, "
+          f"scripts (dB) | response cosine | response size ratio |")
     print("|---|---|---|---|---|")
-    for name, a in against.items():
-        r = a.get("response") or {"cosine": None, "ratio": None}
-        print(f"| {name} | {a['psnr']:.2f} dB | {a['scripts_psnr']:.2f} dB | "
-              + " | ".join("n/a" if r[k] is None else f"{r[k]:.3f}" for k in ("cosine", "ratio"))
-              + " |")
+    for name, per_seed in against.items():
+        cells = [spread([a["psnr"] for a in per_seed]),
+                 spread([a["scripts_psnr"] for a in per_seed])]
+        cells += [spread([(a.get("response") or {}).get(k) for a in per_seed])
+                  for k in ("cosine", "ratio")]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print(json.dumps(report, indent=1))
 
 
