@@ -145,3 +145,28 @@ def test_no_gradient_reaches_earlier_blocks_through_the_cache():
     with torch.no_grad():
         masked = model(**batch, frame_mask=block_causal_mask(6, cfg))
     assert torch.allclose(out.detach(), masked[:, :, 3:], atol=2e-5)
+
+
+def test_gradient_checkpointing_leaves_a_cached_rollouts_gradients_alone():
+    # DMD's rollout: a block's pass with gradients, then later blocks write over the cache
+    # before backward; a checkpointed block would be recomputed against their keys
+    batch = inputs(TINY, 6, seed=5)
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = trained(WorldDiT(TINY))
+        model.gradient_checkpointing = checkpointing
+        cache = StreamCache(CausalConfig(3, 3))
+        out = model(x=batch["x"][:, :, :3], t=batch["t"][:, :3], cond=batch["cond"][:, :, :3],
+                    image=batch["image"], keyboard=batch["keyboard"][:, :9],
+                    mouse=batch["mouse"][:, :9], cache=cache)
+        cache.advance()
+        with torch.no_grad():
+            model(x=batch["x"][:, :, 3:], t=batch["t"][:, 3:], cond=batch["cond"][:, :, 3:],
+                  image=batch["image"], keyboard=batch["keyboard"][:, :21],
+                  mouse=batch["mouse"][:, :21], cache=cache)
+        cache.advance()
+        out.pow(2).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()
+                                if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

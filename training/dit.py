@@ -213,7 +213,9 @@ class WorldDiT(nn.Module):
         for i, block in enumerate(self.blocks):
             args = (tokens, e0, frames, angles, context, keyboard, mouse, token_mask, frame_mask,
                     cache, str(i))
-            if self.gradient_checkpointing and torch.is_grad_enabled():
+            # not with a cache: the recomputation in backward would read keys that later
+            # blocks have since written over, and write this block's again
+            if self.gradient_checkpointing and torch.is_grad_enabled() and cache is None:
                 tokens = checkpoint(block, *args, use_reentrant=False)
             else:
                 tokens = block(*args)

@@ -69,6 +69,7 @@ from training.fit import (
 from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
+from training.precision import PRECISIONS, autocast, resolve_precision
 from training.run_log import METRICS_FILE, RunLog
 from training.sample import LoadedRun, model_config, overlay_video
 from training.schedule import learning_rate
@@ -111,6 +112,10 @@ class DmdConfig:
     beta2: float = 0.999
     grad_clip: float = 10.0
     ema_decay: float = 0.99  # EMA of the generator (0: none)
+    precision: str = "auto"  # "auto" (bf16 autocast on GPU, fp32 on CPU), "bf16" or "fp32"
+    gradient_checkpointing: bool = False  # recompute the critic's block activations in its
+    #                                       backward (memory); the student's rollout never:
+    #                                       its cache writes cannot be replayed (training.dit)
     # --- progress and checkpoints
     checkpoint_every: int = 50
     keep_checkpoints: int = 0
@@ -145,6 +150,8 @@ class DmdConfig:
         if self.parallel not in distributed.PARALLEL:
             problems.append(f"parallel must be one of {distributed.PARALLEL}, got "
                             f"{self.parallel!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.guidance < 0 or self.grad_clip < 0:
             problems.append("guidance and grad_clip must not be negative")
         for name in ("student", "teacher", "shards", "out"):
@@ -156,7 +163,7 @@ class DmdConfig:
 
 RESUMABLE = frozenset({"resume", "steps", "num_workers", "checkpoint_every", "keep_checkpoints",
                        "sample_every", "eval_every", "eval_clips", "eval_scripts", "eval_teacher",
-                       "tensorboard", "progress", "device"})
+                       "tensorboard", "progress", "device", "gradient_checkpointing"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +308,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     teacher, t_trainer = _load(cfg.teacher, d.device)
     critic, _ = _load(cfg.teacher, d.device)
     teacher.eval().requires_grad_(False)
+    critic.gradient_checkpointing = cfg.gradient_checkpointing
+    precision = resolve_precision(cfg.precision, d.device)
     model_cfg: DiTConfig = student.cfg
     if dataclasses.asdict(model_cfg) != dataclasses.asdict(teacher.cfg):
         raise ValueError(f"the student {cfg.student} and the teacher {cfg.teacher} are not the "
@@ -339,8 +348,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
             truncate_metrics(out / METRICS_FILE, step)
         size = sum(p.numel() for p in student.parameters()) / 1e6
         print(f"DMD: student {cfg.student} ({size:.2f} M parameters), teacher {cfg.teacher}; "
-              f"blocks of {causal.block}, window "
-              f"{causal.local}, steps {[round(1000 * s, 1) for s in sigmas]}; "
+              f"blocks of {causal.block}, window {causal.local}, steps "
+              f"{[round(1000 * s, 1) for s in sigmas]}, {precision} on {d.world} x {d.device}; "
               + (f"resumed at step {step}" if resume_from else "from the stage-1 weights"))
         if sharded and (cfg.sample_every or cfg.eval_every):
             print("--parallel fsdp: no sample videos or evaluation during the run; run "
@@ -399,11 +408,12 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                 for _micro in range(cfg.grad_accum):
                     batch = next_batch()
                     exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
-                    with torch.no_grad():
+                    with torch.no_grad(), autocast(d.device, precision):
                         x = rollout(student, batch, causal, sigmas, exit_step, generator, False)
                     x_t, sigma, noise = score_noise(x, cfg, shift, generator)
-                    v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
-                               batch.keyboard, batch.mouse)
+                    with autocast(d.device, precision):
+                        v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
+                                   batch.keyboard, batch.mouse)
                     loss = F.mse_loss(v[:, :, 1:], (noise - x)[:, :, 1:])
                     (loss / cfg.grad_accum).backward()
                     critic_sum += loss.item() / cfg.grad_accum
@@ -416,9 +426,10 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
             for _micro in range(cfg.grad_accum):
                 batch = next_batch()
                 exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
-                x = rollout(student, batch, causal, sigmas, exit_step, generator, True)
+                with autocast(d.device, precision):
+                    x = rollout(student, batch, causal, sigmas, exit_step, generator, True)
                 x_t, sigma, _ = score_noise(x.detach(), cfg, shift, generator)
-                with torch.no_grad():
+                with torch.no_grad(), autocast(d.device, precision):
                     fake = to_x0(x_t, critic(x_t, sigma * NUM_TIMESTEPS, batch.cond,
                                              batch.image, batch.keyboard, batch.mouse), sigma)
                     real = real_score(teacher, x_t, sigma, batch, cfg.guidance)
