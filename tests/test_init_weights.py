@@ -65,3 +65,38 @@ def test_a_missing_checkpoint_is_a_clear_error(tmp_path):
         read_safetensors(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="no .safetensors checkpoint"):
         read_safetensors(tmp_path)
+
+
+@pytest.mark.slow
+def test_fit_starts_from_a_wan_checkpoint_with_a_clip_encoder_and_says_so(
+        wan_i2v, tmp_path, tmp_path_factory, capsys):
+    transformers = pytest.importorskip("transformers")
+    from fit_support import shard_set
+
+    from training import checkpoint
+    from training.cli import main as training
+
+    state = wan_i2v.state_dict()
+    save_file(state, tmp_path / "wan.safetensors")
+    clip = transformers.CLIPVisionConfig(hidden_size=192, intermediate_size=256,
+                                         num_hidden_layers=3, num_attention_heads=4,
+                                         image_size=32, patch_size=8)  # the tiny preset's shape
+    transformers.CLIPVisionModel(clip).save_pretrained(tmp_path / "clip")
+    data = shard_set(tmp_path_factory)
+    run = tmp_path / "run"
+    assert training(["fit", "--shards", str(data["shards"]), "--vae", str(data["vae"]),
+                     "--out", str(run), "--init", str(tmp_path / "wan.safetensors"),
+                     "--image-encoder", str(tmp_path / "clip"), "--frames", "9", "--steps", "1",
+                     "--lr", "1e-12", "--batch-size", "1", "--val-every", "0",
+                     "--num-workers", "0", "--progress", "false"]) == 0
+    printed = capsys.readouterr().out
+    assert f"initialised from {tmp_path / 'wan.safetensors'}" in printed
+    assert "dropped" in printed and "blocks.*.action_model" in printed
+    step = checkpoint.latest(run)
+    assert checkpoint.read_trainer(step)["image_encoder"]["kind"] == "clip"
+    ours = checkpoint.load_weights(step, ema=False)  # one step at lr 1e-12: still the start
+    assert torch.allclose(ours["blocks.1.cross_attn.k.weight"],
+                          state["blocks.1.attn2.add_k_proj.weight"], atol=1e-9)
+    assert torch.allclose(ours["img_emb.proj.1.weight"],
+                          state["condition_embedder.image_embedder.ff.net.0.proj.weight"],
+                          atol=1e-9)
