@@ -270,7 +270,6 @@ def trace(rows: list[dict]) -> list[tuple]:
     return [(r["step"], r["dmd_loss"], r["critic_loss"], r["exit_step"]) for r in rows]
 
 
-@pytest.mark.slow
 def test_score_timesteps_are_drawn_uniformly_then_shifted_then_clamped():
     x = torch.randn(4000, 16, 3, 1, 1)
     cfg = DmdConfig(student="s", teacher="t", shards="d", out="o")
@@ -283,6 +282,7 @@ def test_score_timesteps_are_drawn_uniformly_then_shifted_then_clamped():
     assert abs((t < 500).double().mean() - 1 / 6) < 0.03  # shifted: P(t < 500) = 0.5 / 3
 
 
+@pytest.mark.slow
 def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, student,
                                                                          tmp_path):
     common = dict(student=str(student), teacher=str(teacher["teacher"]),
