@@ -249,6 +249,40 @@ def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree
     assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
 
 
+def gaussian_x0(x_t: torch.Tensor, sigma: torch.Tensor, mean: torch.Tensor,
+                std: torch.Tensor) -> torch.Tensor:
+    """``E[x0 | x_t]`` for ``x0 ~ N(mean, std^2)`` and ``x_t = (1 - sigma) x0 + sigma eps``: the
+    exact denoiser of a Gaussian, a perfect score model of one."""
+    s = sigma[:, None, :, None, None]
+    gain = (1 - s) * std**2 / ((1 - s) ** 2 * std**2 + s**2)
+    return mean + gain * (x_t - (1 - s) * mean)
+
+
+@pytest.mark.parametrize("start, close", [
+    ((2.0, 2.0), lambda a, b: abs(b - 0.5) < 0.25),  # too wide: narrows
+    ((2.0, 0.1), lambda a, b: abs(b - 0.5) < 0.1),  # too narrow: widens
+    ((-1.0, 0.5), lambda a, b: abs(a - 2.0) < 0.35),  # off by 6 teacher stds: comes over
+])
+def test_dmd_moves_a_toy_student_to_its_teachers_distribution(start, close):
+    # the teacher: latents ~ N(2, 0.5^2); the student: x = a + b z. Its update is DMD's own
+    # (score timesteps from score_noise, gradient from dmd_loss); both scores are exact, as a
+    # critic that has caught up with the student would give. (While the mean is off, the
+    # per-sample normaliser mean|x - r| widens the student: far samples' pulls count less.)
+    cfg = DmdConfig(student="s", teacher="t", shards="d", out="o")
+    a, b = (torch.tensor(v, requires_grad=True) for v in start)
+    optimizer = torch.optim.Adam([a, b], lr=0.02)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        x = a + b * torch.randn(64, 1, 2, 1, 1, generator=g)  # frame 0 is the given image
+        x_t, sigma, _ = score_noise(x.detach(), cfg, 5.0, g)
+        fake = gaussian_x0(x_t, sigma, a.detach(), b.detach())
+        real = gaussian_x0(x_t, sigma, torch.tensor(2.0), torch.tensor(0.5))
+        optimizer.zero_grad()
+        dmd_loss(x, fake, real).backward()
+        optimizer.step()
+    assert close(a.item(), b.item()), (a.item(), b.item())
+
+
 @pytest.fixture(scope="module")
 def student(teacher, tmp_path_factory) -> Path:
     """A stage-1 student of the tiny teacher: the DMD tests' generator."""
