@@ -26,7 +26,7 @@ from training.cli import main as training
 from training.conditioning import condition_video
 from training.data import Batch
 from training.distill import distill_config
-from training.dmd import DmdConfig, dmd_loss, score_noise, train_dmd
+from training.dmd import DmdConfig, dmd_loss, real_score, score_noise, train_dmd
 from training.evaluate import held_out_clips
 from training.fit import FitConfig, fit, ode_loss
 from training.flow import ode_grid
@@ -247,6 +247,25 @@ def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree
     expected = (fake - real) / scale / x[:, :, 1:].numel()
     assert torch.allclose(x.grad[:, :, 1:], expected[:, :, 1:], rtol=1e-4)
     assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
+
+
+class Toy(torch.nn.Module):
+    """A teacher whose velocity is 1 plus the number of keys held (its actions' effect)."""
+
+    def forward(self, x, t, cond, image, keyboard, mouse):
+        return torch.ones_like(x) + keyboard.sum(dim=(1, 2)).view(-1, 1, 1, 1, 1)
+
+
+def test_the_real_score_guides_the_teacher_on_the_actions():
+    x_t = torch.zeros(2, 16, 3, 1, 1)
+    sigma = torch.full((2, 3), 0.5)
+    batch = Batch(keys=["a", "b"], latents=x_t, cond=x_t, image=torch.zeros(2, 1, 4),
+                  keyboard=torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]]]), mouse=None)
+    for guidance in (1.0, 3.0):
+        r = real_score(Toy(), x_t, sigma, batch, guidance)
+        # v = v0 + g (va - v0): 1 + g for a clip with one key held, 1 for one with none
+        assert torch.allclose(r[0], torch.full_like(r[0], -0.5 * (1 + guidance)))
+        assert torch.allclose(r[1], torch.full_like(r[1], -0.5))
 
 
 def gaussian_x0(x_t: torch.Tensor, sigma: torch.Tensor, mean: torch.Tensor,
