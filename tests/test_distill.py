@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -247,6 +248,22 @@ def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree
     expected = (fake - real) / scale / x[:, :, 1:].numel()
     assert torch.allclose(x.grad[:, :, 1:], expected[:, :, 1:], rtol=1e-4)
     assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
+
+
+def test_a_driving_student_attends_to_four_latents_as_the_released_one(tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "dataset.json").write_text(json.dumps({"ode": {}, "clip_frames": 9}))
+    for preset, window in (("mg2-gta-drive", 4), ("mg2-universal", 6)):
+        step = tmp_path / preset / "step-000001"
+        step.mkdir(parents=True)
+        config = dataclasses.asdict(FitConfig(preset=preset, shards="s"))
+        (step / checkpoint.TRAINER_JSON).write_text(json.dumps(
+            {"format": checkpoint.FORMAT, "config": config}))
+        cfg = distill_config(step, pairs, tmp_path / "student")
+        assert (cfg.causal_block, cfg.causal_local) == (3, window)
+        assert distill_config(step, pairs, tmp_path / "s", flags={"causal_local": 5}) \
+            .causal_local == 5
 
 
 class Toy(torch.nn.Module):

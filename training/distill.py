@@ -38,6 +38,8 @@ STUDENT_DEFAULTS = {
     "sample_every": 0,
     "eval_every": 0,
 }
+# Presets whose released streaming model attends to another window than the default 6 latents
+LOCAL_WINDOW = {"mg2-gta-drive": 4}  # Matrix-Game 2.0's GTA driving model
 TEACHER_FIELDS = ("preset", "vae", "image_encoder", "action_space", "shift")
 
 
@@ -52,7 +54,9 @@ def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
     info = json.loads(dataset.read_text())
     if "ode" not in info:
         raise ValueError(f"{pairs} holds no ODE pairs; make them with training odepairs")
-    base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS,
+    window = {"causal_local": LOCAL_WINDOW[saved["preset"]]} if saved["preset"] in LOCAL_WINDOW \
+        else {}
+    base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS, **window,
             "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
             "eval_reference": str(teacher), "out": str(out)}
     return load_config(None, {**base, **(read_toml(file) if file else {}), **(flags or {})})
