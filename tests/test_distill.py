@@ -354,7 +354,7 @@ def test_score_timesteps_are_drawn_uniformly_then_shifted_then_clamped():
 
 @pytest.mark.slow
 def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher, student,
-                                                                         tmp_path):
+                                                                         tmp_path, capsys):
     common = dict(student=str(student), teacher=str(teacher["teacher"]),
                   shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
                   critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
@@ -377,6 +377,11 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     assert training(["play", "--ckpt", str(tmp_path / "whole"), "--image",
                      str(episode / "video.mp4"), "--actions", str(episode), "--frames", "21",
                      "--out", str(tmp_path / "dmd.mp4"), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert training(["eval", "--ckpt", str(tmp_path / "whole"), "--shards", str(teacher["raw"]),
+                     "--clips", "1", "--scripts", "w", "--script-frames", "13", "--no-progress",
+                     "--out", str(tmp_path / "eval")]) == 0
+    assert f"add --reference {teacher['teacher']} to compare" in capsys.readouterr().out
     before = checkpoint.load_weights(checkpoint.step_folder(student))
     after = checkpoint.load_weights(final)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the student moved

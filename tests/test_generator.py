@@ -327,7 +327,9 @@ def test_a_person_plays_from_a_terminal(tiny_run, tmp_path):
     # what was played is written beside the video, a row per frame, and replays the session
     inputs = tmp_path / "session.actions.csv"
     played_inputs = read_action_file(inputs)
-    keys, mouse = played_inputs.at(15.0)  # written at the model's rate: read back unchanged
+    rate = load_run(run).fps  # the model's footage's: inputs are written at it
+    assert np.allclose(played_inputs.times, np.arange(len(played_inputs.keys)) / rate)
+    keys, mouse = played_inputs.at(rate)  # so they play back unchanged
     assert np.array_equal(keys, played_inputs.keys) and len(keys) == probe(out).frames
     # each block's rows hold what its status line says was played (a key typed after a block's
     # time is up drives the one after, so a loaded machine may add idle blocks in between)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from datagen.command import UsageError, config_flags, given_fields, run
+from training.checkpoint import read_trainer, step_folder
 from training.config import PRESETS, get_preset
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
@@ -151,6 +152,10 @@ def _eval(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(summary_table(results))
     print(f"report: {out / 'index.html'}")
+    teacher = read_trainer(step_folder(args.ckpt))["config"].get("eval_reference")
+    if teacher and not args.reference:
+        print(f"it was distilled from {teacher}: add --reference {teacher} to compare its "
+              f"rollouts with its teacher's")
     return 0
 
 
