@@ -204,6 +204,9 @@ def test_fit_evaluates_at_intervals_and_training_eval_writes_a_deterministic_rep
     assert ref["reference_self"]["response"]["cosine"] < 1
     assert len(ref["model"]["psnr_curve"]) == a["frames"]
     assert "Against the reference" in (tmp_path / "r" / "index.html").read_text()
+    with pytest.raises(ValueError, match="at 30 fps, but the model learnt on 15 fps footage"):
+        evaluate(replace(load_run(run), fps=15.0), data["raw"], tmp_path / "e", EvalConfig())
+    assert not (tmp_path / "e").exists()
     other = Reference(replace(load_run(run), space=get_space("keys7")))
     with pytest.raises(ValueError, match="cannot be compared"):
         evaluate(load_run(run), data["raw"], tmp_path / "e", EvalConfig(), reference=other)

@@ -71,7 +71,7 @@ from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
 from training.precision import PRECISIONS, autocast, resolve_precision
 from training.run_log import METRICS_FILE, RunLog
-from training.sample import LoadedRun, model_config, overlay_video
+from training.sample import LoadedRun, check_rate, model_config, overlay_video
 from training.schedule import learning_rate
 from training.vae import WanVAE
 
@@ -361,6 +361,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     clips = ClipStream(open_shards(cfg.shards, cfg.train_split), build,
                        batch_size=cfg.batch_size, frames=frames, space=space, seed=cfg.seed,
                        shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
+    check_rate((s_trainer.get("footage") or {}).get("fps"), cfg.shards,
+               read_dataset(cfg.shards).get("fps"))
     fps = _fps(cfg.shards)
     reference = (Reference(LoadedRun(teacher, vae, images, space,
                                      int(t_trainer["config"]["frames"]), None, fps,

@@ -61,7 +61,14 @@ from shards.reader import decode_mp4, raw_samples
 from training.action_scripts import fits_space, script_actions, script_names
 from training.agreement import agreement
 from training.generator import Generator, StreamConfig
-from training.sample import LoadedRun, SamplerConfig, generate, overlay_video, to_uint8
+from training.sample import (
+    LoadedRun,
+    SamplerConfig,
+    check_rate,
+    generate,
+    overlay_video,
+    to_uint8,
+)
 from training.vae import WanVAE
 
 EVAL_JSON = "eval.json"
@@ -352,6 +359,8 @@ def evaluate(run: LoadedRun, shards: str | Path, out: Path, cfg: EvalConfig,
         raise ValueError(f"held-out clips of {n} frames are too short to evaluate (5 at least)")
     fov = cfg.fov or clips[0].fov
     fps = clips[0].fps
+    for model in (run, *([reference.run] if reference is not None else [])):
+        check_rate(model.fps, shards, fps)
     scored = scored_keys(run.space)
     say(f"eval: {len(clips)} held-out clip(s) of {n} frames under their recorded actions")
     firsts = np.stack([c.frames[0] for c in clips])

@@ -48,14 +48,14 @@ from curation.shardwriter import DATASET_FILE, FORMAT
 from datagen.episode import KEYS
 from datagen.video import H264Writer
 from shards.action_space import to_space
-from shards.location import open_shards
+from shards.location import open_shards, read_dataset
 from shards.reader import FIRST, ODE, decode_mp4, raw_samples
 from training.action_design import sample_actions
 from training.conditioning import condition_video
 from training.data import latent_frames
 from training.encode import LATENTS_MEMBER, encode_png
 from training.flow import ode_grid
-from training.sample import SamplerConfig, denoise, load_run, to_uint8
+from training.sample import SamplerConfig, check_rate, denoise, load_run, to_uint8
 
 PAIRS_FORMAT = "worldforge.odepairs/1"
 
@@ -127,6 +127,7 @@ def make_pairs(cfg: PairsConfig) -> Path:
     if out.exists():
         raise FileExistsError(f"{out} already exists; write pairs into a new folder")
     run = load_run(Path(cfg.teacher), cfg.vae, ema=True, device=cfg.device)
+    check_rate(run.fps, cfg.shards, read_dataset(cfg.shards).get("fps"))
     frames = cfg.frames or run.frames
     latents_f = latent_frames(frames)
     sigmas, marks = ode_grid(cfg.timesteps, cfg.substeps, cfg.shift)

@@ -253,6 +253,15 @@ def _footage(trainer: dict) -> tuple[tuple[int, int] | None, float | None]:
             None if fps is None else float(fps))
 
 
+def check_rate(trained: float | None, shards: str | Path, fps: float | None) -> None:
+    """Refuse footage at ``fps`` (of ``shards``) for a model that learnt at ``trained`` frames
+    per second (either None: unknown, anything goes): its inputs would play at another speed."""
+    if trained is not None and fps is not None and abs(float(trained) - float(fps)) > 1e-6:
+        raise ValueError(f"{shards} is at {fps:g} fps, but the model learnt on {trained:g} fps "
+                         f"footage: its inputs would play at another speed (curate with "
+                         f"curation filter --fps {trained:g})")
+
+
 # The inputs of an actions.csv, the contract's first columns: a file of just these is what
 # ``training play --interactive`` records (a generated video has no camera to log)
 INPUT_COLUMNS = ("frame", "t", *KEY_COLUMNS, "mouse_dx", "mouse_dy")
