@@ -358,7 +358,7 @@ def test_dmd_trains_the_student_on_its_own_rollouts_and_resumes_exactly(teacher,
     common = dict(student=str(student), teacher=str(teacher["teacher"]),
                   shards=str(teacher["shards"]), batch_size=1, critic_updates=2, lr=1e-3,
                   critic_lr=1e-3, num_workers=0, shuffle=4, progress=False,
-                  checkpoint_every=2)
+                  checkpoint_every=2, grad_accum=2)
     whole = train_dmd(DmdConfig(out=str(tmp_path / "whole"), steps=4, sample_every=2,
                                 eval_every=4, eval_clips=1, eval_scripts="turn-right",
                                 tensorboard=True, **common))

@@ -17,15 +17,18 @@ from pathlib import Path
 import pytest
 import torch
 from fit_support import REPO, shard_set, subprocess_env, write_config
+from safetensors import safe_open
 
 from curation.cli import main as curation
 from datagen.cli import main as datagen
 from shards.action_space import get_space
 from shards.location import open_shards
+from shards.reader import raw_samples
 from training import checkpoint
 from training.ablation import action_use
 from training.config import get_preset
 from training.data import Batch, BatchBuilder, fixed_batches, latent_frames
+from training.distributed import accumulate
 from training.dit import WorldDiT
 from training.ema import EMA
 from training.encode import EncodeConfig, encode_shards
@@ -241,6 +244,25 @@ def test_error_buffer_keeps_the_newest_residuals_and_round_trips():
                        buf.draw(5, torch.Generator().manual_seed(1)))
 
 
+def test_accumulated_micro_batches_give_the_gradient_of_their_mean():
+    torch.manual_seed(0)
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    whole, parts = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    parts.load_state_dict(whole.state_dict())
+    loss = torch.nn.functional.mse_loss(whole(x), y)
+    loss.backward()
+    batches = iter([(x[:2], y[:2]), (x[2:4], y[2:4]), (x[4:], y[4:])])
+
+    def micro_loss() -> torch.Tensor:
+        xs, ys = next(batches)  # a fresh micro-batch per call
+        return torch.nn.functional.mse_loss(parts(xs), ys)
+
+    mean = accumulate(parts, 3, micro_loss)
+    assert next(batches, None) is None and mean == pytest.approx(loss.item())
+    for a, b in zip(whole.parameters(), parts.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
 # --- data and runs on real shards (built-in engine -> curation -> training encode) --------------
 
 
@@ -345,7 +367,7 @@ def test_sample_videos_and_evaluation_without_a_vae_are_refused_up_front(data, t
 
 def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
     cfg = load_config(None, run_config(data, tmp_path / "run", steps=3, checkpoint_every=0,
-                                       val_every=2, num_workers=0))
+                                       val_every=2, num_workers=0, grad_accum=2))
     summary = fit(cfg)
     rows = metrics(tmp_path / "run")
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and "val_loss" in rows[0]
@@ -354,6 +376,11 @@ def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
     assert {"loss", "lr", "grad_norm", "samples_per_s", "data_wait"} <= rows[1].keys()
     assert "val_loss" in rows[2] and "val_loss" in rows[3]
     assert 0 <= rows[1]["data_wait"] <= 1 and summary.step == 3
+    # each update took grad_accum batches: 3 x 2 x 2 clips from the reader
+    with safe_open(str(checkpoint.latest(tmp_path / "run") / "rank-00000.safetensors"), "pt") as f:
+        position = json.loads(f.metadata()["json"])["position"]
+    clips = sum(1 for _ in raw_samples(open_shards(data["shards"], "train")))
+    assert position["epoch"] * clips + position["start"] == 3 * 2 * 2
     assert FitConfig(**read_toml(tmp_path / "run" / "config.toml")) == cfg
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == \
         ["last", "step-000003"]

@@ -12,6 +12,7 @@ offset by rank so ranks draw different noise.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -116,6 +117,19 @@ def gradient_sync(model: nn.Module, sync: bool) -> AbstractContextManager:
     if hasattr(model, "set_requires_gradient_sync"):  # an FSDP2 module
         model.set_requires_gradient_sync(sync)
     return nullcontext()
+
+
+def accumulate(model: nn.Module, micro_steps: int, loss_of: Callable[[], torch.Tensor]) -> float:
+    """One update's backward over ``micro_steps`` micro-batches: each call of ``loss_of`` (a fresh
+    micro-batch's loss) scaled by ``1 / micro_steps``, so the gradients add up to those of the
+    mean loss; DDP and FSDP2 reduce them on the last micro-step only. Returns the mean loss."""
+    total = 0.0
+    for micro in range(micro_steps):
+        with gradient_sync(model, micro == micro_steps - 1):
+            loss = loss_of()
+            (loss / micro_steps).backward()
+        total += loss.item()
+    return total / micro_steps
 
 
 def full(value: torch.Tensor) -> torch.Tensor:

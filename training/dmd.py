@@ -394,6 +394,33 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                         rank_meta={"position": clips.position}, keep=cfg.keep_checkpoints,
                         companions=companions)
 
+    exit_step = [0]  # of the generator's last micro-batch, logged
+
+    def critic_loss() -> Tensor:
+        """The critic's flow-matching loss on a fresh rollout of the student (no gradients)."""
+        batch = next_batch()
+        exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
+        with torch.no_grad(), autocast(d.device, precision):
+            x = rollout(student, batch, causal, sigmas, exit_step, generator, False)
+        x_t, sigma, noise = score_noise(x, cfg, shift, generator)
+        with autocast(d.device, precision):
+            v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image, batch.keyboard,
+                       batch.mouse)
+        return F.mse_loss(v[:, :, 1:], (noise - x)[:, :, 1:])
+
+    def generator_loss() -> Tensor:
+        """The DMD loss of a rollout with gradients at its exit step."""
+        batch = next_batch()
+        exit_step[0] = int(torch.randint(0, len(sigmas), (1,), generator=shared))
+        with autocast(d.device, precision):
+            x = rollout(student, batch, causal, sigmas, exit_step[0], generator, True)
+        x_t, sigma, _ = score_noise(x.detach(), cfg, shift, generator)
+        with torch.no_grad(), autocast(d.device, precision):
+            fake = to_x0(x_t, critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
+                                     batch.keyboard, batch.mouse), sigma)
+            real = real_score(teacher, x_t, sigma, batch, cfg.guidance)
+        return dmd_loss(x, fake, real)
+
     try:
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -407,37 +434,13 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
             # the critic follows the student's current distribution
             critic_sum = 0.0
             for _ in range(cfg.critic_updates):
-                for _micro in range(cfg.grad_accum):
-                    batch = next_batch()
-                    exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
-                    with torch.no_grad(), autocast(d.device, precision):
-                        x = rollout(student, batch, causal, sigmas, exit_step, generator, False)
-                    x_t, sigma, noise = score_noise(x, cfg, shift, generator)
-                    with autocast(d.device, precision):
-                        v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
-                                   batch.keyboard, batch.mouse)
-                    loss = F.mse_loss(v[:, :, 1:], (noise - x)[:, :, 1:])
-                    (loss / cfg.grad_accum).backward()
-                    critic_sum += loss.item() / cfg.grad_accum
+                critic_sum += distributed.accumulate(critic, cfg.grad_accum, critic_loss)
                 _sync_grads(critic, d, cfg.parallel)
                 torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip or math.inf)
                 critic_opt.step()
                 critic_opt.zero_grad(set_to_none=True)
             # the generator moves towards the teacher's distribution
-            dmd_sum = 0.0
-            for _micro in range(cfg.grad_accum):
-                batch = next_batch()
-                exit_step = int(torch.randint(0, len(sigmas), (1,), generator=shared))
-                with autocast(d.device, precision):
-                    x = rollout(student, batch, causal, sigmas, exit_step, generator, True)
-                x_t, sigma, _ = score_noise(x.detach(), cfg, shift, generator)
-                with torch.no_grad(), autocast(d.device, precision):
-                    fake = to_x0(x_t, critic(x_t, sigma * NUM_TIMESTEPS, batch.cond,
-                                             batch.image, batch.keyboard, batch.mouse), sigma)
-                    real = real_score(teacher, x_t, sigma, batch, cfg.guidance)
-                loss = dmd_loss(x, fake, real)
-                (loss / cfg.grad_accum).backward()
-                dmd_sum += loss.item() / cfg.grad_accum
+            dmd_sum = distributed.accumulate(student, cfg.grad_accum, generator_loss)
             _sync_grads(student, d, cfg.parallel)
             norm = torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip or math.inf)
             optimizer.step()
@@ -451,8 +454,8 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                 raise FloatingPointError(f"DMD loss {dmd_value}, critic loss {critic_value} at "
                                          f"step {step}; lower the learning rates")
             record = {"step": step, "dmd_loss": dmd_value, "critic_loss": critic_value,
-                      "grad_norm": float(distributed.full(norm)), "lr": lr, "exit_step": exit_step,
-                      "step_seconds": time.perf_counter() - t0,
+                      "grad_norm": float(distributed.full(norm)), "lr": lr,
+                      "exit_step": exit_step[0], "step_seconds": time.perf_counter() - t0,
                       "seconds": time.perf_counter() - began}
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) \
                     and d.master and vae is not None and not sharded:

@@ -739,17 +739,15 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                                min_lr=cfg.min_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss_sum = 0.0
-            for micro in range(cfg.grad_accum):
-                batch = stream.next_batch()
-                with distributed.gradient_sync(train_model, micro == cfg.grad_accum - 1):
-                    loss, residuals = objective_loss(train_model, batch, cfg, generator,
-                                                     precision=precision, errors=errors,
-                                                     frame_mask=frame_mask, sigmas=sigmas)
-                    (loss / cfg.grad_accum).backward()
+            def micro_loss() -> Tensor:
+                loss, residuals = objective_loss(train_model, stream.next_batch(), cfg,
+                                                 generator, precision=precision, errors=errors,
+                                                 frame_mask=frame_mask, sigmas=sigmas)
                 if errors is not None:
                     errors.add(residuals)
-                loss_sum += loss.item()
+                return loss
+
+            loss_mean = distributed.accumulate(train_model, cfg.grad_accum, micro_loss)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                                   cfg.grad_clip if cfg.grad_clip else math.inf)
             optimizer.step()
@@ -758,7 +756,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                 ema.update(model)
             step += 1
 
-            loss_value = distributed.mean(loss_sum / cfg.grad_accum, d)
+            loss_value = distributed.mean(loss_mean, d)
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"training loss is {loss_value} at step {step}; "
                                          f"lower lr or check the data")
