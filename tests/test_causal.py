@@ -113,7 +113,8 @@ def test_rolling_eviction_keeps_per_block_work_and_memory_flat():
                     out = model(**args)
                 flops[block] = (counter.get_total_flops(), attention.shapes)
                 sizes[block] = cache.nbytes()
-                buffers[block] = [c.keys.data_ptr() for c in cache.layers.values()]
+                buffers[block] = [(c.keys.data_ptr(), c.values.data_ptr())
+                                  for c in cache.layers.values()]
             else:
                 out = model(**args)
             assert torch.isfinite(out).all()

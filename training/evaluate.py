@@ -60,6 +60,7 @@ from shards.location import open_shards
 from shards.reader import decode_mp4, raw_samples
 from training.action_scripts import fits_space, script_actions, script_names
 from training.agreement import agreement
+from training.data import Batch
 from training.generator import Generator, StreamConfig
 from training.sample import (
     LoadedRun,
@@ -281,6 +282,23 @@ def rollout(run: LoadedRun, firsts: np.ndarray, keys: np.ndarray, mouse: np.ndar
     first = torch.from_numpy(firsts).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
     video = generate(run.model, run.vae, run.images, first, kb, ms, run.frames, sampler)
     return np.stack([to_uint8(v) for v in video.cpu()])
+
+
+@torch.no_grad()
+def streamed_videos(run: LoadedRun, batch: Batch, out_dir: Path, fps: float) -> list[Path]:
+    """``training.sample.validation_videos`` for a block-causal run: each clip of a held-out
+    ``batch`` played block by block (:func:`rollout`, as ``training play``) from its first
+    frame (its latent decoded) under its actions, beside the clip, inputs drawn over both."""
+    clips = [to_uint8(v) for v in run.vae.decode(batch.latents).clamp(-1, 1).cpu()]
+    keys, mouse = zip(*(from_space(kb.round().cpu().numpy(),
+                                   None if ms is None else ms.cpu().numpy(), run.space)
+                        for kb, ms in zip(batch.keyboard, batch.mouse if batch.mouse is not None
+                                          else [None] * len(batch), strict=True)), strict=True)
+    made = rollout(run, np.stack([c[0] for c in clips]), np.stack(keys), np.stack(mouse),
+                   EVAL_SAMPLER)
+    return [Path(out_dir) / _video(run, Path(out_dir) / f"{key}.mp4",
+                                   {"generated": video, "clip": clip}, k, m, fps)
+            for key, video, clip, k, m in zip(batch.keys, made, clips, keys, mouse, strict=True)]
 
 
 def _video(run: LoadedRun, path: Path, panels: dict[str, np.ndarray], keys: np.ndarray,

@@ -83,7 +83,7 @@ from training.config import DiTConfig, get_preset
 from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import EvalConfig, Reference, evaluate, headline
+from training.evaluate import EvalConfig, Reference, evaluate, headline, streamed_videos
 from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
 from training.precision import PRECISIONS, autocast, resolve_precision
@@ -387,9 +387,6 @@ def check(cfg: FitConfig) -> None:
                              f"is {cfg.preset!r}")
     if cfg.objective == "ode":
         ode_sigmas(read_dataset(cfg.shards), cfg.shards)
-    if cfg.causal_block and cfg.sample_every:
-        raise ValueError("sample_every samples bidirectionally; a causal model is evaluated "
-                         "block by block with eval_every (or training play)")
     if cfg.precision == "bf16" and cfg.device == "cpu":
         raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
     check_run_folder(cfg)
@@ -779,9 +776,12 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
                 if ema is not None:
                     ema.copy_to(sampler)
                 if videos_due:
-                    validation_videos(sampler, val[0], vae,
-                                      out / SAMPLES_DIR / f"step-{step:06d}",
-                                      fps=footage["fps"] or 15.0, space=space)
+                    folder, fps = out / SAMPLES_DIR / f"step-{step:06d}", footage["fps"] or 15.0
+                    if causal is None:
+                        validation_videos(sampler, val[0], vae, folder, fps=fps, space=space)
+                    else:  # played block by block, as training play does
+                        streamed_videos(LoadedRun(sampler, vae, images, space, cfg.frames, None,
+                                                  fps, step, streaming), val[0], folder, fps)
                 if eval_due:
                     run = LoadedRun(sampler, vae, images, space, cfg.frames, None, None, step,
                                     streaming)
