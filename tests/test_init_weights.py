@@ -92,6 +92,7 @@ def test_fit_starts_from_a_wan_checkpoint_with_a_clip_encoder_and_says_so(
     printed = capsys.readouterr().out
     assert f"initialised from {tmp_path / 'wan.safetensors'}" in printed
     assert "dropped" in printed and "blocks.*.action_model" in printed
+    assert "from the weights above" in printed and "from scratch" not in printed
     step = checkpoint.latest(run)
     assert checkpoint.read_trainer(step)["image_encoder"]["kind"] == "clip"
     ours = checkpoint.load_weights(step, ema=False)  # one step at lr 1e-12: still the start

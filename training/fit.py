@@ -665,7 +665,8 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
         print(f"training {cfg.preset} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M"
               f" parameters) on {d.world} x {d.device}, {precision}, "
               + (f"resumed at step {step} from {resume_from}" if resume_from else
-                 "from scratch" + (" (--resume found no checkpoint)" if cfg.resume else "")))
+                 ("from the weights above" if cfg.init or cfg.init_run else "from scratch")
+                 + (" (--resume found no checkpoint)" if cfg.resume else "")))
         if cfg.objective != "ode":  # (ODE pairs' actions come from the designed distribution)
             print(coverage_note(cfg.shards, cfg.train_split))
 
