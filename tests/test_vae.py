@@ -238,7 +238,7 @@ def test_training_vae_is_deterministic_for_a_seed(shards, tmp_path):
         return WanVAE.load(train_vae(cfg)).identity["sha256"]
 
     assert weights("a") == weights("b")
-    assert {r["lr"] for r in step_log(tmp_path / "a")} == {1e-3}  # constant by default
+    assert {r["lr"] for r in step_log(tmp_path / "a")} == {5e-4}  # constant by default
 
 
 def test_an_image_vae_writes_strict_json_with_no_motion_to_measure(shards, tmp_path):
@@ -328,7 +328,7 @@ def test_training_vae_refuses_bad_shards_before_any_work(shards, tmp_path):
 # posterior samples, so the noise generator has to be restored too; single frames up to step 7,
 # then windows with the adversary, so a run stopped after step 7 resumes from the image stage
 # into the video one, and one stopped after step 10 with a discriminator trained for 2 steps.
-RESUME_RUN = dict(steps=12, image_steps=7, batch_size=2, warmup=2, min_lr=1e-4,
+RESUME_RUN = dict(steps=12, image_steps=7, batch_size=2, lr=1e-3, warmup=2, min_lr=1e-4,
                   checkpoint_every=3, sample_posterior=True, eval_clips=1, stats_clips=2,
                   adv_weight=0.5, adv_start=7, motion_weight=1.0, probe_clips=2, progress=False)
 
