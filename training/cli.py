@@ -69,8 +69,10 @@ def _vae(args: argparse.Namespace) -> int:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     print(f"held-out PSNR {metrics['start']['psnr']:.1f} -> {metrics['end']['psnr']:.1f} dB")
     if motion := metrics["latent_motion"]:
-        hint = "" if motion["corr"] >= 0.5 else (": they hardly do; train longer before "
-                                                 "fitting a world model on them")
+        hint = "" if motion["corr"] >= 0.5 else (
+            ": they hardly do, so a world model cannot learn motion from them; train longer "
+            "(hundreds of steps), or if it trained that long, its decoder has stopped reading "
+            "its latents: try another --seed or a lower --lr")
         print(f"latents follow the picture: correlation {motion['corr']:.2f} with the pixels' "
               f"change over {motion['steps']} held-out steps{hint}")
     end = metrics["end"]
