@@ -290,12 +290,11 @@ def streamed_videos(run: LoadedRun, batch: Batch, out_dir: Path, fps: float) -> 
     ``batch`` played block by block (:func:`rollout`, as ``training play``) from its first
     frame (its latent decoded) under its actions, beside the clip, inputs drawn over both."""
     clips = [to_uint8(v) for v in run.vae.decode(batch.latents).clamp(-1, 1).cpu()]
-    keys, mouse = zip(*(from_space(kb.round().cpu().numpy(),
-                                   None if ms is None else ms.cpu().numpy(), run.space)
-                        for kb, ms in zip(batch.keyboard, batch.mouse if batch.mouse is not None
-                                          else [None] * len(batch), strict=True)), strict=True)
-    made = rollout(run, np.stack([c[0] for c in clips]), np.stack(keys), np.stack(mouse),
-                   EVAL_SAMPLER)
+    mice = [None] * len(batch) if batch.mouse is None else batch.mouse
+    contract = [from_space(kb.round().cpu().numpy(), None if ms is None else ms.cpu().numpy(),
+                           run.space) for kb, ms in zip(batch.keyboard, mice, strict=True)]
+    keys, mouse = np.stack([k for k, _ in contract]), np.stack([m for _, m in contract])
+    made = rollout(run, np.stack([c[0] for c in clips]), keys, mouse, EVAL_SAMPLER)
     return [Path(out_dir) / _video(run, Path(out_dir) / f"{key}.mp4",
                                    {"generated": video, "clip": clip}, k, m, fps)
             for key, video, clip, k, m in zip(batch.keys, made, clips, keys, mouse, strict=True)]
