@@ -361,9 +361,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     clips = ClipStream(open_shards(cfg.shards, cfg.train_split), build,
                        batch_size=cfg.batch_size, frames=frames, space=space, seed=cfg.seed,
                        shuffle=cfg.shuffle, num_workers=cfg.num_workers, **position)
-    check_rate((s_trainer.get("footage") or {}).get("fps"), cfg.shards,
-               read_dataset(cfg.shards).get("fps"))
-    fps = _fps(cfg.shards)
+    shards_fps = read_dataset(cfg.shards).get("fps")
+    check_rate((s_trainer.get("footage") or {}).get("fps"), cfg.shards, shards_fps)
+    fps = float(shards_fps or 15.0)
     reference = (Reference(LoadedRun(teacher, vae, images, space,
                                      int(t_trainer["config"]["frames"]), None, fps,
                                      int(t_trainer["step"])))
@@ -394,7 +394,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                         rank_meta={"position": clips.position}, keep=cfg.keep_checkpoints,
                         companions=companions)
 
-    exit_step = [0]  # of the generator's last micro-batch, logged
+    logged_exit = [0]  # the exit step of the generator's last micro-batch
 
     def critic_loss() -> Tensor:
         """The critic's flow-matching loss on a fresh rollout of the student (no gradients)."""
@@ -411,9 +411,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     def generator_loss() -> Tensor:
         """The DMD loss of a rollout with gradients at its exit step."""
         batch = next_batch()
-        exit_step[0] = int(torch.randint(0, len(sigmas), (1,), generator=shared))
+        logged_exit[0] = int(torch.randint(0, len(sigmas), (1,), generator=shared))
         with autocast(d.device, precision):
-            x = rollout(student, batch, causal, sigmas, exit_step[0], generator, True)
+            x = rollout(student, batch, causal, sigmas, logged_exit[0], generator, True)
         x_t, sigma, _ = score_noise(x.detach(), cfg, shift, generator)
         with torch.no_grad(), autocast(d.device, precision):
             fake = to_x0(x_t, critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image,
@@ -455,7 +455,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
                                          f"step {step}; lower the learning rates")
             record = {"step": step, "dmd_loss": dmd_value, "critic_loss": critic_value,
                       "grad_norm": float(distributed.full(norm)), "lr": lr,
-                      "exit_step": exit_step[0], "step_seconds": time.perf_counter() - t0,
+                      "exit_step": logged_exit[0], "step_seconds": time.perf_counter() - t0,
                       "seconds": time.perf_counter() - began}
             if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) \
                     and d.master and vae is not None and not sharded:
@@ -481,10 +481,6 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
         clips.close()
     summary.step = step
     return summary
-
-
-def _fps(shards: str) -> float:
-    return float(read_dataset(shards).get("fps") or 15.0)
 
 
 def _averaged(student: WorldDiT, ema: EMA | None) -> WorldDiT:

@@ -364,7 +364,8 @@ def check(cfg: FitConfig) -> None:
         if getattr(cfg, name) and not cfg.vae:
             raise ValueError(f"{name} needs vae: it decodes what the model makes to pixels")
     model = get_preset(cfg.preset)
-    size, multiple = read_dataset(cfg.shards).get("size"), 8 * max(model.patch[1:])
+    dataset = read_dataset(cfg.shards)
+    size, multiple = dataset.get("size"), 8 * max(model.patch[1:])
     if size and (size[0] % multiple or size[1] % multiple):
         raise ValueError(f"the shards' frames are {size[0]}x{size[1]}; the model needs both sides "
                          f"a multiple of {multiple} (the VAE's 8 times the patch "
@@ -386,7 +387,7 @@ def check(cfg: FitConfig) -> None:
             raise ValueError(f"init_run {cfg.init_run} is a {preset!r} model; this run's preset "
                              f"is {cfg.preset!r}")
     if cfg.objective == "ode":
-        ode_sigmas(read_dataset(cfg.shards), cfg.shards)
+        ode_sigmas(dataset, cfg.shards)
     if cfg.precision == "bf16" and cfg.device == "cpu":
         raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
     check_run_folder(cfg)
