@@ -35,7 +35,7 @@ from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, hea
 from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
-from training.play import PlayStats, timed
+from training.play import PlayStats, timed_blocks
 from training.run_log import METRICS_FILE
 from training.sample import load_run
 
@@ -47,8 +47,8 @@ def play_speed(run_dir: Path, frames: int) -> float:
     size = run.size or (128, 64)
     gen.reset(torch.rand(1, 3, size[1], size[0]) * 2 - 1)
     keys, mouse = sample_actions(frames, run.fps or 15.0, np.random.default_rng(0))
-    made = [(len(block), took) for block, took in timed(gen.blocks(keys, mouse))]
-    return PlayStats(sum(n for n, _ in made), made[0][0], [s for _, s in made]).fps
+    blocks = list(timed_blocks(gen, keys, mouse))
+    return PlayStats(frames, [n for _, n, _ in blocks], [s for _, _, s in blocks]).fps
 
 
 def spread(values: list[float | None]) -> str:

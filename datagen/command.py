@@ -108,10 +108,15 @@ def config_flags(parser: argparse.ArgumentParser, cls: type, title: str,
         if defaults is not None:
             default = getattr(defaults, f.name)
         said = comments.get(f.name, "").replace("%", "%%")
+        name = f.name.replace("_", "-")
         flag = {"nargs": "?", "const": True} if kind is _boolean else {}  # bare --resume: true
-        group.add_argument(f"--{f.name.replace('_', '-')}", default=None, type=kind,
-                           metavar=metavar, **flag,
-                           help=f"{said} (default: {default})" if said else f"default: {default}")
+        shown = f"{said} (default: {default})" if said else f"default: {default}"
+        if kind is _boolean:  # --no-progress, as on the commands without a config
+            shown += f"; --no-{name}: false"
+            group.add_argument(f"--no-{name}", dest=f.name, action="store_const", const=False,
+                               default=None, help=argparse.SUPPRESS)
+        group.add_argument(f"--{name}", default=None, type=kind, metavar=metavar, **flag,
+                           help=shown)
 
 
 def given_fields(args: argparse.Namespace, cls: type) -> dict:

@@ -246,10 +246,11 @@ def test_config_flags_take_their_help_from_the_fields_comments():
     assert helps["size"] == "frames per clip (default: 4)"
     assert helps["rate"] == "100%% of lr when None; continued below (default: None)"
     assert helps["plain"] == "default: x"
+    assert helps["check"] == "check it (default: False); --no-check: false"
     assert "100% of lr" in parser.format_help()  # argparse's % escape
     assert given_fields(parser.parse_args(["--rate", "0.5"]), _Settings) == {"rate": 0.5}
     # a boolean is true given alone, and takes a value too
     for argv, value in ((["--check"], True), (["--check", "false"], False),
-                        (["--check", "yes"], True)):
+                        (["--check", "yes"], True), (["--no-check"], False)):
         assert given_fields(parser.parse_args(argv), _Settings) == {"check": value}
     assert given_fields(parser.parse_args([]), _Settings) == {}

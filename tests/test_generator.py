@@ -33,7 +33,7 @@ from training.dit import WorldDiT
 from training.fit import FitConfig, fit
 from training.generator import Generator, StreamConfig
 from training.image_encoder import StandinImageEncoder
-from training.play import play
+from training.play import PlayStats, play
 from training.play_window import open_window, zoom_for
 from training.sample import load_run, read_action_file, to_uint8, write_inputs
 from training.terminal_input import Typed, block_actions, key_bytes, parse
@@ -195,8 +195,12 @@ def test_training_play_writes_a_frame_per_action_block_by_block(tiny_run, tmp_pa
     assert info.frames == 1 + 4 * (9 - 1) and (info.width, info.height) == (64, 32)
     assert not list(tmp_path.glob("*.partial.mp4"))
     short = tmp_path / "short.mp4"
-    assert training([*args, "--frames", "30", "--out", str(short), "--no-progress"]) == 0
+    assert training([*args, "--frames", "30", "--out", str(short)]) == 0
     assert probe(short).frames == 30  # the last block is cut where the actions end
+    printed = capsys.readouterr().out
+    assert "block 3: 12 frames" in printed and "9 kept where the actions end, 30/30" in printed
+    # frames/s counts what each block generated, not what was kept of the cut last one
+    assert PlayStats(30, [9, 12, 12], [5.0, 1.0, 1.0]).fps == 12.0
     assert training([*args, "--frames", "500", "--out", str(short)]) == 2
     assert "--frames must be" in capsys.readouterr().err
     assert training([*args, "--local", "2", "--out", str(short)]) == 2

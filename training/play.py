@@ -45,8 +45,9 @@ HELP = ("keys: w a s d move (W A S D sprint, ^W ^A ^S ^D crouch), space jumps, a
 
 @dataclass
 class PlayStats:
-    frames: int  # frames written (the image's reconstruction included)
-    first_block_frames: int  # frames of the first block
+    frames: int  # frames written (frame 0, the image itself, included)
+    made: list[int]  # frames each block generated (a last block cut where the actions end
+    #                  generated a whole one)
     block_seconds: list[float]  # wall time of each block: generation and decoding
 
     @property
@@ -55,21 +56,24 @@ class PlayStats:
 
     @property
     def fps(self) -> float:
-        """Frames per second after the first block (which also warms up); of the first block
-        when there is no other."""
+        """Frames generated per second after the first block (which also warms up); of the
+        first block when there is no other."""
         if self.blocks == 1:
-            return self.frames / max(self.block_seconds[0], 1e-9)
-        return (self.frames - self.first_block_frames) / max(sum(self.block_seconds[1:]), 1e-9)
+            return self.made[0] / max(self.block_seconds[0], 1e-9)
+        return sum(self.made[1:]) / max(sum(self.block_seconds[1:]), 1e-9)
 
 
-def timed(blocks: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, float]]:
-    """Each block of ``blocks`` with the seconds it took to make."""
+def timed_blocks(generator: Generator, keys: np.ndarray,
+                 mouse: np.ndarray) -> Iterator[tuple[np.ndarray, int, float]]:
+    """Each block of ``generator.blocks(keys, mouse)`` with the frames generated for it and
+    the seconds it took."""
+    blocks = generator.blocks(keys, mouse)
     while True:
-        began = time.perf_counter()
+        made, began = generator.frames_needed, time.perf_counter()
         block = next(blocks, None)
         if block is None:
             return
-        yield block, time.perf_counter() - began
+        yield block, made, time.perf_counter() - began
 
 
 def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfig,
@@ -88,28 +92,28 @@ def play(run: LoadedRun, image: Path, actions: Path, out: Path, cfg: StreamConfi
     generator = Generator(run.model, run.vae, run.images, run.space, cfg)
     generator.reset(load_image(image, run.size).to(run.vae.device))
     fps = fps or run.fps or 15.0
-    total, done, seconds = len(keys), 0, []
-    first_block = generator.frames_needed
+    total, done, made, seconds = len(keys), 0, [], []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial.mp4")
     writer = None
     try:
-        for block, took in timed(generator.blocks(keys, mouse)):
+        for block, n, took in timed_blocks(generator, keys, mouse):
+            made.append(n)
             seconds.append(took)
             if writer is None:
                 writer = H264Writer(tmp, block.shape[2], block.shape[1], fps, crf=18)
             for frame in block:
                 writer.write(frame)
             done += len(block)
+            kept = "" if len(block) == n else f", {len(block)} kept where the actions end"
             if progress:
-                print(f"block {len(seconds)}: {len(block)} frames in {seconds[-1] * 1000:.0f} ms "
-                      f"({len(block) / seconds[-1]:.1f} frames/s), {done}/{total} frames",
-                      flush=True)
+                print(f"block {len(seconds)}: {n} frames in {took * 1000:.0f} ms "
+                      f"({n / took:.1f} frames/s){kept}, {done}/{total} frames", flush=True)
     finally:
         if writer is not None:
             writer.close()
     tmp.replace(out)
-    return PlayStats(done, first_block, seconds)
+    return PlayStats(done, made, seconds)
 
 
 def _preview(path: Path, frame: np.ndarray, keys: np.ndarray, mouse: np.ndarray,
@@ -146,7 +150,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
     preview = out.with_name(out.stem + ".preview.png")
     inputs = out.with_name(out.stem + ".actions.csv")
     out.parent.mkdir(parents=True, exist_ok=True)
-    done, seconds, first_block = 0, [], generator.frames_needed
+    done, made, seconds = 0, [], []
     typed, writer = Typed(), None
     shown, why = open_window(f"training play: {out.name}") if window else (None, "--no-window")
     print(f"frames go to a window and to {out}" if shown else
@@ -165,6 +169,7 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                     early = shown.wait(job, f"block {len(seconds) + 1}: generating "
                                             f"({typed.describe()})", terminal.read)
                     block = job.result()
+                made.append(n)
                 seconds.append(time.perf_counter() - began)
                 if writer is None:
                     writer = H264Writer(out, block.shape[2], block.shape[1], fps, crf=18)
@@ -189,4 +194,4 @@ def play_interactive(run: LoadedRun, image: Path, out: Path, cfg: StreamConfig,
                 shown.close()
     print(f"{out}: {done} frames, inputs in {inputs}" + ("" if shown else f"; preview {preview}"),
           flush=True)
-    return PlayStats(done, first_block, seconds)
+    return PlayStats(done, made, seconds)
