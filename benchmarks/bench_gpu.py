@@ -5,7 +5,7 @@ measured, nothing is downloaded), and checked on the CPU with the ``tiny`` prese
 
 - **train**: ``--train-preset`` (``mg2-foundation``) on one clip of ``--frames`` frames at
   ``--size`` (352x640 by 57: 15 x 44 x 80 latents), the trainer's own flow-matching loss
-  (:func:`training.fit.flow_loss`), backward, gradient clipping and an AdamW step, in
+  (:func:`training.losses.flow_loss`), backward, gradient clipping and an AdamW step, in
   ``--precision`` (bf16 autocast on a GPU), optionally with gradient checkpointing. Reported:
   the median step time after ``--warmup`` steps, the peak memory, and the model FLOPs
   utilisation: three forward passes' FLOPs (:func:`training.params.forward_flops`) per step
@@ -37,9 +37,10 @@ from training.action_design import sample_actions
 from training.config import get_preset
 from training.data import Batch, latent_frames
 from training.dit import WorldDiT
-from training.fit import FitConfig, flow_loss, make_optimizer
+from training.fit import FitConfig, make_optimizer
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
+from training.losses import flow_loss
 from training.params import forward_flops
 from training.vae import WanVAE, build_vae
 

@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
 
     if argv[0] == "dmd":
         from training.dmd import DmdConfig, train_dmd
-        from training.fit import read_toml
+        from training.run_folder import read_toml
 
         dump = _record(Path(argv[2])) if len(argv) > 2 else None
         summary = train_dmd(DmdConfig(**read_toml(argv[1], DmdConfig)))

@@ -30,8 +30,9 @@ from training.data import Batch
 from training.distill import distill_config
 from training.dmd import DmdConfig, dmd_loss, real_score, score_noise, train_dmd
 from training.evaluate import held_out_clips
-from training.fit import FitConfig, fit, ode_loss
+from training.fit import FitConfig, fit
 from training.flow import ode_grid
+from training.losses import ode_loss
 from training.ode_pairs import PairsConfig, make_pairs
 from training.sample import SamplerConfig, denoise, load_run
 

@@ -32,17 +32,9 @@ from training.distributed import accumulate
 from training.dit import WorldDiT
 from training.ema import EMA
 from training.encode import EncodeConfig, encode_shards
-from training.fit import (
-    ErrorBuffer,
-    FitConfig,
-    check_run_folder,
-    fit,
-    flow_loss,
-    load_config,
-    read_toml,
-    to_toml,
-    validation_loss,
-)
+from training.fit import RESUMABLE, FitConfig, fit, load_config
+from training.losses import ErrorBuffer, flow_loss, validation_loss
+from training.run_folder import check_run_folder, read_toml, to_toml
 from training.schedule import learning_rate
 from training.vae import VaeError, WanVAE
 from training.vae_train import VaeConfig, train_vae
@@ -67,7 +59,7 @@ def test_config_reads_toml_and_flags_override_it(tmp_path):
 def test_config_round_trips_through_its_toml(tmp_path):
     cfg = FitConfig(lr=3e-5, out="runs/x y", shards='a"b', grad_clip=0.0, min_lr=1e-7)
     (tmp_path / "c.toml").write_text(to_toml(cfg))
-    assert FitConfig(**read_toml(tmp_path / "c.toml")) == cfg
+    assert FitConfig(**read_toml(tmp_path / "c.toml", FitConfig)) == cfg
 
 
 def test_config_errors_name_the_unknown_key_the_bad_value_and_the_field(tmp_path):
@@ -89,14 +81,14 @@ def test_config_errors_name_the_unknown_key_the_bad_value_and_the_field(tmp_path
 
 def test_an_existing_run_folder_is_refused_without_resume(tmp_path):
     out = tmp_path / "run"
-    check_run_folder(FitConfig(out=str(out)))  # a new folder is fine
+    check_run_folder(FitConfig(out=str(out)), RESUMABLE)  # a new folder is fine
     out.mkdir()
-    check_run_folder(FitConfig(out=str(out)))  # so is an empty one
+    check_run_folder(FitConfig(out=str(out)), RESUMABLE)  # so is an empty one
     (out / "metrics.jsonl").write_text("{}\n")
     with pytest.raises(FileExistsError, match="already exists; pass --resume"):
-        check_run_folder(FitConfig(out=str(out)))
+        check_run_folder(FitConfig(out=str(out)), RESUMABLE)
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        check_run_folder(FitConfig(out=str(out), resume=True))
+        check_run_folder(FitConfig(out=str(out), resume=True), RESUMABLE)
 
 
 def test_resume_starts_from_the_saved_config_and_refuses_other_settings(tmp_path):
@@ -105,9 +97,9 @@ def test_resume_starts_from_the_saved_config_and_refuses_other_settings(tmp_path
     (out / "config.toml").write_text(to_toml(FitConfig(out=str(out), lr=0.005, steps=10)))
     cfg = load_config(None, {"out": str(out), "resume": True, "steps": 20})
     assert (cfg.lr, cfg.steps, cfg.resume) == (0.005, 20, True)
-    check_run_folder(cfg)  # more steps: fine
+    check_run_folder(cfg, RESUMABLE)  # more steps: fine
     with pytest.raises(ValueError, match=r"lr: 0\.005 -> 0\.001"):
-        check_run_folder(dataclasses.replace(cfg, lr=0.001))
+        check_run_folder(dataclasses.replace(cfg, lr=0.001), RESUMABLE)
 
 
 # --- schedule and EMA ---------------------------------------------------------------------------
@@ -381,7 +373,7 @@ def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):
         position = json.loads(f.metadata()["json"])["position"]
     clips = sum(1 for _ in raw_samples(open_shards(data["shards"], "train")))
     assert position["epoch"] * clips + position["start"] == 3 * 2 * 2
-    assert FitConfig(**read_toml(tmp_path / "run" / "config.toml")) == cfg
+    assert FitConfig(**read_toml(tmp_path / "run" / "config.toml", FitConfig)) == cfg
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == \
         ["last", "step-000003"]
     before = (tmp_path / "run" / "metrics.jsonl").read_text()

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from training.data import Batch
-from training.fit import FitConfig, validation_loss
+from training.fit import FitConfig
+from training.losses import validation_loss
 
 
 def with_actions_of(batches: list[Batch], shift: int) -> list[Batch]:

@@ -23,11 +23,12 @@ from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
 from training.encode import EncodeConfig, encode_shards
 from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, summary_table
-from training.fit import CONFIG_FILE, EVAL_DIR, FitConfig, fit, load_config, read_toml
+from training.fit import FitConfig, fit, load_config
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
 from training.play import play, play_interactive
+from training.run_folder import CONFIG_FILE, EVAL_DIR, read_toml
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
 from training.vae_train import load_config as vae_config

@@ -22,7 +22,8 @@ import json
 from pathlib import Path
 
 from training import checkpoint
-from training.fit import FitConfig, load_config, read_toml
+from training.fit import FitConfig, load_config
+from training.run_folder import read_toml
 
 # What a student run changes from the teacher's config unless told otherwise.
 STUDENT_DEFAULTS = {
@@ -59,4 +60,5 @@ def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
     base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS, **window,
             "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
             "eval_reference": str(teacher), "out": str(out)}
-    return load_config(None, {**base, **(read_toml(file) if file else {}), **(flags or {})})
+    given = read_toml(file, FitConfig) if file else {}
+    return load_config(None, {**base, **given, **(flags or {})})

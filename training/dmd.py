@@ -57,19 +57,19 @@ from training.data import Batch, BatchBuilder, ClipStream
 from training.dit import WorldDiT
 from training.ema import EMA
 from training.evaluate import EvalConfig, Reference, evaluate, headline, held_out_clips
-from training.fit import (
-    CONFIG_FILE,
-    EVAL_DIR,
-    SAMPLES_DIR,
-    check_run_folder,
-    make_optimizer,
-    to_toml,
-    truncate_metrics,
-)
+from training.fit import make_optimizer
 from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
 from training.precision import PRECISIONS, autocast, resolve_precision
+from training.run_folder import (
+    CONFIG_FILE,
+    EVAL_DIR,
+    SAMPLES_DIR,
+    check_run_folder,
+    to_toml,
+    truncate_metrics,
+)
 from training.run_log import METRICS_FILE, RunLog
 from training.sample import LoadedRun, check_rate, model_config, overlay_video
 from training.schedule import learning_rate

@@ -26,29 +26,15 @@ The run folder::
     <out>/samples/         videos from training.sample.validation_videos, with --sample-every
     <out>/eval/step-N/     training eval reports (training.evaluate), with --eval-every
 
-What a step trains (Matrix-Game 2.0 foundation training, Wan flow-matching conventions):
+What a step trains (Matrix-Game 2.0 foundation training, Wan flow-matching conventions): the
+loss of ``objective`` (flow matching on clips, or stage 1 of distillation on ODE pairs), with
+history augmentation and classifier-free guidance dropout, as :mod:`training.losses` says.
 
-- Latent frame 0 is the given image: its ``x_t`` is its clean latent and its timestep is 0, in
-  training and in sampling, and the loss leaves it out. The other frames are noised,
-  ``x_t = (1 - s) x0 + s eps``, at sigmas drawn from the shifted grid, independently per frame
-  (``per_frame_timesteps``, diffusion-forcing style) or one per clip; the model predicts the
-  velocity ``eps - x0``; the loss is its mean squared error over frames 1..F-1.
-- History augmentation of frame 0 (its timestep stays 0, so the model learns to read slightly
-  wrong history as history): ``history_noise`` adds ``u * eps`` with ``u ~ U(0, history_noise)``
-  per clip; ``error_buffer`` (Matrix-Game 3.0) keeps the last ``error_buffer`` residuals
-  ``x0_hat - x0`` of single predicted latent frames and adds ``error_gamma * delta``, ``delta``
-  drawn uniformly from the buffer, once it holds any.
-- Classifier-free guidance dropout: per clip, keyboard and mouse are zeroed with probability
-  ``action_dropout`` and the image tokens with probability ``image_dropout``.
 - The image condition is the stand-in tokens of the first frame, or CLIP ViT-H/14 tokens with
   ``image_encoder``; ``init`` starts the DiT from a Wan2.1-class checkpoint (action modules
-  fresh); both are recorded in the checkpoints.
-- ``objective = "ode"`` (``training distill``, stage 1 of self-forcing) trains a block-causal
-  student on ODE pairs (``training odepairs``): per block of ``causal_block`` latents a stored
-  point of the teacher's trajectory is drawn, and the student's ``x0 = x_t - sigma v`` is
-  regressed onto the trajectory's clean end. ``causal_block > 0`` gives the model the
-  block-causal mask of ``training.causal`` (with either objective); ``init_run`` starts it from
-  a run's EMA weights (the teacher's).
+  fresh), ``init_run`` from a run's EMA weights (a student from its teacher's); both are
+  recorded in the checkpoints. ``causal_block > 0`` gives the model the block-causal mask of
+  ``training.causal``.
 - AdamW (weight decay on matrices only), linear warm-up and cosine decay (training.schedule),
   gradient accumulation, clipping, bf16 autocast on GPUs only, EMA of the weights.
 
@@ -61,17 +47,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-import os
 import time
-import tomllib
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shards.action_space import get_space
@@ -80,21 +61,28 @@ from shards.reader import coverage_note
 from training import checkpoint, distributed
 from training.causal import CausalConfig, block_causal_mask
 from training.config import DiTConfig, get_preset
-from training.data import Batch, BatchBuilder, ClipStream, fixed_batches, latent_frames
+from training.data import BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
 from training.evaluate import EvalConfig, Reference, evaluate, headline, streamed_videos
-from training.flow import NUM_TIMESTEPS, add_noise, sample_sigmas, to_x0, velocity_target
 from training.image_encoder import make_image_encoder
-from training.precision import PRECISIONS, autocast, resolve_precision
+from training.losses import ErrorBuffer, objective_loss, ode_sigmas, validation_loss
+from training.precision import PRECISIONS, resolve_precision
+from training.run_folder import (
+    CONFIG_FILE,
+    EVAL_DIR,
+    SAMPLES_DIR,
+    check_run_folder,
+    checked,
+    read_toml,
+    to_toml,
+    truncate_metrics,
+    write_atomic,
+)
 from training.run_log import METRICS_FILE, RunLog
 from training.sample import LoadedRun, load_run, validation_videos
 from training.schedule import learning_rate
 
-CONFIG_FILE = "config.toml"
-SAMPLES_DIR = "samples"
-EVAL_DIR = "eval"
-VAL_SEED = 1234  # validation noise: the same draws at every validation
 NOISE_SEED_STRIDE = 1_000_003  # rank r draws noise from seed + (r + 1) * stride
 OBJECTIVES = ("flow", "ode")
 
@@ -249,102 +237,18 @@ RESUMABLE = frozenset({"resume", "steps", "num_workers", "val_every", "val_batch
                        "progress", "device"})
 
 
-# ---------------------------------------------------------------------------------------------
-# Config: TOML + flags, the run folder
-
-
-def _field_types(cls: type | None = None) -> dict[str, type]:
-    return typing.get_type_hints(cls or FitConfig)
-
-
-def _checked(values: dict, source: str, cls: type | None = None) -> dict:
-    """``values`` with each known field's type checked (ints pass for floats)."""
-    types = _field_types(cls)
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise ValueError(f"{source}: unknown key(s) {unknown}; {(cls or FitConfig).__name__} "
-                         f"fields are {sorted(types)}")
-    out = {}
-    for key, value in values.items():
-        kind = types[key]
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            raise ValueError(f"{source}: {key} must be {kind.__name__}, got {value!r}")
-        out[key] = value
-    return out
-
-
-def read_toml(path: str | Path, cls: type | None = None) -> dict:
-    """The keys of a config TOML file (flat: field = value), type-checked against ``cls``
-    (default :class:`FitConfig`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        values = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
-    return _checked(values, str(path), cls)
-
-
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> FitConfig:
     """Defaults, then the TOML file at ``path``, then ``overrides`` (the flags given). With
     ``resume`` set and ``<out>/config.toml`` present, that saved config replaces the defaults."""
-    file_values = read_toml(path) if path is not None else {}
-    flags = _checked(dict(overrides or {}), "flags")
+    file_values = read_toml(path, FitConfig) if path is not None else {}
+    flags = checked(dict(overrides or {}), "flags", FitConfig)
     merged = {**file_values, **flags}
     base: dict = {}
     if merged.get("resume", False):
         saved = Path(merged.get("out", FitConfig.out)) / CONFIG_FILE
         if saved.is_file():
-            base = read_toml(saved)
+            base = read_toml(saved, FitConfig)
     return FitConfig(**{**base, **merged})
-
-
-def to_toml(cfg: object) -> str:
-    """The config dataclass ``cfg`` as a flat TOML document (what :func:`read_toml` reads
-    back)."""
-    kind = type(cfg)
-    lines = [f"# {kind.__module__}.{kind.__name__}; load with --config"]
-    for key, value in dataclasses.asdict(cfg).items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = json.dumps(value)  # a TOML basic string
-        else:
-            text = repr(value)
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def check_run_folder(cfg: FitConfig, resumable: frozenset[str] = RESUMABLE) -> None:
-    """A new run needs a new (or empty) folder; a resumed one its own config (of the same
-    class as ``cfg``), unchanged but for the ``resumable`` fields."""
-    out = Path(cfg.out)
-    if not cfg.resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise FileExistsError(f"run folder {out} already exists; pass --resume to continue "
-                                  f"it, or choose another --out")
-        return
-    saved_path = out / CONFIG_FILE
-    if not saved_path.is_file():
-        raise FileNotFoundError(f"--resume: {out} is not a run folder (no {CONFIG_FILE})")
-    kind = type(cfg)
-    saved = kind(**read_toml(saved_path, kind))
-    changed = [f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r}"
-               for k in _field_types(kind) if k not in resumable
-               and getattr(saved, k) != getattr(cfg, k)]
-    if changed:
-        raise ValueError(f"--resume: {out} was trained with other settings ({'; '.join(changed)})"
-                         f"; only {sorted(resumable)} may change")
 
 
 def check(cfg: FitConfig) -> None:
@@ -390,174 +294,7 @@ def check(cfg: FitConfig) -> None:
         ode_sigmas(dataset, cfg.shards)
     if cfg.precision == "bf16" and cfg.device == "cpu":
         raise ValueError("precision bf16 is for GPUs; on the CPU training runs in float32")
-    check_run_folder(cfg)
-
-
-# ---------------------------------------------------------------------------------------------
-# The loss
-
-
-class ErrorBuffer:
-    """Matrix-Game 3.0's error buffer: the latest ``size`` single-frame residuals
-    ``x0_hat - x0`` (``[C, h, w]`` each), overwritten oldest first, drawn from uniformly."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: Tensor | None = None
-        self.filled = 0
-        self.next = 0
-
-    def add(self, residuals: Tensor) -> None:
-        """Store residuals ``[n, C, h, w]`` (the newest ``size`` of them when n > size)."""
-        residuals = residuals.detach().float()[-self.size:]
-        if self.data is None:
-            self.data = residuals.new_zeros(self.size, *residuals.shape[1:])
-        n = len(residuals)
-        index = (self.next + torch.arange(n, device=self.data.device)) % self.size
-        self.data[index] = residuals
-        self.next = (self.next + n) % self.size
-        self.filled = min(self.size, self.filled + n)
-
-    def draw(self, n: int, generator: torch.Generator) -> Tensor:
-        """``n`` residuals drawn uniformly (with replacement) from the filled part."""
-        index = torch.randint(0, self.filled, (n,), generator=generator)
-        return self.data[index.to(self.data.device)]
-
-    def state(self) -> tuple[dict[str, Tensor], dict]:
-        tensors = {"error_buffer": self.data} if self.data is not None else {}
-        return tensors, {"filled": self.filled, "next": self.next}
-
-    def load(self, tensors: dict[str, Tensor], meta: dict, device: torch.device) -> None:
-        if "error_buffer" in tensors:
-            self.data = tensors["error_buffer"].to(device)
-        self.filled, self.next = meta["filled"], meta["next"]
-
-
-def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
-              precision: str = "fp32", train: bool = True,
-              errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
-              noise_level: float | None = None) -> tuple[Tensor, Tensor]:
-    """The flow-matching loss of ``batch`` (see the module docstring) and the residuals
-    ``x0_hat - x0`` of frames 1..F-1 as ``[B * (F - 1), C, h, w]`` (detached).
-
-    ``train=False`` (validation) turns off history augmentation and CFG dropout;
-    ``noise_level`` puts every frame after the first at that sigma instead of drawing them.
-    """
-    x0 = batch.latents
-    b, _, frames, _, _ = x0.shape
-    dev = x0.device
-    sigma = (sample_sigmas(b, frames, cfg.shift, cfg.per_frame_timesteps, generator)
-             if noise_level is None else torch.full((b, frames), float(noise_level)))
-    sigma[:, 0] = 0.0
-    sigma = sigma.to(dev)
-    noise = torch.randn(x0.shape, generator=generator).to(dev)
-    x_t = add_noise(x0, noise, sigma)
-    keyboard, mouse, image = batch.keyboard, batch.mouse, batch.image
-    if train:
-        history = x0[:, :, 0]
-        if cfg.history_noise > 0:
-            scale = torch.rand(b, generator=generator).to(dev) * cfg.history_noise
-            eps = torch.randn(history.shape, generator=generator).to(dev)
-            history = history + scale[:, None, None, None] * eps
-        if errors is not None and errors.filled:
-            history = history + cfg.error_gamma * errors.draw(b, generator)
-        x_t = torch.cat([history[:, :, None], x_t[:, :, 1:]], dim=2)
-        if cfg.action_dropout > 0:
-            keep = (torch.rand(b, generator=generator) >= cfg.action_dropout).to(dev)
-            keyboard = keyboard * keep[:, None, None]
-            mouse = None if mouse is None else mouse * keep[:, None, None]
-        if cfg.image_dropout > 0:
-            keep = (torch.rand(b, generator=generator) >= cfg.image_dropout).to(dev)
-            image = image * keep[:, None, None]
-    with autocast(dev, precision):
-        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse,
-                  frame_mask=frame_mask)
-    v = v.float()
-    loss = F.mse_loss(v[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
-    residuals = (to_x0(x_t, v.detach(), sigma) - x0)[:, :, 1:]
-    return loss, residuals.transpose(1, 2).flatten(0, 1)
-
-
-def ode_sigmas(info: dict, shards: str | Path) -> Tensor:
-    """The sigmas of the stored trajectory points of an ODE-pair shard set from its
-    ``dataset.json`` (``info``, read from ``shards``), float32 ``[K]``."""
-    if "ode" not in info:
-        raise ValueError(f"{shards} holds no ODE pairs (no 'ode' in its dataset.json): objective "
-                         f"ode trains on the output of training odepairs")
-    return torch.tensor(info["ode"]["sigmas"], dtype=torch.float32)
-
-
-def ode_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
-             sigmas: Tensor, precision: str = "fp32", frame_mask: Tensor | None = None
-             ) -> tuple[Tensor, Tensor]:
-    """Distillation stage 1: per block of ``cfg.causal_block`` latents (the whole clip when 0)
-    one of the ``K`` stored trajectory points (``sigmas [K]``) is drawn; the model's
-    ``x0 = x_t - sigma v`` is regressed onto the clean end (MSE over frames 1..F-1; latent 0 is
-    the image, clean at t = 0). Returns the loss and the residuals as :func:`flow_loss` does."""
-    if batch.ode is None:
-        raise ValueError(f"objective ode needs ODE pairs (training odepairs); clip "
-                         f"{batch.keys[0]!r} has none")
-    x0, trajectory = batch.latents, batch.ode
-    b, k, _, frames, _, _ = trajectory.shape
-    if k != len(sigmas):
-        raise ValueError(f"ODE pairs hold {k} points per trajectory, their dataset.json "
-                         f"{len(sigmas)} sigmas")
-    block = cfg.causal_block or frames
-    drawn = torch.randint(0, k, (b, -(-frames // block)), generator=generator)
-    point = drawn.repeat_interleave(block, dim=1)[:, :frames].to(x0.device)  # [B, F]
-    rows = torch.arange(b, device=x0.device)[:, None]
-    cols = torch.arange(frames, device=x0.device)[None, :]
-    x_t = trajectory.permute(0, 3, 1, 2, 4, 5)[rows, cols, point]  # [B, F, C, h, w]
-    x_t = x_t.permute(0, 2, 1, 3, 4).contiguous()
-    sigma = sigmas.to(x0.device)[point]
-    sigma[:, 0] = 0.0
-    x_t[:, :, 0] = x0[:, :, 0]
-    with autocast(x0.device, precision):
-        v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image, batch.keyboard,
-                  batch.mouse, frame_mask=frame_mask)
-    x0_hat = to_x0(x_t, v.float(), sigma)
-    loss = F.mse_loss(x0_hat[:, :, 1:], x0[:, :, 1:])
-    residuals = (x0_hat.detach() - x0)[:, :, 1:]
-    return loss, residuals.transpose(1, 2).flatten(0, 1)
-
-
-def objective_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator,
-                   *, precision: str = "fp32", train: bool = True,
-                   errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
-                   sigmas: Tensor | None = None, noise_level: float | None = None
-                   ) -> tuple[Tensor, Tensor]:
-    """The loss of ``cfg.objective`` (and its residuals) for one batch; ``noise_level`` is for
-    the flow objective only."""
-    if cfg.objective == "ode":
-        if noise_level is not None:
-            raise ValueError("noise_level is for the flow objective, not ode")
-        return ode_loss(model, batch, cfg, generator, sigmas=sigmas, precision=precision,
-                        frame_mask=frame_mask)
-    return flow_loss(model, batch, cfg, generator, precision=precision, train=train,
-                     errors=errors, frame_mask=frame_mask, noise_level=noise_level)
-
-
-@torch.no_grad()
-def validation_loss(model: nn.Module, batches: list[Batch], cfg: FitConfig,
-                    precision: str = "fp32", seed: int = VAL_SEED,
-                    frame_mask: Tensor | None = None, sigmas: Tensor | None = None,
-                    noise_level: float | None = None) -> float:
-    """Mean flow loss over ``batches`` with noise and timesteps from a generator seeded with
-    ``seed`` (the same draws every call), no dropout and no history augmentation; at one
-    ``noise_level`` (sigma) for every frame after the first when given."""
-    if not batches:
-        raise ValueError("no validation batches")
-    generator = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    total = count = 0.0
-    for batch in batches:
-        loss, _ = objective_loss(model, batch, cfg, generator, precision=precision, train=False,
-                                 frame_mask=frame_mask, sigmas=sigmas, noise_level=noise_level)
-        total += loss.item() * len(batch)
-        count += len(batch)
-    model.train(was_training)
-    return total / count
+    check_run_folder(cfg, RESUMABLE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,15 +322,6 @@ def make_optimizer(model: nn.Module, lr: float, betas: tuple[float, float],
                               {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)
 
 
-def truncate_metrics(path: Path, last_step: int) -> None:
-    """Drop log lines of steps after ``last_step`` (written after the checkpoint resumed)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= last_step]
-    _write_atomic(path, "".join(line + "\n" for line in kept))
-
-
 def fit(cfg: FitConfig) -> FitSummary:
     """Train as ``cfg`` says (under torchrun: on every rank); see the module docstring."""
     check(cfg)
@@ -612,7 +340,7 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     resume_from = checkpoint.latest(out) if cfg.resume else None
     if d.master:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / CONFIG_FILE, to_toml(cfg))
+        write_atomic(out / CONFIG_FILE, to_toml(cfg))
     distributed.barrier(d)
 
     # --- model, optimizer, EMA (the same initial weights on every rank)

@@ -61,8 +61,8 @@ from shards.reader import clip_dataset
 from training import checkpoint
 from training.distributed import Dist, resolve_device
 from training.evaluate import held_out_clips, vae_ceiling
-from training.fit import truncate_metrics
 from training.metrics import follows_picture
+from training.run_folder import truncate_metrics
 from training.run_log import METRICS_FILE as STEP_LOG
 from training.run_log import RunLog
 from training.schedule import learning_rate
