@@ -31,7 +31,8 @@ from training import checkpoint
 from training.action_design import sample_actions
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
-from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, headline
+from training.eval_report import headline
+from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate
 from training.fit import fit
 from training.generator import Generator, StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs

@@ -41,7 +41,8 @@ from training.config import get_preset  # noqa: E402
 from training.data import BatchBuilder, fixed_batches  # noqa: E402
 from training.dit import WorldDiT  # noqa: E402
 from training.encode import EncodeConfig, encode_shards  # noqa: E402
-from training.evaluate import EvalConfig, evaluate, headline, summary_table  # noqa: E402
+from training.eval_report import headline, summary_table  # noqa: E402
+from training.evaluate import EvalConfig, evaluate  # noqa: E402
 from training.fit import FitConfig, fit  # noqa: E402
 from training.sample import SamplerConfig, load_run, validation_videos  # noqa: E402
 from training.vae import WanVAE  # noqa: E402

@@ -22,7 +22,8 @@ from training.config import PRESETS, get_preset
 from training.distill import distill_config
 from training.dmd import DmdConfig, train_dmd
 from training.encode import EncodeConfig, encode_shards
-from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate, summary_table
+from training.eval_report import summary_table
+from training.evaluate import EVAL_SAMPLER, EvalConfig, Reference, evaluate
 from training.fit import FitConfig, fit, load_config
 from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs

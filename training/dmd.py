@@ -56,7 +56,8 @@ from training.config import DiTConfig
 from training.data import Batch, BatchBuilder, ClipStream
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import EvalConfig, Reference, evaluate, headline, held_out_clips
+from training.eval_report import headline
+from training.evaluate import EvalConfig, Reference, evaluate, held_out_clips
 from training.fit import make_optimizer
 from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig

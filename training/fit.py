@@ -64,7 +64,8 @@ from training.config import DiTConfig, get_preset
 from training.data import BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
-from training.evaluate import EvalConfig, Reference, evaluate, headline, streamed_videos
+from training.eval_report import headline
+from training.evaluate import EvalConfig, Reference, evaluate, streamed_videos
 from training.image_encoder import make_image_encoder
 from training.losses import ErrorBuffer, objective_loss, ode_sigmas, validation_loss
 from training.precision import PRECISIONS, resolve_precision
