@@ -24,7 +24,8 @@ so a killed run leaves either a complete folder or a ``.partial`` one that is ig
 cleared by the next save. :func:`save` and :func:`load` are collectives under torchrun: every
 rank calls them (FSDP2 gathers and scatters the shards); rank 0 writes the shared files, each
 rank its own ``rank-*`` file. Loading reads full tensors from the (shared) run folder on every
-rank and lets each keep its shard.
+rank and lets each keep its shard. :func:`save_weights` writes a step folder of weights alone
+(``model.safetensors`` and ``trainer.json``: released weights, ``training import``).
 """
 
 from __future__ import annotations
@@ -216,22 +217,44 @@ def save(run: str | Path, step: int, d: Dist, *, model: nn.Module,
                                              "world_size": d.world, **trainer})
     barrier(d)
     if d.master:
-        if final.exists():  # left by a run killed after the rename, before moving `last`
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        link = final.parent / LAST
-        tmp = final.parent / (LAST + PARTIAL)
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        os.symlink(final.name, tmp)
-        os.replace(tmp, link)
-        if keep > 0:
-            steps = sorted(p for p in final.parent.glob("step-*") if p.is_dir()
-                           and not p.name.endswith(PARTIAL))
-            for old in steps[:-keep]:
-                if old != final:
-                    shutil.rmtree(old)
+        _publish(partial, final, keep)
     barrier(d)
+    return final
+
+
+def _publish(partial: Path, final: Path, keep: int = 0) -> None:
+    """Rename a complete ``partial`` step folder to ``final``, point ``last`` at it, and keep
+    only the newest ``keep`` step folders (``keep > 0``)."""
+    if final.exists():  # left by a run killed after the rename, before moving `last`
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    link = final.parent / LAST
+    tmp = final.parent / (LAST + PARTIAL)
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(final.name, tmp)
+    os.replace(tmp, link)
+    if keep > 0:
+        steps = sorted(p for p in final.parent.glob("step-*") if p.is_dir()
+                       and not p.name.endswith(PARTIAL))
+        for old in steps[:-keep]:
+            if old != final:
+                shutil.rmtree(old)
+
+
+def save_weights(run: str | Path, step: int, weights: dict[str, Tensor], trainer: dict) -> Path:
+    """A step folder holding weights alone (``model.safetensors`` and ``trainer.json``, no
+    optimizer or RNG state: it can be played, sampled, evaluated and trained from with
+    ``init_run``, not resumed), written as :func:`save` writes one. Returns the folder."""
+    final = step_dir(run, step)
+    partial = final.with_name(final.name + PARTIAL)
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    _save_tensors(partial / MODEL_FILE, weights)
+    _write_json(partial / TRAINER_JSON, {"format": FORMAT, "step": step, "world_size": 1,
+                                         **trainer})
+    _publish(partial, final)
     return final
 
 

@@ -1,5 +1,5 @@
-"""The ``training`` command line: ``inspect``, ``vae``, ``encode``, ``fit``, ``sample``, ``eval``,
-``odepairs``, ``distill`` (stage 1), ``dmd`` (stage 2) and ``play``.
+"""The ``training`` command line: ``inspect``, ``import``, ``vae``, ``encode``, ``fit``,
+``sample``, ``eval``, ``odepairs``, ``distill`` (stage 1), ``dmd`` (stage 2) and ``play``.
 
 Each command's flags are generated from its config dataclass (``training.vae_train.VaeConfig``,
 ``training.encode.EncodeConfig``, ...), one ``--flag`` per field, so the configs and the command
@@ -29,6 +29,7 @@ from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
 from training.play import play, play_interactive
+from training.released import ImportConfig, import_weights
 from training.run_folder import CONFIG_FILE, EVAL_DIR, read_toml
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
@@ -51,6 +52,25 @@ def _inspect(args: argparse.Namespace) -> int:
               f"{cfg.num_layers} blocks, action modules in {len(cfg.action.blocks)}, "
               f"keyboard {cfg.action.keyboard_dim} keys, mouse {cfg.action.mouse}, "
               f"action space {cfg.space}")
+    return 0
+
+
+IMPORT_STREAM_SKIP = ("seed", "precision")  # play-time settings, not the model's
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        cfg = ImportConfig(**given_fields(args, ImportConfig))
+        step = import_weights(cfg, given_fields(args, StreamConfig))
+    except USER_ERRORS as exc:
+        raise UsageError(str(exc)) from None
+    stream = read_trainer(step)["stream"]
+    how = (f"streaming: blocks of {stream['block']} latents, a window of {stream['local']}, "
+           f"steps {stream['timesteps']} at shift {stream['shift']:g}; play it with training "
+           f"play --ckpt {cfg.out}" if stream else
+           f"bidirectional; sample it with training sample --ckpt {cfg.out}, or distil it "
+           f"with training odepairs --teacher {cfg.out}")
+    print(f"{cfg.out}: {cfg.preset} from {cfg.weights} ({how})")
     return 0
 
 
@@ -233,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true",
                      help='print {"params": {name: shape}, "count": N}')
 
+    imp = sub.add_parser("import", help="a run folder from released Matrix-Game 2.0 weights")
+    config_flags(imp, ImportConfig, "import (ImportConfig; see docs/training.md)")
+    config_flags(imp, StreamConfig, "streaming settings to record (default: as released)",
+                 skip=IMPORT_STREAM_SKIP)
+
     vae = sub.add_parser("vae", help="train a Wan VAE from scratch on shards")
     vae.add_argument("shards", help="shard folder (curation filter output), or its URL")
     vae.add_argument("--out", type=Path, required=True,
@@ -335,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = {"inspect": _inspect, "vae": _vae, "encode": _encode, "fit": _fit,
+    commands = {"inspect": _inspect, "import": _import, "vae": _vae, "encode": _encode, "fit": _fit,
                 "sample": _sample, "eval": _eval, "odepairs": _odepairs, "distill": _distill,
                 "dmd": _dmd, "play": _play}
     return run(build_parser(), commands, argv, "nothing was written that a rerun cannot redo")
