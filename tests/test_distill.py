@@ -253,7 +253,7 @@ def test_the_dmd_gradient_is_fake_minus_real_scaled_and_vanishes_when_they_agree
     assert x.grad[:, :, 0].abs().max() == 0  # the image latent is given, not generated
 
 
-def test_a_driving_student_attends_to_four_latents_as_the_released_one(tmp_path):
+def test_students_of_released_configurations_stream_as_the_released_ones(tmp_path):
     pairs = tmp_path / "pairs"
     pairs.mkdir()
     (pairs / "dataset.json").write_text(json.dumps({"ode": {}, "clip_frames": 9}))
@@ -267,6 +267,12 @@ def test_a_driving_student_attends_to_four_latents_as_the_released_one(tmp_path)
         assert (cfg.causal_block, cfg.causal_local) == (3, window)
         assert distill_config(step, pairs, tmp_path / "s", flags={"causal_local": 5}) \
             .causal_local == 5
+    # the foundation model's student has action modules in blocks 0-14, as the released ones
+    step = tmp_path / "mg2-foundation" / "step-000001"
+    step.mkdir(parents=True)
+    (step / checkpoint.TRAINER_JSON).write_text(json.dumps({"format": checkpoint.FORMAT, "config":
+        dataclasses.asdict(FitConfig(preset="mg2-foundation", shards="s"))}))
+    assert distill_config(step, pairs, tmp_path / "student").preset == "mg2-universal"
 
 
 class Toy(torch.nn.Module):
@@ -333,6 +339,39 @@ def student(teacher, tmp_path_factory) -> Path:
         "batch_size": 2, "steps": 4, "val_every": 0, "num_workers": 0, "progress": False,
         "checkpoint_every": 0}))
     return root / "student"
+
+
+@pytest.mark.slow
+def test_a_student_may_carry_action_modules_in_fewer_blocks_than_its_teacher(teacher, student,
+                                                                            tmp_path, capsys):
+    run = tmp_path / "half"
+    common = ["--teacher", str(teacher["teacher"]), "--pairs", str(student.parent / "pairs"),
+              "--steps", "1", "--lr", "1e-12", "--batch-size", "2", "--val-every", "0",
+              "--num-workers", "0", "--no-progress"]
+    assert training(["distill", *common, "--out", str(run), "--action-blocks", "0"]) == 0
+    assert "but for the action modules of blocks [1]" in capsys.readouterr().out
+    final = checkpoint.latest(run)
+    assert checkpoint.read_trainer(final)["model"]["action"]["blocks"] == [0]
+    ours = checkpoint.load_weights(final, ema=False)
+    start = checkpoint.load_weights(checkpoint.latest(teacher["teacher"]), ema=True)
+    assert set(start) - set(ours) == {k for k in start if k.startswith("blocks.1.action_model")}
+    assert all(torch.allclose(ours[k], start[k], atol=1e-9) for k in ours)
+    # DMD pairs it with its teacher (whose critic keeps every action module), and it plays
+    summary = train_dmd(DmdConfig(student=str(run), teacher=str(teacher["teacher"]),
+                                  shards=str(teacher["shards"]), out=str(tmp_path / "dmd"),
+                                  steps=1, batch_size=1, critic_updates=1, num_workers=0,
+                                  progress=False))
+    assert np.isfinite(summary.dmd_loss)
+    episode = sorted((teacher["raw"].parent / "episodes").glob("*/*/actions.csv"))[0].parent
+    assert training(["play", "--ckpt", str(tmp_path / "dmd"), "--image",
+                     str(episode / "video.mp4"), "--actions", str(episode), "--frames", "9",
+                     "--out", str(tmp_path / "half.mp4"), "--no-progress"]) == 0
+    # another model, or action modules the teacher lacks, cannot start from it
+    capsys.readouterr()
+    assert training(["distill", *common, "--out", str(tmp_path / "x"), "--preset",
+                     "small"]) == 2
+    assert "needs the same model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def metrics(run: Path) -> list[dict]:

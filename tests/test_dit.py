@@ -11,7 +11,14 @@ import torch
 from safetensors.torch import save_file
 
 from training.action_module import action_windows
-from training.config import PRESETS, ActionConfig, DiTConfig, get_preset
+from training.config import (
+    PRESETS,
+    ActionConfig,
+    DiTConfig,
+    get_preset,
+    same_but_action_blocks,
+    with_action_blocks,
+)
 from training.dit import WorldDiT
 from training.init_weights import init_from_wan
 from training.params import forward_flops, param_shapes
@@ -156,6 +163,18 @@ def test_mg2_presets_have_the_released_parameter_names_and_shapes(preset):
     ours = param_shapes(preset)
     assert ours["params"] == released["params"]
     assert ours["count"] == released["n_params"]
+
+
+def test_action_blocks_turn_the_foundation_model_into_the_released_students():
+    foundation = get_preset("mg2-foundation")
+    assert with_action_blocks(foundation, "0-14") == get_preset("mg2-universal")
+    assert with_action_blocks(foundation, "") == foundation
+    assert with_action_blocks(get_preset("small"), "4,0-1").action.blocks == (0, 1, 4)
+    assert same_but_action_blocks(foundation, get_preset("mg2-universal"))
+    assert not same_but_action_blocks(get_preset("mg2-universal"), get_preset("mg2-gta-drive"))
+    for bad in ("0-30", "x", "3-1", "-1"):
+        with pytest.raises(ValueError, match="action blocks"):
+            with_action_blocks(foundation, bad)
 
 
 def test_presets_build_and_are_valid():

@@ -274,6 +274,20 @@ def load_weights(path: str | Path, ema: bool = False) -> dict[str, Tensor]:
     return _load_tensors(Path(path) / (EMA_FILE if ema else MODEL_FILE))[0]
 
 
+def load_into(model: nn.Module, weights: dict[str, Tensor]) -> list[str]:
+    """Fill every tensor of ``model`` from ``weights`` (a run's, possibly of a model with more
+    action modules: a teacher's for its student) and return the names of those left out.
+    A tensor of the model that ``weights`` lacks, or holds in another shape, is an error."""
+    ours = model.state_dict()
+    missing = [n for n in ours if n not in weights]
+    shapes = [n for n in ours if n in weights and weights[n].shape != ours[n].shape]
+    if missing or shapes:
+        raise CheckpointError(f"the weights do not fit the model: {len(missing)} missing "
+                              f"{missing[:3]}, {len(shapes)} of another shape {shapes[:3]}")
+    model.load_state_dict({n: weights[n] for n in ours}, strict=True)
+    return sorted(n for n in weights if n not in ours)
+
+
 def _files(name: str) -> tuple[str, str, str]:
     """Weights, optimizer tensors and optimizer JSON of the main model ("") or a companion."""
     if not name:

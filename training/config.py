@@ -9,7 +9,7 @@ The field names follow the released ``config.json`` where one exists (noted besi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,28 @@ def get_preset(name: str) -> DiTConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def with_action_blocks(cfg: DiTConfig, blocks: str) -> DiTConfig:
+    """``cfg`` with action modules in ``blocks``: ranges and single blocks, comma-separated
+    (``"0-14"``: Matrix-Game 2.0's distilled models, half the blocks of its foundation model);
+    ``""`` keeps the preset's."""
+    if not blocks.strip():
+        return cfg
+    chosen: set[int] = set()
+    for part in blocks.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            chosen.update(range(int(first), int(last or first) + 1))
+        except ValueError:
+            raise ValueError(f"action blocks must be like 0-14 or 0,2,4, got {blocks!r}") from None
+    if not chosen or min(chosen) < 0 or max(chosen) >= cfg.num_layers:
+        raise ValueError(f"action blocks {blocks!r} must lie in 0-{cfg.num_layers - 1}")
+    return replace(cfg, action=replace(cfg.action, blocks=tuple(sorted(chosen))))
+
+
+def same_but_action_blocks(a: DiTConfig, b: DiTConfig) -> bool:
+    """Whether ``a`` and ``b`` differ at most in which blocks carry action modules: a teacher
+    and its student, which reads the same inputs and makes the same latents."""
+    return replace(a, action=replace(a.action, blocks=())) == \
+        replace(b, action=replace(b.action, blocks=()))

@@ -7,7 +7,10 @@ regressed onto each trajectory's clean end from a stored point drawn per block. 
 ``training fit`` with ``objective = "ode"``: the same config, checkpoints, exact resume, EMA,
 gradient accumulation, torchrun, progress and TensorBoard. :func:`distill_config` starts from
 the teacher's settings (preset, VAE, image encoder, action space), the pairs' clip length and
-the student defaults below; a TOML file and the flags override them.
+the student defaults below; a TOML file and the flags override them. A student may carry
+action modules in fewer blocks than its teacher (``action_blocks``, or a preset that differs
+from the teacher's only there): the released Matrix-Game 2.0 students have them in blocks 0-14
+of 30, which is what a ``mg2-foundation`` teacher's student gets (preset ``mg2-universal``).
 
 With ``--eval-every`` the student's rollouts are also compared with the teacher's
 (``eval_reference``, :mod:`training.agreement`): whether it comes to play as the teacher does.
@@ -41,6 +44,8 @@ STUDENT_DEFAULTS = {
 }
 # Presets whose released streaming model attends to another window than the default 6 latents
 LOCAL_WINDOW = {"mg2-gta-drive": 4}  # Matrix-Game 2.0's GTA driving model
+# Teachers whose released students carry action modules in fewer blocks: the student's preset
+STUDENT_PRESET = {"mg2-foundation": "mg2-universal"}  # blocks 0-14 of 30
 TEACHER_FIELDS = ("preset", "vae", "image_encoder", "action_space", "shift")
 
 
@@ -55,9 +60,12 @@ def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
     info = json.loads(dataset.read_text())
     if "ode" not in info:
         raise ValueError(f"{pairs} holds no ODE pairs; make them with training odepairs")
-    window = {"causal_local": LOCAL_WINDOW[saved["preset"]]} if saved["preset"] in LOCAL_WINDOW \
+    teacher_preset = saved["preset"]
+    window = {"causal_local": LOCAL_WINDOW[teacher_preset]} if teacher_preset in LOCAL_WINDOW \
         else {}
-    base = {**{k: saved[k] for k in TEACHER_FIELDS}, **STUDENT_DEFAULTS, **window,
+    layout = ({"preset": STUDENT_PRESET[teacher_preset]} if teacher_preset in STUDENT_PRESET
+              else {"action_blocks": saved.get("action_blocks", "")})
+    base = {**{k: saved[k] for k in TEACHER_FIELDS}, **layout, **STUDENT_DEFAULTS, **window,
             "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
             "eval_reference": str(teacher), "out": str(out)}
     given = read_toml(file, FitConfig) if file else {}

@@ -52,7 +52,7 @@ from training import checkpoint, distributed
 from training.action_design import sample_actions
 from training.action_module import action_span
 from training.causal import CausalConfig, StreamCache
-from training.config import DiTConfig
+from training.config import DiTConfig, same_but_action_blocks
 from training.data import Batch, BatchBuilder, ClipStream
 from training.dit import WorldDiT
 from training.ema import EMA
@@ -312,9 +312,10 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     critic.gradient_checkpointing = cfg.gradient_checkpointing
     precision = resolve_precision(cfg.precision, d.device)
     model_cfg: DiTConfig = student.cfg
-    if dataclasses.asdict(model_cfg) != dataclasses.asdict(teacher.cfg):
+    if not same_but_action_blocks(model_cfg, teacher.cfg):  # the critic is the teacher's
         raise ValueError(f"the student {cfg.student} and the teacher {cfg.teacher} are not the "
-                         f"same model")
+                         f"same model (they may differ only in which blocks carry action "
+                         f"modules)")
     stream = StreamConfig.recorded(s_trainer.get("stream", {}))
     causal, sigmas = stream.causal, stream.sigmas()
     run_cfg = s_trainer["config"]

@@ -60,7 +60,7 @@ from shards.location import open_shards, read_dataset
 from shards.reader import coverage_note
 from training import checkpoint, distributed
 from training.causal import CausalConfig, block_causal_mask
-from training.config import DiTConfig, get_preset
+from training.config import DiTConfig, get_preset, same_but_action_blocks, with_action_blocks
 from training.data import BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
@@ -81,7 +81,7 @@ from training.run_folder import (
     write_atomic,
 )
 from training.run_log import METRICS_FILE, RunLog
-from training.sample import LoadedRun, load_run, validation_videos
+from training.sample import LoadedRun, load_run, model_config, validation_videos
 from training.schedule import learning_rate
 
 NOISE_SEED_STRIDE = 1_000_003  # rank r draws noise from seed + (r + 1) * stride
@@ -108,6 +108,8 @@ class FitConfig:
     num_workers: int = 1  # DataLoader workers per rank (0: load in the training process)
     # --- model
     preset: str = "tiny"  # training.config.PRESETS: tiny, small, mg2-foundation, ...
+    action_blocks: str = ""  # blocks carrying an action module, e.g. 0-14 (Matrix-Game 2.0's
+    #                          distilled models: half the foundation's, faster); "" = the preset's
     init: str = ""  # Wan2.1-class DiT safetensors (file or folder) to start from
     #                 (training.init_weights; action modules stay fresh); "" = random init
     image_encoder: str = ""  # CLIP vision folder (training.image_encoder); "" = stand-in tokens
@@ -207,6 +209,11 @@ class FitConfig:
                 problems.append(str(exc))
         if self.init and self.init_run:
             problems.append("give init (a Wan checkpoint) or init_run (a run), not both")
+        if self.action_blocks:
+            try:
+                self.model_config()
+            except ValueError as exc:
+                problems.append(str(exc))
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not self.out:
@@ -217,6 +224,10 @@ class FitConfig:
             problems.append(str(exc))
         if problems:
             raise ValueError("fit config: " + "; ".join(problems))
+
+    def model_config(self) -> DiTConfig:
+        """The preset with ``action_blocks`` applied."""
+        return with_action_blocks(get_preset(self.preset), self.action_blocks)
 
     def causal(self) -> CausalConfig | None:
         """The block-causal attention of the model, or None (bidirectional)."""
@@ -268,7 +279,7 @@ def check(cfg: FitConfig) -> None:
     for name in ("eval_every", "sample_every"):
         if getattr(cfg, name) and not cfg.vae:
             raise ValueError(f"{name} needs vae: it decodes what the model makes to pixels")
-    model = get_preset(cfg.preset)
+    model = cfg.model_config()
     dataset = read_dataset(cfg.shards)
     size, multiple = dataset.get("size"), 8 * max(model.patch[1:])
     if size and (size[0] % multiple or size[1] % multiple):
@@ -287,10 +298,14 @@ def check(cfg: FitConfig) -> None:
     if cfg.init and not Path(cfg.init).exists():
         raise FileNotFoundError(f"init checkpoint {cfg.init} does not exist")
     if cfg.init_run:
-        preset = checkpoint.read_trainer(checkpoint.step_folder(cfg.init_run)).get("preset")
-        if preset != cfg.preset:
-            raise ValueError(f"init_run {cfg.init_run} is a {preset!r} model; this run's preset "
-                             f"is {cfg.preset!r}")
+        trainer = checkpoint.read_trainer(checkpoint.step_folder(cfg.init_run))
+        start = model_config(trainer["model"])
+        if not same_but_action_blocks(model, start) \
+                or not set(model.action.blocks) <= set(start.action.blocks):
+            raise ValueError(f"init_run {cfg.init_run} is a {trainer.get('preset')!r} model with "
+                             f"action modules in blocks {list(start.action.blocks)}; this run "
+                             f"needs the same model ({cfg.preset!r}), with action modules in "
+                             f"those blocks or some of them (action_blocks)")
     if cfg.objective == "ode":
         ode_sigmas(dataset, cfg.shards)
     if cfg.precision == "bf16" and cfg.device == "cpu":
@@ -335,7 +350,7 @@ def fit(cfg: FitConfig) -> FitSummary:
 
 def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     out = Path(cfg.out)
-    model_cfg: DiTConfig = get_preset(cfg.preset)
+    model_cfg: DiTConfig = cfg.model_config()
     space = get_space(cfg.action_space or model_cfg.space)
     precision = resolve_precision(cfg.precision, d.device)
     resume_from = checkpoint.latest(out) if cfg.resume else None
@@ -357,9 +372,11 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     if cfg.init_run and resume_from is None:
         start = checkpoint.step_folder(cfg.init_run)
         ema_file = (start / checkpoint.EMA_FILE).is_file()
-        model.load_state_dict(checkpoint.load_weights(start, ema=ema_file), strict=True)
+        left_out = checkpoint.load_into(model, checkpoint.load_weights(start, ema=ema_file))
         if d.master:
-            print(f"initialised from the {'EMA ' if ema_file else ''}weights of {start}")
+            blocks = sorted({int(n.split(".")[1]) for n in left_out if ".action_model." in n})
+            print(f"initialised from the {'EMA ' if ema_file else ''}weights of {start}"
+                  + (f", but for the action modules of blocks {blocks}" if blocks else ""))
     causal = cfg.causal()
     frame_mask = (None if causal is None else
                   block_causal_mask(latent_frames(cfg.frames), causal, d.device))
