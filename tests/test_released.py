@@ -109,7 +109,9 @@ def test_an_imported_streaming_model_plays_with_the_released_weights(released, t
     assert probe(out).frames == 21
     # a bidirectional import (the foundation model's kind) samples, and refuses stream flags
     bidirectional = tmp_path / "foundation"
+    bidirectional.mkdir()  # an empty folder may be the run folder
     assert training(_args(folder, data["vae"], bidirectional)) == 0
+    assert not (tmp_path / "foundation.partial").exists()
     assert checkpoint.read_trainer(checkpoint.latest(bidirectional))["stream"] == {}
     assert "bidirectional; sample it" in capsys.readouterr().out
     assert training(_args(folder, data["vae"], tmp_path / "x", "--block", "2")) == 2

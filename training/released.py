@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,8 @@ def _sha256(path: Path) -> str:
 
 def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Path:
     """Write the run folder ``cfg.out`` (see the module docstring); returns its step folder.
-    Everything is checked before anything is written; a failure leaves no folder behind."""
+    Everything is checked before anything is written, and the folder is written as
+    ``<out>.partial`` and renamed: a failure leaves nothing behind."""
     out = Path(cfg.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"run folder {out} already exists; choose another --out")
@@ -154,12 +156,15 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
                "footage": {"size": [w, h], "fps": cfg.fps or None},
                "imported": {"weights": str(Path(cfg.weights).resolve()),
                             "sha256": _sha256(Path(cfg.weights))}}
-    made = not out.exists()
+    partial = out.with_name(out.name + ".partial")  # renamed to out when complete
+    if partial.exists():
+        shutil.rmtree(partial)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG_FILE).write_text(to_toml(run_cfg))
-        return checkpoint.save_weights(out, 0, weights, trainer)
+        partial.mkdir(parents=True)
+        (partial / CONFIG_FILE).write_text(to_toml(run_cfg))
+        step = checkpoint.save_weights(partial, 0, weights, trainer)
+        os.replace(partial, out)  # an empty folder at out is replaced
     except BaseException:
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         raise
+    return out / step.relative_to(partial)
