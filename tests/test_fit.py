@@ -18,6 +18,7 @@ import pytest
 import torch
 from fit_support import REPO, shard_set, subprocess_env, write_config
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from curation.cli import main as curation
 from datagen.cli import main as datagen
@@ -355,6 +356,17 @@ def test_sample_videos_and_evaluation_without_a_vae_are_refused_up_front(data, t
             fit(FitConfig(out=str(tmp_path / name), shards=str(data["shards"]), steps=1,
                           progress=False, **{name: 1}))
         assert not (tmp_path / name).exists()
+
+
+def test_a_checkpoint_that_fits_nothing_is_refused_before_anything_is_written(data, tmp_path):
+    released = tmp_path / "mg2.safetensors"  # released Matrix-Game names: not a Wan checkpoint
+    save_file({f"model.{k}": v for k, v in WorldDiT(TINY).state_dict().items()}, released)
+    out = tmp_path / "run"
+    for init, error in ((released, "training import"), (tmp_path / "none", "no .safetensors")):
+        with pytest.raises((ValueError, FileNotFoundError), match=error):
+            fit(FitConfig(out=str(out), shards=str(data["shards"]), init=str(init), steps=1,
+                          val_every=0, progress=False))
+        assert not out.exists()
 
 
 def test_fit_refuses_to_overwrite_a_run_and_logs_every_step(data, tmp_path):

@@ -8,7 +8,7 @@ from safetensors.torch import save_file
 
 from training.config import get_preset
 from training.dit import WorldDiT
-from training.init_weights import init_from_wan, read_safetensors
+from training.init_weights import check_init, init_from_wan, read_safetensors
 
 
 @pytest.fixture
@@ -52,6 +52,7 @@ def test_original_wan_names_load_directly_and_shape_mismatches_are_reported(tmp_
     donor["text_embedding.0.weight"] = torch.zeros(64, 32)
     save_file(donor, tmp_path / "wan.safetensors")
     model = WorldDiT(get_preset("tiny"))
+    check_init(tmp_path / "wan.safetensors", get_preset("tiny"))  # names that fit: no error
     report = init_from_wan(model, tmp_path / "wan.safetensors")
     assert report.mismatched == ["patch_embedding.weight: ours [64, 36, 1, 2, 2] vs theirs "
                                  "[64, 20, 1, 2, 2]"]
@@ -61,6 +62,12 @@ def test_original_wan_names_load_directly_and_shape_mismatches_are_reported(tmp_
 
 
 def test_a_missing_checkpoint_is_a_clear_error(tmp_path):
+    released = tmp_path / "released"
+    released.mkdir()
+    save_file({f"model.{k}": v for k, v in WorldDiT(get_preset("tiny")).state_dict().items()},
+              released / "matrix-game.safetensors")  # what the released files hold
+    with pytest.raises(ValueError, match="no tensor of .* fits the model.*training import"):
+        check_init(released, get_preset("tiny"))
     with pytest.raises(FileNotFoundError, match="no .safetensors checkpoint"):
         read_safetensors(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="no .safetensors checkpoint"):

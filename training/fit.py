@@ -67,6 +67,7 @@ from training.ema import EMA
 from training.eval_report import headline
 from training.evaluate import EvalConfig, Reference, evaluate, streamed_videos
 from training.image_encoder import make_image_encoder
+from training.init_weights import check_init, init_from_wan
 from training.losses import ErrorBuffer, objective_loss, ode_sigmas, validation_loss
 from training.precision import PRECISIONS, resolve_precision
 from training.run_folder import (
@@ -295,8 +296,8 @@ def check(cfg: FitConfig) -> None:
     for name in ("vae", "image_encoder"):
         if getattr(cfg, name) and not Path(getattr(cfg, name)).is_dir():
             raise FileNotFoundError(f"{name} folder {getattr(cfg, name)} does not exist")
-    if cfg.init and not Path(cfg.init).exists():
-        raise FileNotFoundError(f"init checkpoint {cfg.init} does not exist")
+    if cfg.init:
+        check_init(cfg.init, model)
     if cfg.init_run:
         trainer = checkpoint.read_trainer(checkpoint.step_folder(cfg.init_run))
         start = model_config(trainer["model"])
@@ -364,8 +365,6 @@ def _train(cfg: FitConfig, d: distributed.Dist) -> FitSummary:
     model = WorldDiT(model_cfg).to(d.device)
     model.gradient_checkpointing = cfg.gradient_checkpointing
     if cfg.init and resume_from is None:
-        from training.init_weights import init_from_wan
-
         report = init_from_wan(model, cfg.init)
         if d.master:
             print(f"initialised from {cfg.init}:\n{report.summary()}")

@@ -22,8 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor
+
+from training.config import DiTConfig
+from training.params import build_meta
 
 # diffusers WanTransformer3DModel names -> original Wan names, applied in order.
 DIFFUSERS_TO_WAN = (
@@ -75,16 +79,35 @@ class InitReport:
         return "\n".join(lines)
 
 
-def read_safetensors(path: str | Path) -> dict[str, Tensor]:
-    """Every tensor of a ``.safetensors`` file, or of all such files in a folder."""
-    path = Path(path)
+def _files(path: Path) -> list[Path]:
     files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
     if not path.exists() or not files:
         raise FileNotFoundError(f"no .safetensors checkpoint at {path}")
+    return files
+
+
+def read_safetensors(path: str | Path) -> dict[str, Tensor]:
+    """Every tensor of a ``.safetensors`` file, or of all such files in a folder."""
     state: dict[str, Tensor] = {}
-    for f in files:
+    for f in _files(Path(path)):
         state.update(load_file(f))
     return state
+
+
+def check_init(path: str | Path, cfg: DiTConfig) -> None:
+    """Refuse, from the names alone (no tensor is read), a checkpoint of which nothing would
+    fill a model of ``cfg``."""
+    names: dict[str, None] = {}
+    for f in _files(Path(path)):
+        with safe_open(str(f), framework="pt") as opened:
+            names.update(dict.fromkeys(opened.keys()))  # noqa: SIM118 (no iteration)
+    mapped, _ = without_text(to_wan_names(names))
+    if not set(mapped) & set(build_meta(cfg).state_dict()):
+        hint = ("; released Matrix-Game 2.0 weights (names prefixed model.) become a run with "
+                "training import, to start from with init_run"
+                if all(n.startswith("model.") for n in names) else "")
+        raise ValueError(f"no tensor of {path} fits the model (names like "
+                         f"{sorted(names)[:2]}){hint}")
 
 
 def to_wan_names(state: dict[str, Tensor]) -> dict[str, Tensor]:
