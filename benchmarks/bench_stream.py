@@ -14,6 +14,7 @@ Prints the median per-block time of both and their ratio, and for the cached pat
 latency of blocks 5-15 against the last ten blocks (a flat cache keeps them equal), as markdown.
 
     python benchmarks/bench_stream.py --preset small --size 128x64 --blocks 300
+    python benchmarks/bench_stream.py --preset small --action-blocks 0-2  # half the modules
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from training.action_module import action_span
 from training.causal import CausalConfig, StreamCache, block_causal_mask
-from training.config import get_preset
+from training.config import get_preset, with_action_blocks
 from training.dit import WorldDiT
 from training.generator import StreamConfig
 
@@ -86,11 +87,13 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=300)
     parser.add_argument("--block", type=int, default=3)
     parser.add_argument("--local", type=int, default=6)
+    parser.add_argument("--action-blocks", default="",
+                        help="blocks with action modules, e.g. 0-2 (default: the preset's)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = get_preset(args.preset)
+    cfg = with_action_blocks(get_preset(args.preset), args.action_blocks)
     model = WorldDiT(cfg).eval()
     width, height = (int(v) for v in args.size.split("x"))
     h, w = height // 8, width // 8
@@ -105,11 +108,14 @@ def main() -> None:
     fps = 4 * args.block / (ms / 1000)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {args.threads} thread(s)\n")
-    print("| preset | latents/block | window | size | cached ms/block | recompute ms/block "
+    print("| preset | action blocks | latents/block | window | size | cached ms/block "
+          "| recompute ms/block "
           "| speed-up | blocks 5-15 ms | last 10 ms | late/early | frames/s (model only) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.preset} | {args.block} | {args.local} | {args.size} | {ms:.1f} | {base:.1f} "
-          f"| {base / ms:.2f}x | {early:.1f} | {late:.1f} | {late / early:.3f} | {fps:.1f} |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    blocks = f"{len(cfg.action.blocks)} of {cfg.num_layers}"
+    print(f"| {args.preset} | {blocks} | {args.block} | {args.local} | {args.size} | {ms:.1f} "
+          f"| {base:.1f} | {base / ms:.2f}x | {early:.1f} | {late:.1f} | {late / early:.3f} "
+          f"| {fps:.1f} |")
 
 
 if __name__ == "__main__":
