@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -28,7 +30,7 @@ class _Wrapper(nn.Module):
 
 
 @pytest.fixture
-def released(tmp_path) -> tuple[dict, object]:
+def released(tmp_path) -> tuple[dict[str, torch.Tensor], Path]:
     """A tiny DiT with every weight non-zero (the action projections too), saved as the
     released files are: names prefixed ``model.``, bf16, in two shards."""
     torch.manual_seed(3)
