@@ -3,7 +3,8 @@
 A command raises :class:`UsageError` for anything the user can fix; :func:`run` prints it as
 one ``<prog>: error: ...`` line with exit code 2, and turns Ctrl-C into a message and 130.
 :func:`config_flags` gives a command one ``--flag`` per field of its config dataclass, its help
-the comment beside the field (a boolean one alone means true: ``--resume``), and
+the comment beside the field (a boolean one alone means true, ``--resume``, and has a
+``--no-`` form, ``--no-progress``), and
 :func:`given_fields` collects the ones the user set, so a config, its flags and their help never
 drift.
 """

@@ -54,7 +54,7 @@ def shard_set(tmp_path_factory) -> dict[str, Path]:
 
 
 def write_config(path: Path, **values) -> Path:
-    """A fit TOML file with ``values`` (what training.fit.to_toml writes for them)."""
+    """A fit TOML file with ``values`` (what training.run_folder.to_toml writes for them)."""
     lines = [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -273,6 +273,11 @@ def test_students_of_released_configurations_stream_as_the_released_ones(tmp_pat
     (step / checkpoint.TRAINER_JSON).write_text(json.dumps({"format": checkpoint.FORMAT, "config":
         dataclasses.asdict(FitConfig(preset="mg2-foundation", shards="s"))}))
     assert distill_config(step, pairs, tmp_path / "student").preset == "mg2-universal"
+    # unless the teacher chose its own action blocks: the student keeps them
+    (step / checkpoint.TRAINER_JSON).write_text(json.dumps({"format": checkpoint.FORMAT, "config":
+        dataclasses.asdict(FitConfig(preset="mg2-foundation", shards="s", action_blocks="0-9"))}))
+    student = distill_config(step, pairs, tmp_path / "student")
+    assert (student.preset, student.action_blocks) == ("mg2-foundation", "0-9")
 
 
 class Toy(torch.nn.Module):

@@ -172,7 +172,7 @@ def test_action_blocks_turn_the_foundation_model_into_the_released_students():
     assert with_action_blocks(get_preset("small"), "4,0-1").action.blocks == (0, 1, 4)
     assert same_but_action_blocks(foundation, get_preset("mg2-universal"))
     assert not same_but_action_blocks(get_preset("mg2-universal"), get_preset("mg2-gta-drive"))
-    for bad in ("0-30", "x", "3-1", "-1"):
+    for bad in ("0-30", "x", "3-1", "-1", "5-3,7"):
         with pytest.raises(ValueError, match="action blocks"):
             with_action_blocks(foundation, bad)
 

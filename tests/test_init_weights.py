@@ -53,6 +53,9 @@ def test_original_wan_names_load_directly_and_shape_mismatches_are_reported(tmp_
     save_file(donor, tmp_path / "wan.safetensors")
     model = WorldDiT(get_preset("tiny"))
     check_init(tmp_path / "wan.safetensors", get_preset("tiny"))  # names that fit: no error
+    save_file(WorldDiT(get_preset("small")).state_dict(), tmp_path / "small.safetensors")
+    with pytest.raises(ValueError, match="a model of another size"):
+        check_init(tmp_path / "small.safetensors", get_preset("tiny"))
     report = init_from_wan(model, tmp_path / "wan.safetensors")
     assert report.mismatched == ["patch_embedding.weight: ours [64, 36, 1, 2, 2] vs theirs "
                                  "[64, 20, 1, 2, 2]"]

@@ -125,9 +125,12 @@ def with_action_blocks(cfg: DiTConfig, blocks: str) -> DiTConfig:
     for part in blocks.split(","):
         first, _, last = part.strip().partition("-")
         try:
-            chosen.update(range(int(first), int(last or first) + 1))
+            span = range(int(first), int(last or first) + 1)
         except ValueError:
             raise ValueError(f"action blocks must be like 0-14 or 0,2,4, got {blocks!r}") from None
+        if not span:
+            raise ValueError(f"action blocks {blocks!r}: {part.strip()} runs backwards")
+        chosen.update(span)
     if not chosen or min(chosen) < 0 or max(chosen) >= cfg.num_layers:
         raise ValueError(f"action blocks {blocks!r} must lie in 0-{cfg.num_layers - 1}")
     return replace(cfg, action=replace(cfg.action, blocks=tuple(sorted(chosen))))

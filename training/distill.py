@@ -63,8 +63,10 @@ def distill_config(teacher: str | Path, pairs: str | Path, out: str | Path,
     teacher_preset = saved["preset"]
     window = {"causal_local": LOCAL_WINDOW[teacher_preset]} if teacher_preset in LOCAL_WINDOW \
         else {}
-    layout = ({"preset": STUDENT_PRESET[teacher_preset]} if teacher_preset in STUDENT_PRESET
-              else {"action_blocks": saved.get("action_blocks", "")})
+    teacher_blocks = saved.get("action_blocks", "")
+    layout = ({"preset": STUDENT_PRESET[teacher_preset]}
+              if teacher_preset in STUDENT_PRESET and not teacher_blocks
+              else {"action_blocks": teacher_blocks})
     base = {**{k: saved[k] for k in TEACHER_FIELDS}, **layout, **STUDENT_DEFAULTS, **window,
             "frames": int(info["clip_frames"]), "shards": str(pairs), "init_run": str(teacher),
             "eval_reference": str(teacher), "out": str(out)}

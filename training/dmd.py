@@ -312,7 +312,9 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
     critic.gradient_checkpointing = cfg.gradient_checkpointing
     precision = resolve_precision(cfg.precision, d.device)
     model_cfg: DiTConfig = student.cfg
-    if not same_but_action_blocks(model_cfg, teacher.cfg):  # the critic is the teacher's
+    # the student may carry action modules in other blocks than the teacher (training distill
+    # gives it a subset); the critic is a copy of the teacher, so nothing else must match
+    if not same_but_action_blocks(model_cfg, teacher.cfg):
         raise ValueError(f"the student {cfg.student} and the teacher {cfg.teacher} are not the "
                          f"same model (they may differ only in which blocks carry action "
                          f"modules)")

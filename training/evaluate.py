@@ -31,9 +31,9 @@ For a trained run, on held-out clips of a shard split (``EvalConfig``):
 action space and back (``shards.action_space``; keys outside the space are 0), scored on the
 keys of the space that the probe can read (W/S/A/D, space, ctrl; shift never).
 
-:func:`evaluate` writes ``<out>/index.html`` (videos side by side with the inputs drawn, tables,
-plots, every number in the page's JSON), ``<out>/eval.json``, and TensorBoard scalars to a
-writer it is given; it returns the numbers.
+:func:`evaluate` writes ``<out>/index.html`` (:mod:`training.eval_report`: videos side by side
+with the inputs drawn, tables, plots, every number in the page's JSON), ``<out>/eval.json``,
+and TensorBoard scalars to a writer it is given; it returns the numbers.
 """
 
 from __future__ import annotations

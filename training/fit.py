@@ -115,7 +115,8 @@ class FitConfig:
     #                 (training.init_weights; action modules stay fresh); "" = random init
     image_encoder: str = ""  # CLIP vision folder (training.image_encoder); "" = stand-in tokens
     init_run: str = ""  # a training run (or step folder) whose EMA weights start the model, e.g.
-    #                     the teacher of a student (training distill); its preset must match
+    #                     the teacher of a student (training distill): the same model, or one
+    #                     with action modules in fewer of its blocks
     causal_block: int = 0  # latent frames per block-causal attention block (0: bidirectional)
     causal_local: int = 6  # latents a query sees, its own block included (training.causal)
     causal_sink: int = 0  # first latents every query also sees

@@ -95,19 +95,27 @@ def read_safetensors(path: str | Path) -> dict[str, Tensor]:
 
 
 def check_init(path: str | Path, cfg: DiTConfig) -> None:
-    """Refuse, from the names alone (no tensor is read), a checkpoint of which nothing would
-    fill a model of ``cfg``."""
-    names: dict[str, None] = {}
+    """Refuse, from its names and shapes alone (no tensor is read), a checkpoint of which
+    nothing would fill a model of ``cfg``, or that is a model of another size (more tensors of
+    its names in other shapes than in the model's)."""
+    shapes: dict[str, tuple[int, ...]] = {}
     for f in _files(Path(path)):
         with safe_open(str(f), framework="pt") as opened:
-            names.update(dict.fromkeys(opened.keys()))  # noqa: SIM118 (no iteration)
-    mapped, _ = without_text(to_wan_names(names))
-    if not set(mapped) & set(build_meta(cfg).state_dict()):
+            for name in opened.keys():  # noqa: SIM118 (safe_open has no iteration)
+                shapes[name] = tuple(opened.get_slice(name).get_shape())
+    mapped, _ = without_text(to_wan_names(shapes))
+    ours = {n: tuple(t.shape) for n, t in build_meta(cfg).state_dict().items()}
+    fit = sum(1 for n, shape in mapped.items() if ours.get(n) == shape)
+    other = sum(1 for n, shape in mapped.items() if n in ours and ours[n] != shape)
+    if not fit:
         hint = ("; released Matrix-Game 2.0 weights (names prefixed model.) become a run with "
                 "training import, to start from with init_run"
-                if all(n.startswith("model.") for n in names) else "")
+                if all(n.startswith("model.") for n in shapes) else "")
         raise ValueError(f"no tensor of {path} fits the model (names like "
-                         f"{sorted(names)[:2]}){hint}")
+                         f"{sorted(shapes)[:2]}){hint}")
+    if other > fit:
+        raise ValueError(f"{path} is a model of another size: {other} of its tensors have the "
+                         f"model's names in other shapes, {fit} fit")
 
 
 def to_wan_names(state: dict[str, Tensor]) -> dict[str, Tensor]:

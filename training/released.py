@@ -73,6 +73,8 @@ class ImportConfig:
         get_preset(self.preset)
         if self.fps < 0:
             raise ValueError(f"fps must not be negative, got {self.fps}")
+        if self.frames < 5 or (self.frames - 1) % 4:
+            raise ValueError(f"frames must be 4k+1 and at least 5, got {self.frames}")
         self.footage_size()
 
     def footage_size(self) -> tuple[int, int]:
@@ -134,19 +136,26 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
     """Write the run folder ``cfg.out`` (see the module docstring); returns its step folder.
     Everything is checked before anything is written, and the folder is written as
     ``<out>.partial`` and renamed: a failure leaves nothing behind."""
-    out = Path(cfg.out)
+    out = Path(cfg.out).absolute()
+    partial = out.with_name(out.name + ".partial")  # renamed to out when complete
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"run folder {out} already exists; choose another --out")
+    if partial.exists() and not (partial / CONFIG_FILE).is_file():
+        raise FileExistsError(f"{partial} is in the way and is not an unfinished import")
     stream = cfg.stream(stream_override or {})
-    model_cfg = get_preset(cfg.preset)
-    weights = released_weights(cfg.weights, cfg.preset)
-    vae = WanVAE.load(cfg.vae)
-    images = make_image_encoder(model_cfg, cfg.image_encoder or None)
     causal = {} if stream is None else {"causal_block": stream.block,
                                         "causal_local": stream.local,
                                         "causal_sink": stream.sink}
-    run_cfg = FitConfig(out=str(out), preset=cfg.preset, vae=cfg.vae,
+    run_cfg = FitConfig(out=cfg.out, preset=cfg.preset, vae=cfg.vae,
                         image_encoder=cfg.image_encoder, frames=cfg.frames, **causal)
+    for name in ("vae", "image_encoder"):
+        if getattr(cfg, name) and not Path(getattr(cfg, name)).is_dir():
+            raise FileNotFoundError(f"--{name.replace('_', '-')} folder {getattr(cfg, name)} "
+                                    f"does not exist")
+    model_cfg = get_preset(cfg.preset)
+    vae = WanVAE.load(cfg.vae)
+    images = make_image_encoder(model_cfg, cfg.image_encoder or None)
+    weights = released_weights(cfg.weights, cfg.preset)
     w, h = cfg.footage_size()
     recorded = {} if stream is None else {k: v for k, v in dataclasses.asdict(stream).items()
                                           if k in ("block", "local", "sink", "timesteps", "shift")}
@@ -156,8 +165,7 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
                "footage": {"size": [w, h], "fps": cfg.fps or None},
                "imported": {"weights": str(Path(cfg.weights).resolve()),
                             "sha256": _sha256(Path(cfg.weights))}}
-    partial = out.with_name(out.name + ".partial")  # renamed to out when complete
-    if partial.exists():
+    if partial.exists():  # an import that did not finish
         shutil.rmtree(partial)
     try:
         partial.mkdir(parents=True)
