@@ -29,7 +29,7 @@ from training.generator import StreamConfig
 from training.ode_pairs import PairsConfig, make_pairs
 from training.params import param_shapes
 from training.play import play, play_interactive
-from training.released import ImportConfig, import_weights
+from training.released import PLAY_SETTINGS, ImportConfig, import_weights
 from training.run_folder import CONFIG_FILE, EVAL_DIR, read_toml
 from training.sample import SamplerConfig, load_run, sample_video
 from training.vae_train import VaeConfig, train_vae
@@ -53,9 +53,6 @@ def _inspect(args: argparse.Namespace) -> int:
               f"keyboard {cfg.action.keyboard_dim} keys, mouse {cfg.action.mouse}, "
               f"action space {cfg.space}")
     return 0
-
-
-IMPORT_STREAM_SKIP = ("seed", "precision")  # play-time settings, not the model's
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -256,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="a run folder from released Matrix-Game 2.0 weights")
     config_flags(imp, ImportConfig, "import (ImportConfig; see docs/training.md)")
     config_flags(imp, StreamConfig, "streaming settings to record (default: as released)",
-                 skip=IMPORT_STREAM_SKIP)
+                 skip=PLAY_SETTINGS)
 
     vae = sub.add_parser("vae", help="train a Wan VAE from scratch on shards")
     vae.add_argument("shards", help="shard folder (curation filter output), or its URL")

@@ -47,6 +47,7 @@ RELEASED_STREAMS = {
     "mg2-gta-drive": StreamConfig(local=4),
     "mg2-templerun": StreamConfig(timesteps=(1000.0, 750.0, 500.0, 250.0)),
 }
+PLAY_SETTINGS = ("seed", "precision")  # StreamConfig fields of a session, not of the model
 RELEASED_SIZE = "640x352"  # the released models' frames (width x height)
 RELEASED_FRAMES = 57  # the foundation model's training clips
 
@@ -158,7 +159,7 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
     weights = released_weights(cfg.weights, cfg.preset)
     w, h = cfg.footage_size()
     recorded = {} if stream is None else {k: v for k, v in dataclasses.asdict(stream).items()
-                                          if k in ("block", "local", "sink", "timesteps", "shift")}
+                                          if k not in PLAY_SETTINGS}
     trainer = {"config": dataclasses.asdict(run_cfg), "vae": vae.identity,
                "image_encoder": images.identity, "preset": cfg.preset,
                "model": dataclasses.asdict(model_cfg), "stream": recorded,
