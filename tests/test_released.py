@@ -140,3 +140,18 @@ def test_a_bad_import_writes_nothing(released, tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert training(_args(folder, vae, tmp_path / "r", "--size", "60x32")) == 2
     assert "multiples of 16" in capsys.readouterr().err
+
+
+def test_an_import_that_fails_while_writing_leaves_nothing(released, tmp_path, tmp_path_factory,
+                                                           monkeypatch):
+    _, folder = released
+    data = shard_set(tmp_path_factory)
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_weights", full_disk)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left"):
+        training(_args(folder, data["vae"], out))
+    assert not out.exists() and not (tmp_path / "run.partial").exists()
