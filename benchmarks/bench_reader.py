@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from datagen.cli import main as datagen
+from datagen.command import parse_size
 from datagen.episode import KEY_COLUMNS, KEYS, find_episodes, read_episode
 from datagen.video import H264Writer, read_frames
 from shards import clip_dataset
@@ -120,7 +121,7 @@ def main() -> None:
     parser.add_argument("--per-shard", type=int, default=8)
     parser.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
     args = parser.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory() as tmp:
         urls = make_shards(Path(tmp), args.clips, args.clip_frames, width, height,
                            args.per_shard)

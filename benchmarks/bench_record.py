@@ -27,6 +27,7 @@ from datagen.builtin.navmesh import NavMesh
 from datagen.builtin.record import RecordConfig, episode_seed, record_episode
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import build_world
+from datagen.command import parse_size
 from datagen.episode import COLUMNS, KEY_COLUMNS
 from datagen.episode_writer import format_cell
 from datagen.planner import PROFILES
@@ -134,7 +135,7 @@ def main() -> None:
     parser.add_argument("--max-streams", type=int, default=None,
                         help="largest stream count tried (default: usable cores + 1)")
     args = parser.parse_args()
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = parse_size(args.size)
     cfg = RecordConfig(scene=args.scene, frames=args.frames, width=w, height=h)
     cores = usable_cores()
     with tempfile.TemporaryDirectory() as tmp:

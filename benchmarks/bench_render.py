@@ -15,6 +15,7 @@ import numpy as np
 
 from datagen.builtin.render import Renderer
 from datagen.builtin.scenes import SCENES, build_world
+from datagen.command import parse_size
 from datagen.rotation import quat_from_ypr
 
 
@@ -60,7 +61,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scenes", default=",".join(SCENES))
     args = ap.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     rows = [bench(s, args.seed, args.frames, width, height, args.backend)
             for s in args.scenes.split(",")]
     print(f"renderer: {rows[0]['renderer']}, {width}x{height}, {args.frames} frames, "

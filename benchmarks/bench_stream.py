@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from datagen.command import parse_size
 from training.action_module import action_span
 from training.causal import CausalConfig, StreamCache, block_causal_mask
 from training.config import get_preset, with_action_blocks
@@ -95,7 +96,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = with_action_blocks(get_preset(args.preset), args.action_blocks)
     model = WorldDiT(cfg).eval()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     h, w = height // 8, width // 8
     image = torch.randn(1, cfg.image_tokens, cfg.image_dim)
     stream = StreamConfig(block=args.block, local=args.local)

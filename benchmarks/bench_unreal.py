@@ -34,6 +34,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "ue_plugin" / "Content" / "Pytho
 
 import unreal_double  # noqa: E402
 
+from datagen.command import parse_size  # noqa: E402
 from datagen.unreal.config import Job, UnrealConfig  # noqa: E402
 
 
@@ -93,7 +94,7 @@ def main() -> None:
     p.add_argument("--size", default="640x360")
     p.add_argument("--frames", type=int, default=300)
     args = p.parse_args()
-    width, height = (int(v) for v in args.size.split("x"))
+    width, height = parse_size(args.size)
     with tempfile.TemporaryDirectory() as tmp:
         per = run(width, height, args.frames, Path(tmp))
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, "

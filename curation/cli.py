@@ -19,7 +19,7 @@ from curation.annotate import AnnotateConfig
 from curation.config import FilterConfig
 from curation.pipeline import DECODE_ONCE_BYTES
 from curation.shardwriter import DATASET_FILE
-from datagen.command import UsageError, config_flags, given_fields, run
+from datagen.command import UsageError, config_flags, given_fields, parse_size, run
 from datagen.storage import download_tree, is_url, upload_tree
 
 EXIT_REJECTS = 1  # --strict and something was rejected
@@ -29,10 +29,9 @@ def _config(args: argparse.Namespace) -> FilterConfig:
     values = given_fields(args, FilterConfig)
     if args.size:
         try:
-            values["width"], values["height"] = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise UsageError(f"--size expects WIDTHxHEIGHT like 640x360, got {args.size!r}") \
-                from None
+            values["width"], values["height"] = parse_size(args.size)
+        except ValueError as exc:
+            raise UsageError(f"--size {exc}") from None
     try:
         return FilterConfig(**values)
     except ValueError as exc:

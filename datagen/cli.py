@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from datagen.backend import BACKENDS
-from datagen.command import UsageError, run
+from datagen.command import UsageError, parse_size, run
 from datagen.planner import DEFAULT_PROFILE, PROFILES
 from datagen.storage import is_url
 from datagen.unreal import commands as unreal_commands
@@ -32,10 +32,9 @@ MAX_SIZE = (7680, 4320)  # 8K: far beyond training sizes, well inside what the r
 
 def _size(text: str) -> tuple[int, int]:
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected WIDTHxHEIGHT like 640x360, got {text!r}") from None
+        w, h = parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not (16 <= w <= MAX_SIZE[0] and 16 <= h <= MAX_SIZE[1]):
         raise argparse.ArgumentTypeError(
             f"size must be between 16x16 and {MAX_SIZE[0]}x{MAX_SIZE[1]}, got {w}x{h}")

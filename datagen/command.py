@@ -6,7 +6,7 @@ one ``<prog>: error: ...`` line with exit code 2, and turns Ctrl-C into a messag
 the comment beside the field (a boolean one alone means true, ``--resume``, and has a
 ``--no-`` form, ``--no-progress``), and
 :func:`given_fields` collects the ones the user set, so a config, its flags and their help never
-drift.
+drift; :func:`parse_size` reads the ``WIDTHxHEIGHT`` of every ``--size``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(Exception):
     """A problem with what the user asked for; printed without a traceback."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"640x360"`` -> ``(640, 360)``: the WIDTHxHEIGHT every ``--size`` takes; ValueError
+    otherwise (so it also serves as an argparse ``type``)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected WIDTHxHEIGHT like 640x360, got {text!r}") from None
+    return width, height
 
 
 def run(parser: argparse.ArgumentParser, commands: dict[str, Callable[[argparse.Namespace], int]],

@@ -15,6 +15,7 @@ from training.config import (
     PRESETS,
     ActionConfig,
     DiTConfig,
+    block_ranges,
     get_preset,
     same_but_action_blocks,
     with_action_blocks,
@@ -170,6 +171,8 @@ def test_action_blocks_turn_the_foundation_model_into_the_released_students():
     assert with_action_blocks(foundation, "0-14") == get_preset("mg2-universal")
     assert with_action_blocks(foundation, "") == foundation
     assert with_action_blocks(get_preset("small"), "4,0-1").action.blocks == (0, 1, 4)
+    assert block_ranges((0, 1, 4)) == "0-1,4"
+    assert block_ranges(get_preset("mg2-universal").action.blocks) == "0-14"
     assert same_but_action_blocks(foundation, get_preset("mg2-universal"))
     assert not same_but_action_blocks(get_preset("mg2-universal"), get_preset("mg2-gta-drive"))
     for bad in ("0-30", "x", "3-1", "-1", "5-3,7"):

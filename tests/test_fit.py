@@ -103,6 +103,18 @@ def test_resume_starts_from_the_saved_config_and_refuses_other_settings(tmp_path
         check_run_folder(dataclasses.replace(cfg, lr=0.001), RESUMABLE)
 
 
+def test_resume_compares_action_blocks_not_their_spelling(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = FitConfig(out=str(out), preset="small", action_blocks="0-2")
+    (out / "config.toml").write_text(to_toml(saved))
+    check_run_folder(FitConfig(out=str(out), preset="small", resume=True,
+                               action_blocks="2, 0,1"), RESUMABLE)
+    with pytest.raises(ValueError, match="action_blocks: '0-2' -> '0-1,3'"):
+        check_run_folder(FitConfig(out=str(out), preset="small", resume=True,
+                                   action_blocks="0,1,3"), RESUMABLE)
+
+
 # --- schedule and EMA ---------------------------------------------------------------------------
 
 

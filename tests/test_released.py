@@ -126,7 +126,7 @@ def test_a_bad_import_writes_nothing(released, tmp_path, capsys):
     vae = tmp_path / "no-vae"
     out = tmp_path / "run"
     assert training(_args(folder, vae, out)) == 2
-    assert "--vae folder" in capsys.readouterr().err and not out.exists()
+    assert "VAE folder" in capsys.readouterr().err and not out.exists()
     assert training(_args(folder, vae, out, "--frames", "10")) == 2
     assert "4k+1" in capsys.readouterr().err
     (tmp_path / "run.partial").write_text("not ours")

@@ -136,6 +136,18 @@ def with_action_blocks(cfg: DiTConfig, blocks: str) -> DiTConfig:
     return replace(cfg, action=replace(cfg.action, blocks=tuple(sorted(chosen))))
 
 
+def block_ranges(blocks: tuple[int, ...]) -> str:
+    """Sorted block indices written as :func:`with_action_blocks` reads them, runs as ranges:
+    ``(0, 1, 2, 4)`` -> ``"0-2,4"``."""
+    runs: list[list[int]] = []
+    for block in sorted(blocks):
+        if runs and block == runs[-1][1] + 1:
+            runs[-1][1] = block
+        else:
+            runs.append([block, block])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def same_but_action_blocks(a: DiTConfig, b: DiTConfig) -> bool:
     """Whether ``a`` and ``b`` differ at most in which blocks carry action modules: a teacher
     and its student, which reads the same inputs and makes the same latents."""

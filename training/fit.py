@@ -60,7 +60,13 @@ from shards.location import open_shards, read_dataset
 from shards.reader import coverage_note
 from training import checkpoint, distributed
 from training.causal import CausalConfig, block_causal_mask
-from training.config import DiTConfig, get_preset, same_but_action_blocks, with_action_blocks
+from training.config import (
+    DiTConfig,
+    block_ranges,
+    get_preset,
+    same_but_action_blocks,
+    with_action_blocks,
+)
 from training.data import BatchBuilder, ClipStream, fixed_batches, latent_frames
 from training.dit import WorldDiT
 from training.ema import EMA
@@ -212,8 +218,9 @@ class FitConfig:
         if self.init and self.init_run:
             problems.append("give init (a Wan checkpoint) or init_run (a run), not both")
         if self.action_blocks:
-            try:
-                self.model_config()
+            try:  # one spelling of the same blocks, so a resume compares blocks, not text
+                blocks = self.model_config().action.blocks
+                object.__setattr__(self, "action_blocks", block_ranges(blocks))
             except ValueError as exc:
                 problems.append(str(exc))
         if self.device not in ("auto", "cpu", "cuda"):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from datagen.command import parse_size
 from training import checkpoint
 from training.config import get_preset
 from training.fit import FitConfig
@@ -79,10 +80,7 @@ class ImportConfig:
         self.footage_size()
 
     def footage_size(self) -> tuple[int, int]:
-        try:
-            w, h = (int(v) for v in self.size.lower().split("x"))
-        except ValueError:
-            raise ValueError(f"size must be WIDTHxHEIGHT, got {self.size!r}") from None
+        w, h = parse_size(self.size)
         if w <= 0 or h <= 0 or w % 16 or h % 16:
             raise ValueError(f"size {self.size}: both sides must be positive multiples of 16 "
                              f"(the VAE's 8 times the 2x2 patch)")
@@ -149,10 +147,6 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
                                         "causal_sink": stream.sink}
     run_cfg = FitConfig(out=cfg.out, preset=cfg.preset, vae=cfg.vae,
                         image_encoder=cfg.image_encoder, frames=cfg.frames, **causal)
-    for name in ("vae", "image_encoder"):
-        if getattr(cfg, name) and not Path(getattr(cfg, name)).is_dir():
-            raise FileNotFoundError(f"--{name.replace('_', '-')} folder {getattr(cfg, name)} "
-                                    f"does not exist")
     model_cfg = get_preset(cfg.preset)
     vae = WanVAE.load(cfg.vae)
     images = make_image_encoder(model_cfg, cfg.image_encoder or None)
