@@ -252,6 +252,9 @@ def test_typed_keys_become_the_next_blocks_held_inputs():
     window = parse(key_bytes("Left", "") + key_bytes("w", "\x17") + key_bytes("a", "A"))
     assert window.turns == {"left": 1} and window.keys == {"w", "ctrl", "a", "shift"}
     assert parse(key_bytes("q", "q")).quit and not parse(key_bytes("Shift_L", "")).keys
+    # application cursor mode arrows, capital I J K L (caps lock), and c to crouch in place
+    typed = parse(b"\x1bOC\x1bOAJKc")
+    assert typed.turns == {"right": 1, "up": 1, "left": 1, "down": 1} and typed.keys == {"ctrl"}
 
 
 class PlaySession:

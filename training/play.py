@@ -39,8 +39,8 @@ from training.play_window import open_window
 from training.sample import LoadedRun, load_image, read_action_file, write_inputs
 from training.terminal_input import TerminalInput, Typed, block_actions, parse
 
-HELP = ("keys: w a s d move (W A S D sprint, ^W ^A ^S ^D crouch), space jumps, arrows or "
-        "j l turn, i k look, q quits; what you type while a block plays drives the next")
+HELP = ("keys: w a s d move (W A S D sprint, ^W ^A ^S ^D crouch), c crouches, space jumps, "
+        "arrows or j l turn, i k look, q quits; what you type while a block plays drives the next")
 
 
 @dataclass

@@ -5,9 +5,11 @@ A terminal reports key presses, not key releases, so what was typed while a bloc
 generated is held for the whole of the next block:
 
 - ``w a s d``: the movement keys; upper case (``W A S D``) adds shift (sprint), and Ctrl with
-  the letter (``^W ^A ^S ^D``) adds ctrl (crouch);
+  the letter (``^W ^A ^S ^D``) adds ctrl (crouch); ``c`` crouches in place (a terminal sends
+  nothing for shift or Ctrl pressed alone);
 - space: a jump (space held for the block's first ``jump_frames`` frames);
-- arrow keys or ``j l`` turn left and right, ``i k`` look up and down: each press adds
+- arrow keys (either cursor mode) or ``j l`` turn left and right, ``i k`` look up and down
+  (either case): each press adds
   ``turn_deg_s`` (or ``look_deg_s``) to the block's constant turn, up to ``max_presses`` presses;
 - ``q`` (or Ctrl-C) ends the session.
 
@@ -33,6 +35,7 @@ from datagen.episode import KEYS
 
 ARROWS = {b"\x1b[A": "up", b"\x1b[B": "down", b"\x1b[C": "right", b"\x1b[D": "left"}
 ARROW_KEYSYMS = {name.capitalize(): seq for seq, name in ARROWS.items()}  # Tk's Up, Down, ...
+ARROWS |= {b"\x1bO" + seq[2:]: name for seq, name in ARROWS.items()}  # application cursor mode
 LETTERS = {"j": "left", "l": "right", "i": "up", "k": "down"}
 CTRL = {0x17: "w", 0x01: "a", 0x13: "s", 0x04: "d"}  # ^W ^A ^S ^D
 
@@ -72,8 +75,11 @@ def parse(data: bytes) -> Typed:
             typed.keys.update((CTRL[byte], "ctrl"))
         elif char == " ":
             typed.keys.add("space")
-        elif char in LETTERS:
-            typed.turns[LETTERS[char]] = typed.turns.get(LETTERS[char], 0) + 1
+        elif char in "cC":
+            typed.keys.add("ctrl")
+        elif char.lower() in LETTERS:
+            turn = LETTERS[char.lower()]
+            typed.turns[turn] = typed.turns.get(turn, 0) + 1
         i += 1
     return typed
 
