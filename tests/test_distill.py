@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -28,10 +29,17 @@ from training.cli import main as training
 from training.conditioning import condition_video
 from training.data import Batch
 from training.distill import distill_config
-from training.dmd import DmdConfig, dmd_loss, real_score, score_noise, train_dmd
+from training.dmd import (
+    DmdConfig,
+    critic_objective,
+    dmd_loss,
+    real_score,
+    score_noise,
+    train_dmd,
+)
 from training.evaluate import held_out_clips
 from training.fit import FitConfig, fit
-from training.flow import ode_grid
+from training.flow import ode_grid, to_x0
 from training.losses import ode_loss
 from training.ode_pairs import PairsConfig, make_pairs
 from training.sample import SamplerConfig, denoise, load_run
@@ -331,6 +339,60 @@ def test_dmd_moves_a_toy_student_to_its_teachers_distribution(start, close):
         dmd_loss(x, fake, real).backward()
         optimizer.step()
     assert close(a.item(), b.item()), (a.item(), b.item())
+
+
+def gaussian_v(x_t: torch.Tensor, sigma: torch.Tensor, mean: torch.Tensor,
+               std: torch.Tensor) -> torch.Tensor:
+    """The velocity a model of ``N(mean, std^2)`` predicts (kept finite at the clean frame 0,
+    which no loss counts)."""
+    s = sigma[:, None, :, None, None].clamp_min(1e-6)
+    return (x_t - gaussian_x0(x_t, sigma, mean, std)) / s
+
+
+def two_player_dmd(start: tuple[float, float], critic_updates: int, seed: int = 0
+                   ) -> tuple[float, float, float, float]:
+    """DMD's two players as ``training dmd`` runs them, on Gaussians: per student update,
+    ``critic_updates`` flow-matching updates of the critic on fresh student samples
+    (``critic_objective``), then the student's update from the critic's and the teacher's clean
+    latents (``dmd_loss``). The teacher is a perfect model of N(2, 0.5^2); the critic a model
+    N(mu, s^2) that starts as the teacher, as the real critic starts as the teacher's copy;
+    the student x = a + b z starts at ``start``. Returns the final a, |b|, mu, |s| (signs are
+    no matter: z is symmetric)."""
+    cfg = DmdConfig(student="s", teacher="t", shards="d", out="o")
+    a, b = (torch.tensor(v, requires_grad=True) for v in start)
+    mu, s = torch.tensor(2.0, requires_grad=True), torch.tensor(0.5, requires_grad=True)
+    student_opt = torch.optim.Adam([a, b], lr=0.01)
+    critic_opt = torch.optim.Adam([mu, s], lr=0.05)
+    teacher = torch.tensor(2.0), torch.tensor(0.5)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(1000):
+        for _ in range(critic_updates):
+            x = (a + b * torch.randn(256, 1, 2, 1, 1, generator=g)).detach()
+            x_t, sigma, noise = score_noise(x, cfg, 5.0, g)
+            critic_opt.zero_grad()
+            critic_objective(gaussian_v(x_t, sigma, mu, s), x, noise).backward()
+            critic_opt.step()
+        x = a + b * torch.randn(256, 1, 2, 1, 1, generator=g)
+        x_t, sigma, _ = score_noise(x.detach(), cfg, 5.0, g)
+        with torch.no_grad():
+            fake = to_x0(x_t, gaussian_v(x_t, sigma, mu, s), sigma)
+            real = to_x0(x_t, gaussian_v(x_t, sigma, *teacher), sigma)
+        student_opt.zero_grad()
+        dmd_loss(x, fake, real).backward()
+        student_opt.step()
+    return a.item(), abs(b.item()), mu.item(), abs(s.item())
+
+
+@pytest.mark.parametrize("start", [(1.0, 0.5), (2.0, 2.0), (2.0, 0.1)])
+def test_a_critic_trained_on_the_students_rollouts_leads_it_to_the_teacher(start):
+    def distance(mean: float, std: float) -> float:  # 2-Wasserstein, to N(2, 0.5^2)
+        return math.hypot(mean - 2.0, std - 0.5)
+
+    a, b, mu, s = two_player_dmd(start, critic_updates=5)
+    assert distance(a, b) < 0.4 * distance(*start), (a, b)  # the student nears the teacher
+    assert math.hypot(mu - a, s - b) < 0.15, (a, b, mu, s)  # the critic follows the student
+    # a critic that is not trained stays the teacher: no gradient, and the student stays put
+    assert two_player_dmd(start, critic_updates=0)[:2] == pytest.approx(start)
 
 
 @pytest.fixture(scope="module")
