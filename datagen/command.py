@@ -30,7 +30,7 @@ class UsageError(Exception):
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"640x360"`` -> ``(640, 360)``: the WIDTHxHEIGHT every ``--size`` takes; ValueError
-    otherwise (so it also serves as an argparse ``type``)."""
+    with the expected form otherwise."""
     try:
         width, height = (int(v) for v in text.lower().split("x"))
     except ValueError:
