@@ -22,7 +22,6 @@ foundation model is a teacher for ``training odepairs``, ``distill`` and ``dmd``
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from training.image_encoder import make_image_encoder
 from training.init_weights import read_safetensors
 from training.params import build_meta
 from training.run_folder import CONFIG_FILE, to_toml
-from training.vae import WanVAE
+from training.vae import WanVAE, weights_sha256
 
 WRAPPER_PREFIX = "model."  # the released inference's wrapper holds the DiT as `model`
 # the distilled releases' streaming settings (reference part B); mg2-foundation is bidirectional
@@ -121,16 +120,6 @@ def released_weights(path: str | Path, preset: str) -> dict[str, Tensor]:
     return {name: state[name].float() for name in expected}
 
 
-def _sha256(path: Path) -> str:
-    files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
-    digest = hashlib.sha256()
-    for file in files:
-        with file.open("rb") as f:
-            while chunk := f.read(1 << 24):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Path:
     """Write the run folder ``cfg.out`` (see the module docstring); returns its step folder.
     Everything is checked before anything is written, and the folder is written as
@@ -159,7 +148,7 @@ def import_weights(cfg: ImportConfig, stream_override: dict | None = None) -> Pa
                "model": dataclasses.asdict(model_cfg), "stream": recorded,
                "footage": {"size": [w, h], "fps": cfg.fps or None},
                "imported": {"weights": str(Path(cfg.weights).resolve()),
-                            "sha256": _sha256(Path(cfg.weights))}}
+                            "sha256": weights_sha256(Path(cfg.weights))}}
     if partial.exists():  # an import that did not finish
         shutil.rmtree(partial)
     try:

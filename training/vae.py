@@ -82,10 +82,11 @@ def vae_folder(path: str | Path) -> Path:
                    f"'training vae' run)")
 
 
-def weights_sha256(folder: Path) -> str:
-    """sha256 of the weights: of the file when there is one (what ``sha256sum`` prints), else
-    of the lines ``<name> <sha256>`` of the sorted files."""
-    files = sorted(folder.glob(WEIGHTS_GLOB))
+def weights_sha256(path: Path) -> str:
+    """sha256 of the weights in ``path``, a safetensors file or a folder of them: of the file
+    when there is one (what ``sha256sum`` prints), else of the lines ``<name> <sha256>`` of the
+    sorted files."""
+    files = [path] if path.is_file() else sorted(path.glob(WEIGHTS_GLOB))
     digests = []
     for file in files:
         h = hashlib.sha256()
