@@ -29,6 +29,8 @@ from torch import Tensor
 from training.config import DiTConfig
 from training.params import build_meta
 
+WRAPPER_PREFIX = "model."  # released Matrix-Game 2.0 names: its inference wrapper's `model`
+
 # diffusers WanTransformer3DModel names -> original Wan names, applied in order.
 DIFFUSERS_TO_WAN = (
     (r"^scale_shift_table$", "head.modulation"),
@@ -110,7 +112,7 @@ def check_init(path: str | Path, cfg: DiTConfig) -> None:
     if not fit:
         hint = ("; released Matrix-Game 2.0 weights (names prefixed model.) become a run with "
                 "training import, to start from with init_run"
-                if all(n.startswith("model.") for n in shapes) else "")
+                if all(n.startswith(WRAPPER_PREFIX) for n in shapes) else "")
         raise ValueError(f"no tensor of {path} fits the model (names like "
                          f"{sorted(shapes)[:2]}){hint}")
     if other > fit:

@@ -35,12 +35,11 @@ from training.config import get_preset
 from training.fit import FitConfig
 from training.generator import StreamConfig
 from training.image_encoder import make_image_encoder
-from training.init_weights import read_safetensors
+from training.init_weights import WRAPPER_PREFIX, read_safetensors
 from training.params import build_meta
 from training.run_folder import CONFIG_FILE, to_toml
 from training.vae import WanVAE, weights_sha256
 
-WRAPPER_PREFIX = "model."  # the released inference's wrapper holds the DiT as `model`
 # the distilled releases' streaming settings (reference part B); mg2-foundation is bidirectional
 RELEASED_STREAMS = {
     "mg2-universal": StreamConfig(),
