@@ -31,7 +31,6 @@ from training.data import Batch
 from training.distill import distill_config
 from training.dmd import (
     DmdConfig,
-    critic_objective,
     dmd_loss,
     real_score,
     score_noise,
@@ -40,7 +39,7 @@ from training.dmd import (
 from training.evaluate import held_out_clips
 from training.fit import FitConfig, fit
 from training.flow import ode_grid, to_x0
-from training.losses import ode_loss
+from training.losses import ode_loss, velocity_loss
 from training.ode_pairs import PairsConfig, make_pairs
 from training.sample import SamplerConfig, denoise, load_run
 
@@ -353,7 +352,7 @@ def two_player_dmd(start: tuple[float, float], critic_updates: int, seed: int = 
                    ) -> tuple[float, float, float, float]:
     """DMD's two players as ``training dmd`` runs them, on Gaussians: per student update,
     ``critic_updates`` flow-matching updates of the critic on fresh student samples
-    (``critic_objective``), then the student's update from the critic's and the teacher's clean
+    (``velocity_loss``), then the student's update from the critic's and the teacher's clean
     latents (``dmd_loss``). The teacher is a perfect model of N(2, 0.5^2); the critic a model
     N(mu, s^2) that starts as the teacher, as the real critic starts as the teacher's copy;
     the student x = a + b z starts at ``start``. Returns the final a, |b|, mu, |s| (signs are
@@ -370,7 +369,7 @@ def two_player_dmd(start: tuple[float, float], critic_updates: int, seed: int = 
             x = (a + b * torch.randn(256, 1, 2, 1, 1, generator=g)).detach()
             x_t, sigma, noise = score_noise(x, cfg, 5.0, g)
             critic_opt.zero_grad()
-            critic_objective(gaussian_v(x_t, sigma, mu, s), x, noise).backward()
+            velocity_loss(gaussian_v(x_t, sigma, mu, s), x, noise).backward()
             critic_opt.step()
         x = a + b * torch.randn(256, 1, 2, 1, 1, generator=g)
         x_t, sigma, _ = score_noise(x.detach(), cfg, 5.0, g)

@@ -59,9 +59,10 @@ from training.ema import EMA
 from training.eval_report import headline
 from training.evaluate import EvalConfig, Reference, evaluate, held_out_clips
 from training.fit import make_optimizer
-from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0, velocity_target
+from training.flow import NUM_TIMESTEPS, add_noise, shift_sigma, to_x0
 from training.generator import Generator, StreamConfig
 from training.image_encoder import make_image_encoder
+from training.losses import velocity_loss
 from training.precision import PRECISIONS, autocast, resolve_precision
 from training.run_folder import (
     CONFIG_FILE,
@@ -231,12 +232,6 @@ def dmd_loss(x: Tensor, fake_x0: Tensor, real_x0: Tensor) -> Tensor:
         scale = (x - real_x0).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-8)
         target = x - (fake_x0 - real_x0) / scale
     return 0.5 * F.mse_loss(x[:, :, 1:], target[:, :, 1:])
-
-
-def critic_objective(v: Tensor, x: Tensor, noise: Tensor) -> Tensor:
-    """The critic's flow-matching loss: its velocity ``v`` for the student's latents ``x``
-    noised with ``noise`` (:func:`score_noise`) against the true one, over frames 1..F-1."""
-    return F.mse_loss(v[:, :, 1:], velocity_target(x, noise)[:, :, 1:])
 
 
 @torch.no_grad()
@@ -416,7 +411,7 @@ def _train(cfg: DmdConfig, d: distributed.Dist) -> DmdSummary:
         with autocast(d.device, precision):
             v = critic(x_t, sigma * NUM_TIMESTEPS, batch.cond, batch.image, batch.keyboard,
                        batch.mouse)
-        return critic_objective(v, x, noise)
+        return velocity_loss(v, x, noise)
 
     def generator_loss() -> Tensor:
         """The DMD loss of a rollout with gradients at its exit step."""

@@ -76,6 +76,13 @@ class ErrorBuffer:
         self.filled, self.next = meta["filled"], meta["next"]
 
 
+def velocity_loss(v: Tensor, x0: Tensor, noise: Tensor) -> Tensor:
+    """Flow matching: the velocity ``v`` predicted for ``x0`` noised with ``noise`` against the
+    true one, over frames 1..F-1 (frame 0 is the given image). ``training fit``'s loss, and the
+    DMD critic's on the student's rollouts."""
+    return F.mse_loss(v[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
+
+
 def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.Generator, *,
               precision: str = "fp32", train: bool = True,
               errors: ErrorBuffer | None = None, frame_mask: Tensor | None = None,
@@ -116,7 +123,7 @@ def flow_loss(model: nn.Module, batch: Batch, cfg: FitConfig, generator: torch.G
         v = model(x_t, sigma * NUM_TIMESTEPS, batch.cond, image, keyboard, mouse,
                   frame_mask=frame_mask)
     v = v.float()
-    loss = F.mse_loss(v[:, :, 1:], velocity_target(x0, noise)[:, :, 1:])
+    loss = velocity_loss(v, x0, noise)
     residuals = (to_x0(x_t, v.detach(), sigma) - x0)[:, :, 1:]
     return loss, residuals.transpose(1, 2).flatten(0, 1)
 
